@@ -1,0 +1,8 @@
+//! The customer chat: websocket protocol, live sessions, and answering.
+
+pub mod protocol;
+pub mod responder;
+mod session;
+pub mod ws;
+
+pub use session::{LiveSession, Opened, SessionHub};

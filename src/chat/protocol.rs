@@ -1,0 +1,340 @@
+//! Websocket protocol v1: JSON text frames with a `type` field.
+//! `docs/protocol.md` documents every frame; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::knowledge::Citation;
+use crate::storage::{ReplyKind, Role, StoredMessage};
+
+/// Longest accepted client message id.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// Stable error codes; clients may switch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON.
+    InvalidJson,
+    /// The frame is JSON but not an object with a string `type`, or its fields are wrong.
+    InvalidFrame,
+    /// `type` names no client frame.
+    UnknownType,
+    /// A message's text is empty or only whitespace.
+    EmptyMessage,
+    /// A message's text is longer than the configured limit.
+    MessageTooLong,
+    /// `session_id` is not a UUID.
+    InvalidSessionId,
+    /// `hello` after the connection already joined a session.
+    SessionAlreadyStarted,
+    /// Binary frames are not part of the protocol.
+    UnsupportedFrame,
+    /// Something failed on the server; the message was not lost if it was acknowledged.
+    Internal,
+}
+
+/// A frame from the widget, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Hello {
+        session_id: Option<Uuid>,
+        last_seq: i64,
+    },
+    Message {
+        id: String,
+        text: String,
+    },
+    Ping,
+}
+
+/// A refused frame: what to tell the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The client id of the refused message, when it could be read.
+    pub id: Option<String>,
+}
+
+impl FrameError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> FrameError {
+        FrameError {
+            code,
+            message: message.into(),
+            id: None,
+        }
+    }
+}
+
+/// Accepts string or integer ids, since widgets use both.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawId {
+    Text(String),
+    Number(i64),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawFrame {
+    Hello {
+        session_id: Option<String>,
+        last_seq: Option<i64>,
+    },
+    Message {
+        id: RawId,
+        text: String,
+    },
+    Ping,
+}
+
+const KNOWN_TYPES: &[&str] = &["hello", "message", "ping"];
+
+/// Parses and validates one text frame.
+pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<ClientFrame, FrameError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::new(ErrorCode::InvalidJson, format!("frame is not valid JSON: {e}")))?;
+    let kind = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| FrameError::new(ErrorCode::InvalidFrame, "frame must be a JSON object with a string `type`"))?;
+    if !KNOWN_TYPES.contains(&kind) {
+        return Err(FrameError::new(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {kind:?}; expected one of {}", KNOWN_TYPES.join(", ")),
+        ));
+    }
+    let id_hint = match value.get("id") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let raw: RawFrame = serde_json::from_value(value).map_err(|e| FrameError {
+        code: ErrorCode::InvalidFrame,
+        message: format!("invalid {kind} frame: {e}"),
+        id: id_hint.clone(),
+    })?;
+    match raw {
+        RawFrame::Hello {
+            session_id,
+            last_seq,
+        } => {
+            let session_id = session_id
+                .map(|s| {
+                    Uuid::parse_str(&s).map_err(|_| {
+                        FrameError::new(ErrorCode::InvalidSessionId, format!("session_id {s:?} is not a UUID"))
+                    })
+                })
+                .transpose()?;
+            Ok(ClientFrame::Hello {
+                session_id,
+                last_seq: last_seq.unwrap_or(0).max(0),
+            })
+        }
+        RawFrame::Message { id, text } => {
+            let id = match id {
+                RawId::Text(s) => s,
+                RawId::Number(n) => n.to_string(),
+            };
+            let with_id = |code, message: String| FrameError {
+                code,
+                message,
+                id: Some(id.clone()),
+            };
+            if id.is_empty() || id.len() > MAX_CLIENT_ID_LEN {
+                return Err(with_id(
+                    ErrorCode::InvalidFrame,
+                    format!("message id must be 1 to {MAX_CLIENT_ID_LEN} characters"),
+                ));
+            }
+            if text.trim().is_empty() {
+                return Err(with_id(ErrorCode::EmptyMessage, "message text is empty".into()));
+            }
+            if text.len() > max_message_bytes {
+                return Err(with_id(
+                    ErrorCode::MessageTooLong,
+                    format!(
+                        "message is {} bytes; the limit is {max_message_bytes}",
+                        text.len()
+                    ),
+                ));
+            }
+            Ok(ClientFrame::Message {
+                id,
+                text: text.trim().to_string(),
+            })
+        }
+        RawFrame::Ping => Ok(ClientFrame::Ping),
+    }
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        session_id: Uuid,
+        resumed: bool,
+        /// Highest seq stored for the session.
+        last_seq: i64,
+    },
+    History(HistoryEntry),
+    Ack {
+        id: String,
+        seq: i64,
+        duplicate: bool,
+    },
+    Token {
+        reply_id: Uuid,
+        text: String,
+    },
+    Reply {
+        reply_id: Uuid,
+        /// Client id of the message this answers.
+        reply_to: Option<String>,
+        seq: i64,
+        text: String,
+        citations: Vec<Citation>,
+        grounded: bool,
+        kind: ReplyKind,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Pong,
+}
+
+/// A stored message replayed to a (re)connecting client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub role: Role,
+    pub text: String,
+    /// Customer message: its client id. Bot reply: the client id it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<Citation>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grounded: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ReplyKind>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl From<&StoredMessage> for HistoryEntry {
+    fn from(m: &StoredMessage) -> HistoryEntry {
+        HistoryEntry {
+            seq: m.seq,
+            role: m.role,
+            text: m.text.clone(),
+            id: m.client_id.clone(),
+            reply_id: m.reply.as_ref().map(|r| r.reply_id),
+            citations: m.reply.as_ref().map(|r| r.citations.clone()),
+            grounded: m.reply.as_ref().map(|r| r.grounded),
+            kind: m.reply.as_ref().map(|r| r.kind),
+            at: m.created_at_ms,
+        }
+    }
+}
+
+impl ServerFrame {
+    pub fn error(e: FrameError) -> ServerFrame {
+        ServerFrame::Error {
+            code: e.code,
+            message: e.message,
+            id: e.id,
+        }
+    }
+
+    pub fn reply(m: &StoredMessage) -> Option<ServerFrame> {
+        let r = m.reply.as_ref()?;
+        Some(ServerFrame::Reply {
+            reply_id: r.reply_id,
+            reply_to: m.client_id.clone(),
+            seq: m.seq,
+            text: r.text.clone(),
+            citations: r.citations.clone(),
+            grounded: r.grounded,
+            kind: r.kind,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client_frame(text, 4096).unwrap_err().code
+    }
+
+    #[test]
+    fn each_bad_frame_has_its_code() {
+        assert_eq!(code("{not json"), ErrorCode::InvalidJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"message","id":"a"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"type":"message","id":"a","text":"  "}"#), ErrorCode::EmptyMessage);
+        assert_eq!(code(r#"{"type":"hello","session_id":"nope"}"#), ErrorCode::InvalidSessionId);
+        let long = format!(r#"{{"type":"message","id":"a","text":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(code(&long), ErrorCode::MessageTooLong);
+    }
+
+    #[test]
+    fn good_frames_parse() {
+        assert_eq!(
+            parse_client_frame(r#"{"type":"message","id":7,"text":" hi "}"#, 10).unwrap(),
+            ClientFrame::Message { id: "7".into(), text: "hi".into() }
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"hello"}"#, 10).unwrap(),
+            ClientFrame::Hello { session_id: None, last_seq: 0 }
+        );
+    }
+
+    #[test]
+    fn error_frame_payload() {
+        let frame = ServerFrame::error(FrameError {
+            code: ErrorCode::MessageTooLong,
+            message: "too long".into(),
+            id: Some("m1".into()),
+        });
+        insta::assert_json_snapshot!(frame, @r#"
+        {
+          "type": "error",
+          "code": "message_too_long",
+          "message": "too long",
+          "id": "m1"
+        }
+        "#);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(s in ".{0,200}") {
+            let _ = parse_client_frame(&s, 64);
+        }
+
+        #[test]
+        fn accepted_messages_respect_the_limit(text in ".{0,100}", limit in 1usize..64) {
+            let frame = serde_json::json!({"type": "message", "id": "x", "text": text}).to_string();
+            if let Ok(ClientFrame::Message { text, .. }) = parse_client_frame(&frame, limit) {
+                prop_assert!(!text.is_empty() && text.len() <= limit);
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Answering one customer message: retrieve, generate (streaming tokens to
+//! the session), check the reply against its sources, store, publish.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::protocol::{ErrorCode, ServerFrame};
+use super::session::LiveSession;
+use crate::generation::grounding::{self, Verdict};
+use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
+use crate::knowledge::{Analyzer, Citation, Hit, Passage, RetrievalQuery};
+use crate::state::AppState;
+use crate::storage::{BotReply, ReplyKind, StoredMessage};
+
+pub const NO_ANSWER_TEXT: &str = "I'm sorry, I couldn't find anything about that in our help centre, \
+and I'd rather not guess. Would you like me to connect you with someone from our team?";
+pub const BUSY_TEXT: &str = "I'm answering a lot of customers right now, so I couldn't get to your question. \
+Please send it again in a minute, or ask to talk to a person.";
+
+/// Timings of one answer, for logs and the benchmark.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerStats {
+    pub retrieval: Duration,
+    pub first_token: Option<Duration>,
+    pub generation: Duration,
+    pub tokens: usize,
+}
+
+/// Answers `question` (the customer message with client id `reply_to`) in
+/// `live`, publishing tokens and the final reply to the session.
+pub async fn answer(
+    state: Arc<AppState>,
+    live: Arc<LiveSession>,
+    reply_to: String,
+    question: String,
+) -> Option<(StoredMessage, AnswerStats)> {
+    let _one_at_a_time = live.reply_lock.lock().await;
+    let started = Instant::now();
+    let mut stats = AnswerStats::default();
+    let history = live.turns();
+    let previous_question = history
+        .iter()
+        .rev()
+        .find(|t| t.speaker == Speaker::Customer)
+        .map(|t| t.text.clone());
+    let query = RetrievalQuery {
+        text: question.clone(),
+        context: previous_question,
+    };
+    let reply_id = Uuid::new_v4();
+
+    let hits = {
+        let state = state.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || state.kb.search(&query, state.config.retrieval_top_k * 2))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+    };
+    stats.retrieval = started.elapsed();
+    let relevant: Vec<Hit> = match hits {
+        Ok(hits) => hits
+            .into_iter()
+            .filter(|h| h.relevance >= state.config.min_relevance)
+            .take(state.config.retrieval_top_k)
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "knowledge-base search failed");
+            Vec::new()
+        }
+    };
+    tracing::debug!(
+        hits = ?relevant.iter().map(|h| (&h.passage.id, h.relevance)).collect::<Vec<_>>(),
+        "retrieved"
+    );
+
+    let reply = if relevant.is_empty() {
+        BotReply {
+            reply_id,
+            text: NO_ANSWER_TEXT.into(),
+            citations: Vec::new(),
+            grounded: false,
+            kind: ReplyKind::NoAnswer,
+        }
+    } else {
+        generate(&state, &live, reply_id, &history, &query, &relevant, &mut stats).await
+    };
+
+    let stored = match state
+        .store
+        .append_bot(live.id, Some(reply_to.clone()), reply)
+        .await
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store reply");
+            live.publish(ServerFrame::Error {
+                code: ErrorCode::Internal,
+                message: "the reply could not be saved; please send your message again".into(),
+                id: Some(reply_to),
+            });
+            return None;
+        }
+    };
+    live.push_turns([
+        ChatTurn {
+            speaker: Speaker::Customer,
+            text: question,
+        },
+        ChatTurn {
+            speaker: Speaker::Assistant,
+            text: stored.text.clone(),
+        },
+    ]);
+    if let Some(frame) = ServerFrame::reply(&stored) {
+        live.publish(frame);
+    }
+    let kind = stored.reply.as_ref().map(|r| r.kind);
+    tracing::info!(
+        seq = stored.seq,
+        kind = ?kind,
+        tokens = stats.tokens,
+        retrieval_ms = stats.retrieval.as_millis() as u64,
+        first_token_ms = stats.first_token.map(|d| d.as_millis() as u64),
+        total_ms = started.elapsed().as_millis() as u64,
+        "replied"
+    );
+    Some((stored, stats))
+}
+
+async fn generate(
+    state: &AppState,
+    live: &LiveSession,
+    reply_id: Uuid,
+    history: &[ChatTurn],
+    query: &RetrievalQuery,
+    hits: &[Hit],
+    stats: &mut AnswerStats,
+) -> BotReply {
+    let passages: Vec<&Passage> = hits.iter().map(|h| &h.passage).collect();
+    let request = prompt::build(
+        history,
+        &query.text,
+        &passages,
+        state.config.context_tokens,
+        state.config.max_reply_tokens,
+    );
+    let mut events = match state.generator.start(request) {
+        Ok(rx) => rx,
+        Err(_busy) => {
+            return BotReply {
+                reply_id,
+                text: BUSY_TEXT.into(),
+                citations: Vec::new(),
+                grounded: false,
+                kind: ReplyKind::Busy,
+            };
+        }
+    };
+    let started = Instant::now();
+    let mut text = String::new();
+    let mut failed = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            GenEvent::Token(token) => {
+                stats.first_token.get_or_insert_with(|| started.elapsed());
+                stats.tokens += 1;
+                text.push_str(&token);
+                live.publish(ServerFrame::Token {
+                    reply_id,
+                    text: token,
+                });
+            }
+            GenEvent::Done { .. } => break,
+            GenEvent::Failed(message) => {
+                tracing::error!(error = %message, "generation failed");
+                failed = true;
+                break;
+            }
+        }
+    }
+    stats.generation = started.elapsed();
+    let text = tidy(&text);
+    let sources: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let verdict = if failed || text.is_empty() {
+        None
+    } else {
+        Some(grounding::check(&text, &sources, &query.text))
+    };
+    match verdict {
+        Some(v) if v.is_grounded() => {
+            let citations = grounding::supporting_passages(&text, &passages)
+                .into_iter()
+                .map(|i| Citation::of(passages[i]))
+                .collect();
+            BotReply {
+                reply_id,
+                text,
+                citations: dedup(citations),
+                grounded: true,
+                kind: ReplyKind::Generated,
+            }
+        }
+        verdict => {
+            if let Some(Verdict { unsupported }) = &verdict {
+                let unsupported: Vec<String> = unsupported.iter().map(|f| f.to_string()).collect();
+                tracing::info!(?unsupported, draft = %text, "reply failed the grounding check; answering from the passage");
+            }
+            let best = passages[0];
+            let mut analyzer = Analyzer::default();
+            let mut terms = analyzer.distinct_terms(&query.text);
+            if terms.is_empty() {
+                terms = analyzer.distinct_terms(query.context.as_deref().unwrap_or_default());
+            }
+            BotReply {
+                reply_id,
+                text: grounding::extractive(&terms, best),
+                citations: vec![Citation::of(best)],
+                grounded: false,
+                kind: ReplyKind::Extractive,
+            }
+        }
+    }
+}
+
+/// Trims the model's output and cuts it at the first repeated sentence:
+/// greedy decoding in small models tends to loop.
+fn tidy(text: &str) -> String {
+    let text = text.trim();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::new();
+    for sentence in text.split_inclusive(['.', '!', '?']) {
+        let key = sentence.trim().to_ascii_lowercase();
+        if key.is_empty() {
+            continue;
+        }
+        if !seen.insert(key) {
+            break;
+        }
+        out.push_str(sentence);
+    }
+    out.trim().to_string()
+}
+
+fn dedup(citations: Vec<Citation>) -> Vec<Citation> {
+    let mut out: Vec<Citation> = Vec::new();
+    for c in citations {
+        if !out.iter().any(|o| o.article_id == c.article_id) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_cuts_loops() {
+        assert_eq!(tidy("  You can. You can. Yes. "), "You can.");
+        assert_eq!(tidy("No stop at end"), "No stop at end");
+    }
+}

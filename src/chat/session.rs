@@ -1,0 +1,176 @@
+//! Live session state: one entry per conversation in a `DashMap`, holding the
+//! recent turns for prompts and a broadcast channel to every connection of
+//! the session. The store stays the source of truth; this is a cache that
+//! idle sessions leave.
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::protocol::ServerFrame;
+use crate::generation::{ChatTurn, Speaker};
+use crate::storage::{Role, Store, StoreError, StoredMessage, now_ms};
+
+/// Turns kept in memory per session; the prompt window takes what fits from these.
+const KEPT_TURNS: usize = 40;
+
+pub struct LiveSession {
+    pub id: Uuid,
+    events: broadcast::Sender<ServerFrame>,
+    turns: Mutex<Vec<ChatTurn>>,
+    /// Serialises replies within a session, in arrival order (tokio's mutex is fair).
+    pub reply_lock: tokio::sync::Mutex<()>,
+    last_active_ms: AtomicI64,
+    connections: AtomicUsize,
+}
+
+impl LiveSession {
+    fn new(id: Uuid, history: &[StoredMessage]) -> LiveSession {
+        let turns = history
+            .iter()
+            .map(|m| ChatTurn {
+                speaker: match m.role {
+                    Role::Customer => Speaker::Customer,
+                    Role::Bot => Speaker::Assistant,
+                },
+                text: m.text.clone(),
+            })
+            .collect();
+        LiveSession {
+            id,
+            events: broadcast::channel(512).0,
+            turns: Mutex::new(turns),
+            reply_lock: tokio::sync::Mutex::new(()),
+            last_active_ms: AtomicI64::new(now_ms()),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends a frame to every connection of the session.
+    pub fn publish(&self, frame: ServerFrame) {
+        // No receivers just means nobody is connected right now; the store has it.
+        let _ = self.events.send(frame);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerFrame> {
+        self.events.subscribe()
+    }
+
+    pub fn touch(&self) {
+        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn turns(&self) -> Vec<ChatTurn> {
+        self.turns.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn push_turns(&self, new: impl IntoIterator<Item = ChatTurn>) {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        turns.extend(new);
+        let excess = turns.len().saturating_sub(KEPT_TURNS);
+        if excess > 0 {
+            // Keep the opening question: the prompt window may still want it.
+            let first = turns.first().cloned();
+            turns.drain(..excess);
+            if let Some(first) = first
+                && first.speaker == Speaker::Customer
+            {
+                turns[0] = first;
+            }
+        }
+    }
+
+    /// Counts a connection for as long as the guard lives.
+    pub fn connect(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        ConnectionGuard(self.clone())
+    }
+}
+
+pub struct ConnectionGuard(Arc<LiveSession>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// All sessions currently in memory.
+#[derive(Default)]
+pub struct SessionHub {
+    sessions: DashMap<Uuid, Arc<LiveSession>>,
+}
+
+/// A session found or created by [`SessionHub::open`].
+pub struct Opened {
+    pub session: Arc<LiveSession>,
+    /// It existed before (in memory or in the store).
+    pub resumed: bool,
+    /// It was loaded from the store just now (e.g. after a restart).
+    pub loaded: bool,
+}
+
+impl SessionHub {
+    /// Finds the session `id`, loading it from the store if needed. An unknown
+    /// or absent id starts a new session with a fresh id.
+    pub async fn open(&self, store: &Store, id: Option<Uuid>) -> Result<Opened, StoreError> {
+        if let Some(id) = id {
+            if let Some(live) = self.sessions.get(&id).map(|e| e.clone()) {
+                return Ok(Opened {
+                    session: live,
+                    resumed: true,
+                    loaded: false,
+                });
+            }
+            if store.session_exists(id).await? {
+                let history = store.recent_messages(id, KEPT_TURNS).await?;
+                let live = self
+                    .sessions
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(LiveSession::new(id, &history)))
+                    .clone();
+                return Ok(Opened {
+                    session: live,
+                    resumed: true,
+                    loaded: true,
+                });
+            }
+        }
+        let id = Uuid::new_v4();
+        store.open_session(id).await?;
+        let live = Arc::new(LiveSession::new(id, &[]));
+        self.sessions.insert(id, live.clone());
+        Ok(Opened {
+            session: live,
+            resumed: false,
+            loaded: false,
+        })
+    }
+
+    /// Drops sessions that have no connection and no activity for `idle`.
+    /// Returns how many were dropped.
+    pub fn reap_idle(&self, idle: Duration) -> usize {
+        let cutoff = now_ms() - idle.as_millis() as i64;
+        let before = self.sessions.len();
+        self.sessions.retain(|_, s| {
+            s.connections.load(Ordering::Relaxed) > 0
+                || s.last_active_ms.load(Ordering::Relaxed) > cutoff
+                || s.reply_lock.try_lock().is_err()
+        });
+        before - self.sessions.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}

@@ -1,0 +1,330 @@
+//! One websocket connection: reads client frames, writes server frames, and
+//! keeps the connection alive with pings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::protocol::{ClientFrame, ErrorCode, FrameError, HistoryEntry, ServerFrame, parse_client_frame};
+use super::responder;
+use super::session::{ConnectionGuard, LiveSession};
+use crate::state::AppState;
+
+/// Errors in a row (without a good frame between) after which a client is
+/// treated as abusive and disconnected.
+const MAX_CONSECUTIVE_ERRORS: u32 = 20;
+
+pub async fn route(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    // Frames up to 4x the message limit still get a typed error; beyond that
+    // the protocol layer refuses them and the connection is closed.
+    let frame_limit = state.config.max_message_bytes * 4 + 1024;
+    let stream = stream
+        .max_frame_size(frame_limit)
+        .aggregate_continuations()
+        .max_continuation_size(frame_limit);
+    let span = tracing::info_span!("ws", session_id = tracing::field::Empty, peer = ?req.peer_addr());
+    let (out_tx, out_rx) = mpsc::channel(256);
+    let connection = Connection {
+        state: state.into_inner(),
+        ws,
+        joined: None,
+        errors_in_a_row: 0,
+        out_tx,
+    };
+    actix_web::rt::spawn(connection.run(stream, out_rx).instrument(span));
+    Ok(response)
+}
+
+struct Joined {
+    session: Arc<LiveSession>,
+    _guard: ConnectionGuard,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    ws: actix_ws::Session,
+    joined: Option<Joined>,
+    errors_in_a_row: u32,
+    /// Frames from the session's broadcast, to be written by this connection.
+    out_tx: mpsc::Sender<ServerFrame>,
+}
+
+enum Flow {
+    Continue,
+    Close(Option<CloseReason>),
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        mut stream: actix_ws::AggregatedMessageStream,
+        mut out_rx: mpsc::Receiver<ServerFrame>,
+    ) {
+        let heartbeat = Duration::from_secs(self.state.config.heartbeat_secs);
+        let timeout = Duration::from_secs(self.state.config.client_timeout_secs);
+        let mut ticker = tokio::time::interval(heartbeat);
+        ticker.tick().await;
+        let mut last_heard = Instant::now();
+        let close = loop {
+            tokio::select! {
+                incoming = stream.recv() => {
+                    last_heard = Instant::now();
+                    let flow = match incoming {
+                        Some(Ok(message)) => self.on_message(message).await,
+                        Some(Err(e)) => {
+                            tracing::info!(error = %e, "websocket protocol error");
+                            let _ = self.send(&ServerFrame::Error {
+                                code: ErrorCode::MessageTooLong,
+                                message: format!("frame refused: {e}"),
+                                id: None,
+                            }).await;
+                            Flow::Close(Some(CloseCode::Size.into()))
+                        }
+                        None => Flow::Close(None),
+                    };
+                    if let Flow::Close(reason) = flow {
+                        break reason;
+                    }
+                }
+                Some(frame) = out_rx.recv() => {
+                    if self.send(&frame).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() > timeout {
+                        tracing::info!("client stopped answering pings; closing");
+                        break Some(CloseCode::Away.into());
+                    }
+                    if self.ws.ping(b"").await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(joined) = self.joined.take() {
+            joined.forwarder.abort();
+        }
+        let _ = self.ws.close(close).await;
+        tracing::debug!("connection closed");
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
+        self.ws.text(frame.to_json()).await
+    }
+
+    async fn on_message(&mut self, message: AggregatedMessage) -> Flow {
+        match message {
+            AggregatedMessage::Text(text) => {
+                match parse_client_frame(&text, self.state.config.max_message_bytes) {
+                    Ok(frame) => {
+                        self.errors_in_a_row = 0;
+                        self.on_frame(frame).await
+                    }
+                    Err(e) => self.refuse(e).await,
+                }
+            }
+            AggregatedMessage::Binary(_) => {
+                self.refuse(FrameError {
+                    code: ErrorCode::UnsupportedFrame,
+                    message: "binary frames are not supported; send JSON text frames".into(),
+                    id: None,
+                })
+                .await
+            }
+            AggregatedMessage::Ping(bytes) => {
+                let _ = self.ws.pong(&bytes).await;
+                Flow::Continue
+            }
+            AggregatedMessage::Pong(_) => Flow::Continue,
+            AggregatedMessage::Close(_) => Flow::Close(None),
+        }
+    }
+
+    async fn refuse(&mut self, error: FrameError) -> Flow {
+        tracing::info!(code = ?error.code, message = %error.message, "refused frame");
+        self.errors_in_a_row += 1;
+        if self.send(&ServerFrame::error(error)).await.is_err() {
+            return Flow::Close(None);
+        }
+        if self.errors_in_a_row >= MAX_CONSECUTIVE_ERRORS {
+            tracing::warn!("too many bad frames in a row; closing");
+            return Flow::Close(Some(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("too many invalid frames".into()),
+            }));
+        }
+        Flow::Continue
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Flow {
+        match frame {
+            ClientFrame::Ping => {
+                let _ = self.send(&ServerFrame::Pong).await;
+                Flow::Continue
+            }
+            ClientFrame::Hello {
+                session_id,
+                last_seq,
+            } => {
+                if self.joined.is_some() {
+                    return self
+                        .refuse(FrameError {
+                            code: ErrorCode::SessionAlreadyStarted,
+                            message: "this connection already has a session; open a new connection to switch".into(),
+                            id: None,
+                        })
+                        .await;
+                }
+                self.join(session_id, last_seq).await
+            }
+            ClientFrame::Message { id, text } => {
+                if self.joined.is_none() {
+                    let flow = self.join(None, 0).await;
+                    if !matches!(flow, Flow::Continue) {
+                        return flow;
+                    }
+                }
+                self.on_customer_message(id, text).await
+            }
+        }
+    }
+
+    /// Opens or resumes a session, then replays what the client has not seen.
+    async fn join(&mut self, session_id: Option<Uuid>, last_seq: i64) -> Flow {
+        let opened = match self.state.hub.open(&self.state.store, session_id).await {
+            Ok(o) => o,
+            Err(e) => return self.internal(e.to_string(), None).await,
+        };
+        let session = opened.session;
+        tracing::Span::current().record("session_id", tracing::field::display(session.id));
+        // Subscribe before reading the store so nothing falls between the two.
+        let events = session.subscribe();
+        let history = match self.state.store.messages_after(session.id, last_seq).await {
+            Ok(h) => h,
+            Err(e) => return self.internal(e.to_string(), None).await,
+        };
+        let stored_last = history.last().map(|m| m.seq).unwrap_or(last_seq);
+        let welcome = ServerFrame::Welcome {
+            session_id: session.id,
+            resumed: opened.resumed,
+            last_seq: stored_last,
+        };
+        if self.send(&welcome).await.is_err() {
+            return Flow::Close(None);
+        }
+        for message in &history {
+            if self
+                .send(&ServerFrame::History(HistoryEntry::from(message)))
+                .await
+                .is_err()
+            {
+                return Flow::Close(None);
+            }
+        }
+        tracing::info!(resumed = opened.resumed, replayed = history.len(), "session joined");
+        let forwarder = tokio::spawn(forward(events, self.out_tx.clone(), stored_last));
+        self.joined = Some(Joined {
+            _guard: session.connect(),
+            session: session.clone(),
+            forwarder,
+        });
+        if opened.loaded {
+            self.answer_unanswered(session).await;
+        }
+        Flow::Continue
+    }
+
+    /// After a restart, answers customer messages that were stored but never replied to.
+    async fn answer_unanswered(&self, session: Arc<LiveSession>) {
+        match self.state.store.unanswered(session.id).await {
+            Ok(pending) => {
+                for m in pending {
+                    if let Some(id) = m.client_id {
+                        tokio::spawn(
+                            responder::answer(self.state.clone(), session.clone(), id, m.text)
+                                .in_current_span(),
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot look up unanswered messages"),
+        }
+    }
+
+    async fn on_customer_message(&mut self, id: String, text: String) -> Flow {
+        let Some(joined) = &self.joined else {
+            return Flow::Continue;
+        };
+        let session = joined.session.clone();
+        session.touch();
+        let appended = match self
+            .state
+            .store
+            .append_customer(session.id, id.clone(), text.clone())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return self.internal(e.to_string(), Some(id)).await,
+        };
+        let ack = ServerFrame::Ack {
+            id: id.clone(),
+            seq: appended.seq,
+            duplicate: appended.duplicate,
+        };
+        if self.send(&ack).await.is_err() {
+            return Flow::Close(None);
+        }
+        if !appended.duplicate {
+            tokio::spawn(responder::answer(self.state.clone(), session, id, text).in_current_span());
+        }
+        Flow::Continue
+    }
+
+    async fn internal(&mut self, detail: String, id: Option<String>) -> Flow {
+        tracing::error!(error = %detail, "internal error");
+        let frame = ServerFrame::Error {
+            code: ErrorCode::Internal,
+            message: "something went wrong on our side; please try again".into(),
+            id,
+        };
+        if self.send(&frame).await.is_err() {
+            return Flow::Close(None);
+        }
+        Flow::Continue
+    }
+}
+
+/// Copies the session's broadcast into this connection's queue, skipping
+/// replies the client already got in the history replay.
+async fn forward(
+    mut events: broadcast::Receiver<ServerFrame>,
+    out: mpsc::Sender<ServerFrame>,
+    replayed_up_to: i64,
+) {
+    loop {
+        match events.recv().await {
+            Ok(ServerFrame::Reply { seq, .. }) if seq <= replayed_up_to => {}
+            Ok(frame) => {
+                if out.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "connection fell behind the session's events");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

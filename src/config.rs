@@ -1,0 +1,309 @@
+//! One configuration struct, layered: CLI flags > `FRONTDESK_*` environment > TOML file > defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::models::DEFAULT_MODEL_FILE;
+
+/// Where generation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    /// Needs a build with `--features cuda`.
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One layer of settings. The same struct is parsed from the command line (with
+/// environment fallbacks, through clap) and from the TOML file (through serde),
+/// so a setting cannot exist in one place and be forgotten in the other.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "FRONTDESK_BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the database and the search index [default: data]
+    #[arg(long, env = "FRONTDESK_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Chat model, a GGUF file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long, env = "FRONTDESK_MODEL", global = true)]
+    pub model: Option<PathBuf>,
+    /// Directory of Markdown knowledge-base articles [default: knowledge]
+    #[arg(long, env = "FRONTDESK_KNOWLEDGE", global = true)]
+    pub knowledge: Option<PathBuf>,
+    /// Largest accepted customer message, in bytes [default: 4096]
+    #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", global = true)]
+    pub max_message_bytes: Option<usize>,
+    /// Seconds an idle session stays in memory (it stays on disk) [default: 1800]
+    #[arg(long, env = "FRONTDESK_SESSION_IDLE_SECS", global = true)]
+    pub session_idle_secs: Option<u64>,
+    /// Token budget for conversation history in the prompt [default: 600]
+    #[arg(long, env = "FRONTDESK_CONTEXT_TOKENS", global = true)]
+    pub context_tokens: Option<usize>,
+    /// Longest generated reply, in tokens [default: 120]
+    #[arg(long, env = "FRONTDESK_MAX_REPLY_TOKENS", global = true)]
+    pub max_reply_tokens: Option<usize>,
+    /// Replies generated at the same time [default: 1]
+    #[arg(long, env = "FRONTDESK_GENERATION_CONCURRENCY", global = true)]
+    pub generation_concurrency: Option<usize>,
+    /// Replies allowed to wait for the model before customers are told "busy" [default: 8]
+    #[arg(long, env = "FRONTDESK_GENERATION_QUEUE", global = true)]
+    pub generation_queue: Option<usize>,
+    /// Passages given to the model per question [default: 3]
+    #[arg(long, env = "FRONTDESK_RETRIEVAL_TOP_K", global = true)]
+    pub retrieval_top_k: Option<usize>,
+    /// Share (0..1, weighted by rarity) of the question's words a passage must contain to be used [default: 0.5]
+    #[arg(long, env = "FRONTDESK_MIN_RELEVANCE", global = true)]
+    pub min_relevance: Option<f32>,
+    /// Seconds between websocket pings [default: 15]
+    #[arg(long, env = "FRONTDESK_HEARTBEAT_SECS", global = true)]
+    pub heartbeat_secs: Option<u64>,
+    /// Seconds of silence after which a websocket is closed [default: 45]
+    #[arg(long, env = "FRONTDESK_CLIENT_TIMEOUT_SECS", global = true)]
+    pub client_timeout_secs: Option<u64>,
+    #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
+    /// Where the model runs [default: cpu]
+    pub device: Option<DeviceKind>,
+    #[arg(long, env = "FRONTDESK_LOG_FORMAT", global = true, value_enum)]
+    /// Log line format [default: text]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ConfigLayer {
+    /// Fills every unset field of `self` from `lower`.
+    fn or(self, lower: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            bind: self.bind.or(lower.bind),
+            data_dir: self.data_dir.or(lower.data_dir),
+            model: self.model.or(lower.model),
+            knowledge: self.knowledge.or(lower.knowledge),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            session_idle_secs: self.session_idle_secs.or(lower.session_idle_secs),
+            context_tokens: self.context_tokens.or(lower.context_tokens),
+            max_reply_tokens: self.max_reply_tokens.or(lower.max_reply_tokens),
+            generation_concurrency: self.generation_concurrency.or(lower.generation_concurrency),
+            generation_queue: self.generation_queue.or(lower.generation_queue),
+            retrieval_top_k: self.retrieval_top_k.or(lower.retrieval_top_k),
+            min_relevance: self.min_relevance.or(lower.min_relevance),
+            heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
+            client_timeout_secs: self.client_timeout_secs.or(lower.client_timeout_secs),
+            device: self.device.or(lower.device),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+}
+
+/// The resolved configuration the application runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub model: PathBuf,
+    pub knowledge: PathBuf,
+    pub max_message_bytes: usize,
+    pub session_idle_secs: u64,
+    pub context_tokens: usize,
+    pub max_reply_tokens: usize,
+    pub generation_concurrency: usize,
+    pub generation_queue: usize,
+    pub retrieval_top_k: usize,
+    pub min_relevance: f32,
+    pub heartbeat_secs: u64,
+    pub client_timeout_secs: u64,
+    pub device: DeviceKind,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// The config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "frontdesk.toml";
+
+impl Config {
+    /// Resolves the layers. `file` is the path given with `--config`; without
+    /// it `./frontdesk.toml` is read when present.
+    pub fn load(cli: ConfigLayer, file: Option<&Path>) -> Result<Config, ConfigError> {
+        let file_layer = match file {
+            Some(path) => Some(read_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Some(read_file(Path::new(DEFAULT_CONFIG_FILE))?)
+            }
+            None => None,
+        };
+        Config::resolve(cli.or(file_layer.unwrap_or_default()))
+    }
+
+    /// Applies defaults to a merged layer and validates the result.
+    pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
+        let config = Config {
+            bind: layer
+                .bind
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            model: layer
+                .model
+                .unwrap_or_else(|| Path::new("models").join(DEFAULT_MODEL_FILE)),
+            knowledge: layer.knowledge.unwrap_or_else(|| PathBuf::from("knowledge")),
+            max_message_bytes: layer.max_message_bytes.unwrap_or(4096),
+            session_idle_secs: layer.session_idle_secs.unwrap_or(1800),
+            context_tokens: layer.context_tokens.unwrap_or(600),
+            max_reply_tokens: layer.max_reply_tokens.unwrap_or(120),
+            generation_concurrency: layer.generation_concurrency.unwrap_or(1),
+            generation_queue: layer.generation_queue.unwrap_or(8),
+            retrieval_top_k: layer.retrieval_top_k.unwrap_or(3),
+            min_relevance: layer.min_relevance.unwrap_or(0.5),
+            heartbeat_secs: layer.heartbeat_secs.unwrap_or(15),
+            client_timeout_secs: layer.client_timeout_secs.unwrap_or(45),
+            device: layer.device.unwrap_or(DeviceKind::Cpu),
+            log_format: layer.log_format.unwrap_or(LogFormat::Text),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_message_bytes", self.max_message_bytes),
+            ("context_tokens", self.context_tokens),
+            ("max_reply_tokens", self.max_reply_tokens),
+            ("generation_concurrency", self.generation_concurrency),
+            ("retrieval_top_k", self.retrieval_top_k),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        if self.max_message_bytes > 1 << 20 {
+            return Err(ConfigError::Invalid {
+                field: "max_message_bytes",
+                reason: "must be at most 1048576 (1 MiB)".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.min_relevance) {
+            return Err(ConfigError::Invalid {
+                field: "min_relevance",
+                reason: format!("must be between 0 and 1, got {}", self.min_relevance),
+            });
+        }
+        if self.heartbeat_secs == 0 || self.client_timeout_secs <= self.heartbeat_secs {
+            return Err(ConfigError::Invalid {
+                field: "client_timeout_secs",
+                reason: "must be greater than heartbeat_secs, which must be greater than 0".into(),
+            });
+        }
+        if !self.knowledge.is_dir() {
+            return Err(ConfigError::Invalid {
+                field: "knowledge",
+                reason: format!(
+                    "{} is not a directory; set --knowledge or FRONTDESK_KNOWLEDGE to the folder of articles",
+                    self.knowledge.display()
+                ),
+            });
+        }
+        if self.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
+            return Err(ConfigError::Invalid {
+                field: "device",
+                reason: "this binary was built without CUDA; rebuild with `--features cuda`".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A configuration for tests and tools: defaults, with the given directories.
+    pub fn for_dirs(data_dir: &Path, knowledge: &Path, model: &Path) -> Result<Config, ConfigError> {
+        Config::resolve(ConfigLayer {
+            bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: Some(data_dir.to_path_buf()),
+            knowledge: Some(knowledge.to_path_buf()),
+            model: Some(model.to_path_buf()),
+            ..ConfigLayer::default()
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("frontdesk.sqlite3")
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_beats_file_beats_default() {
+        let file: ConfigLayer = toml::from_str(
+            "bind = \"127.0.0.1:9000\"\nmax_reply_tokens = 50\nknowledge = \"knowledge\"",
+        )
+        .unwrap();
+        let cli = ConfigLayer {
+            bind: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let config = Config::resolve(cli.or(file)).unwrap();
+        assert_eq!(config.bind.port(), 9100);
+        assert_eq!(config.max_reply_tokens, 50);
+        assert_eq!(config.max_message_bytes, 4096);
+    }
+
+    #[test]
+    fn unknown_file_key_is_reported() {
+        let err = toml::from_str::<ConfigLayer>("bnid = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_what_to_fix() {
+        let layer = ConfigLayer {
+            min_relevance: Some(2.0),
+            ..Default::default()
+        };
+        let err = Config::resolve(layer).unwrap_err().to_string();
+        assert!(err.contains("min_relevance"), "{err}");
+        let layer = ConfigLayer {
+            knowledge: Some("/nonexistent/kb".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(layer).unwrap_err().to_string();
+        assert!(err.contains("FRONTDESK_KNOWLEDGE"), "{err}");
+    }
+}

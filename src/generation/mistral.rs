@@ -1,0 +1,227 @@
+//! The real generator: a GGUF model run by mistral.rs.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mistralrs::core::{
+    AddModelConfig, AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, EngineConfig,
+    GGUFLoaderBuilder, GGUFSpecificConfig, ModelDType, SchedulerConfig, TokenSource,
+};
+use mistralrs::{Model, RequestBuilder, Response, TextMessageRole};
+use tokio::sync::mpsc;
+
+use super::{Admission, ChatTurn, GenEvent, GenerationError, GenerationRequest, Speaker, TextGenerator};
+use crate::config::DeviceKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "model file {0} not found: run `frontdesk fetch-models`, or point --model / FRONTDESK_MODEL at a GGUF file"
+    )]
+    NotFound(PathBuf),
+    #[error("{0} is not a GGUF model file (its first bytes are not `GGUF`)")]
+    NotGguf(PathBuf),
+    #[error("cannot load model {path}: {message}")]
+    Load { path: PathBuf, message: String },
+}
+
+pub struct MistralGenerator {
+    model: Arc<Model>,
+    admission: Admission,
+    description: String,
+    load_time: Duration,
+}
+
+impl MistralGenerator {
+    /// Loads a GGUF file. On CPU activations run in f32: mistral.rs' automatic
+    /// choice (bf16) is emulated on CPUs without native bf16 and much slower.
+    pub async fn load(
+        path: &Path,
+        device: DeviceKind,
+        admission: Admission,
+        max_running: usize,
+    ) -> Result<MistralGenerator, ModelError> {
+        check_gguf(path)?;
+        let started = Instant::now();
+        let load_err = |message: String| ModelError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_string_lossy()
+            .to_string();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .ok_or_else(|| load_err("path has no file name".into()))?;
+        let (dtype, mistral_device) = match device {
+            DeviceKind::Cpu => (ModelDType::F32, mistralrs::Device::Cpu),
+            DeviceKind::Cuda => (
+                ModelDType::Auto,
+                mistralrs::best_device(false).map_err(|e| load_err(e.to_string()))?,
+            ),
+        };
+        let pipeline = tokio::task::spawn_blocking(move || {
+            let loader = GGUFLoaderBuilder::new(
+                None,
+                None,
+                dir,
+                vec![file],
+                GGUFSpecificConfig { topology: None },
+                false,
+                None,
+            )
+            .build();
+            loader.load_model_from_hf(
+                None,
+                TokenSource::None,
+                &dtype,
+                &mistral_device,
+                true,
+                DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+                None,
+                None,
+            )
+        })
+        .await
+        .map_err(|e| load_err(e.to_string()))?
+        .map_err(|e| load_err(format!("{e:#}")))?;
+        let scheduler = SchedulerConfig::DefaultScheduler {
+            method: DefaultSchedulerMethod::Fixed(
+                NonZeroUsize::new(max_running.max(1)).expect("max(1) is non-zero"),
+            ),
+        };
+        let engine = EngineConfig {
+            throughput_logging_enabled: false,
+            ..EngineConfig::default()
+        };
+        let model = mistralrs::model_builder_trait::build_model_from_pipeline(
+            pipeline,
+            scheduler,
+            AddModelConfig {
+                engine_config: engine,
+                mcp_client_config: None,
+                loader_config: None,
+            },
+        )
+        .await;
+        let load_time = started.elapsed();
+        let description = format!(
+            "{} ({:?})",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            device
+        );
+        tracing::info!(model = %description, load_ms = load_time.as_millis() as u64, "model loaded");
+        Ok(MistralGenerator {
+            model: Arc::new(model),
+            admission,
+            description,
+            load_time,
+        })
+    }
+
+    /// The same loaded model behind another admission queue.
+    pub fn with_admission(&self, admission: Admission) -> MistralGenerator {
+        MistralGenerator {
+            model: self.model.clone(),
+            admission,
+            description: self.description.clone(),
+            load_time: self.load_time,
+        }
+    }
+
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+fn check_gguf(path: &Path) -> Result<(), ModelError> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|_| ModelError::NotFound(path.to_path_buf()))?;
+    if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(ModelError::NotGguf(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+fn build_request(request: &GenerationRequest) -> RequestBuilder {
+    // The deterministic sampler replaces every sampling parameter, so it goes first.
+    let mut builder = RequestBuilder::new()
+        .set_deterministic_sampler()
+        .set_sampler_max_len(request.max_tokens)
+        .set_sampler_frequency_penalty(0.3)
+        .add_message(TextMessageRole::System, &request.system);
+    for ChatTurn { speaker, text } in &request.turns {
+        let role = match speaker {
+            Speaker::Customer => TextMessageRole::User,
+            Speaker::Assistant => TextMessageRole::Assistant,
+        };
+        builder = builder.add_message(role, text);
+    }
+    builder
+}
+
+impl TextGenerator for MistralGenerator {
+    fn start(&self, request: GenerationRequest) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+        let ticket = self.admission.try_admit()?;
+        let (tx, rx) = mpsc::channel(64);
+        let model = self.model.clone();
+        tokio::spawn(async move {
+            let _running = ticket.wait_turn().await;
+            if tx.is_closed() {
+                return;
+            }
+            let event = run(&model, &request, &tx).await;
+            let _ = tx.send(event).await;
+        });
+        Ok(rx)
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+/// Streams tokens into `tx`; returns the closing event.
+async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEvent>) -> GenEvent {
+    let mut stream = match model.stream_chat_request(build_request(request)).await {
+        Ok(s) => s,
+        Err(e) => return GenEvent::Failed(e.to_string()),
+    };
+    let mut tokens = 0;
+    while let Some(response) = stream.next().await {
+        match response {
+            Response::Chunk(chunk) => {
+                let Some(choice) = chunk.choices.first() else {
+                    continue;
+                };
+                if let Some(text) = &choice.delta.content
+                    && !text.is_empty()
+                {
+                    tokens += 1;
+                    if tx.send(GenEvent::Token(text.clone())).await.is_err() {
+                        // The listener went away: dropping the stream stops the sequence.
+                        return GenEvent::Done { tokens };
+                    }
+                }
+                if choice.finish_reason.is_some() {
+                    return GenEvent::Done { tokens };
+                }
+            }
+            Response::Done(_) => return GenEvent::Done { tokens },
+            Response::ModelError(message, _) => return GenEvent::Failed(message),
+            Response::InternalError(e) | Response::ValidationError(e) => {
+                return GenEvent::Failed(e.to_string());
+            }
+            _ => {}
+        }
+    }
+    GenEvent::Done { tokens }
+}

@@ -1,0 +1,118 @@
+//! The prompt: instructions, the conversation so far, and the passages the
+//! answer must come from.
+
+use super::{ChatTurn, GenerationRequest, Speaker};
+use crate::knowledge::Passage;
+
+const SYSTEM: &str = "You are the customer-service assistant of an online shop. \
+Answer the customer's last question in one to three short, friendly sentences. \
+Use only facts from the help-centre passages you are given. \
+Never invent numbers, prices, dates, names or policies. \
+If the passages do not answer the question, say that you are not sure and offer to connect the customer with a colleague.";
+
+/// Rough token count: English averages about four characters a token. Used
+/// only to budget history, where an estimate is enough.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4) + 4
+}
+
+/// Picks the history that fits `budget` tokens: the most recent turns, and
+/// the conversation's opening question when it no longer fits with them,
+/// because it usually says what the whole chat is about.
+pub fn window(history: &[ChatTurn], budget: usize) -> Vec<ChatTurn> {
+    let mut used = 0;
+    let mut start = history.len();
+    while start > 0 {
+        let cost = estimate_tokens(&history[start - 1].text);
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        start -= 1;
+    }
+    // Start on a customer turn so roles keep alternating.
+    while start < history.len() && history[start].speaker != Speaker::Customer {
+        start += 1;
+    }
+    let mut kept = Vec::new();
+    if start > 0
+        && let Some(first) = history.iter().find(|t| t.speaker == Speaker::Customer)
+        && used + estimate_tokens(&first.text) <= budget + budget / 4
+    {
+        kept.push(first.clone());
+        kept.push(ChatTurn {
+            speaker: Speaker::Assistant,
+            text: "(earlier messages omitted)".into(),
+        });
+    }
+    kept.extend_from_slice(&history[start..]);
+    kept
+}
+
+/// Builds the request for one reply.
+pub fn build(
+    history: &[ChatTurn],
+    question: &str,
+    passages: &[&Passage],
+    history_budget: usize,
+    max_tokens: usize,
+) -> GenerationRequest {
+    let mut turns = window(history, history_budget);
+    let mut context = String::from("Help-centre passages:\n");
+    for (i, p) in passages.iter().enumerate() {
+        let heading = if p.heading.is_empty() {
+            String::new()
+        } else {
+            format!(" – {}", p.heading)
+        };
+        context.push_str(&format!("[{}] {}{}\n{}\n\n", i + 1, p.article_title, heading, p.text));
+    }
+    context.push_str(&format!(
+        "Customer question: {question}\nAnswer using only the passages above."
+    ));
+    turns.push(ChatTurn {
+        speaker: Speaker::Customer,
+        text: context,
+    });
+    GenerationRequest {
+        system: SYSTEM.to_string(),
+        turns,
+        max_tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(speaker: Speaker, text: &str) -> ChatTurn {
+        ChatTurn {
+            speaker,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn window_keeps_recent_turns_and_the_opening_question() {
+        let mut history = vec![turn(Speaker::Customer, "I want to return a lamp")];
+        for i in 0..20 {
+            history.push(turn(Speaker::Assistant, &format!("answer {i} {}", "x".repeat(80))));
+            history.push(turn(Speaker::Customer, &format!("question {i} {}", "y".repeat(80))));
+        }
+        let kept = window(&history, 120);
+        assert_eq!(kept[0].text, "I want to return a lamp");
+        assert_eq!(kept.last().unwrap().text, history.last().unwrap().text);
+        assert!(kept.len() < history.len());
+        let total: usize = kept.iter().map(|t| estimate_tokens(&t.text)).sum();
+        assert!(total <= 120 + 30 + 10, "{total}");
+    }
+
+    #[test]
+    fn short_history_is_kept_whole() {
+        let history = vec![
+            turn(Speaker::Customer, "hi"),
+            turn(Speaker::Assistant, "hello"),
+        ];
+        assert_eq!(window(&history, 500), history);
+    }
+}

@@ -1,0 +1,102 @@
+//! HTTP routes and the server: health, readiness, the demo page, article
+//! pages for citations, and the chat websocket.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::chat::ws;
+use crate::state::AppState;
+
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
+/// Starts serving on `listener`. The returned server must be awaited or spawned.
+pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    spawn_reaper(Arc::downgrade(&state));
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/", web::get().to(index))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/kb/{id}", web::get().to(article_page))
+            .route("/ws", web::get().to(ws::route))
+    })
+    .workers(2)
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Evicts idle sessions from memory; ends when the state is dropped.
+fn spawn_reaper(state: std::sync::Weak<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            let idle = Duration::from_secs(state.config.session_idle_secs);
+            let reaped = state.hub.reap_idle(idle);
+            if reaped > 0 {
+                tracing::info!(reaped, live = state.hub.len(), "idle sessions left memory");
+            }
+        }
+    });
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(INDEX_HTML)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready once the model is loaded and the index is open, which the server
+/// waits for before it listens; the body says what was loaded.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "model": state.generator.describe(),
+        "articles": state.kb.article_count(),
+        "passages": state.kb.passage_count(),
+        "skipped_articles": state.skipped_articles,
+        "live_sessions": state.hub.len(),
+    }))
+}
+
+async fn article_page(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    let Some(article) = state.articles.get(id.as_str()) else {
+        return HttpResponse::NotFound()
+            .content_type("text/html; charset=utf-8")
+            .body("<!doctype html><title>Not found</title><p>There is no help article with that id.</p>");
+    };
+    let mut body = String::new();
+    let parser = pulldown_cmark::Parser::new(&article.body);
+    pulldown_cmark::html::push_html(&mut body, parser);
+    let title = html_escape(&article.title);
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title><style>body{{font:16px/1.6 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#1f2937}}\
+             h1{{font-size:1.6rem}}a{{color:#2563eb}}</style></head><body>\
+             <p><a href=\"/\">← Back to chat</a></p><h1>{title}</h1>{body}</body></html>"
+        ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,215 @@
+//! Markdown articles with YAML front matter, and their split into passages.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A knowledge-base article as written by shop staff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Article {
+    pub id: String,
+    pub title: String,
+    pub tags: Vec<String>,
+    pub url: Option<String>,
+    pub body: String,
+}
+
+/// A searchable piece of an article: the text under one heading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    /// `article-id#n`, n counting from 0 in document order.
+    pub id: String,
+    pub article_id: String,
+    pub article_title: String,
+    /// Heading path inside the article ("Returns > Faulty items"); empty for the intro.
+    pub heading: String,
+    pub text: String,
+    pub tags: Vec<String>,
+    pub url: String,
+}
+
+/// Why an article file was skipped, with the line to look at.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct ArticleError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    id: String,
+    title: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    url: Option<String>,
+}
+
+/// Parses one article file. Lines in errors count from 1 in the file.
+pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
+    let err = |line: usize, message: String| ArticleError {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.lines();
+    if lines.next().map(str::trim_end) != Some("---") {
+        return Err(err(1, "missing front matter: the file must start with a `---` line".into()));
+    }
+    let mut yaml = String::new();
+    let mut closing_line = None;
+    for (i, line) in lines.by_ref().enumerate() {
+        if line.trim_end() == "---" {
+            closing_line = Some(i + 2);
+            break;
+        }
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    let closing_line = closing_line
+        .ok_or_else(|| err(1, "front matter is not closed: add a `---` line after it".into()))?;
+    let front: FrontMatter = serde_yaml_ng::from_str(&yaml).map_err(|e| {
+        // +1 for the opening `---` line.
+        let line = e.location().map(|l| l.line() + 1).unwrap_or(2);
+        err(line, format!("invalid front matter: {e}"))
+    })?;
+    let body: String = lines.collect::<Vec<_>>().join("\n").trim().to_string();
+    if !is_valid_id(&front.id) {
+        return Err(err(
+            2,
+            format!(
+                "invalid id {:?}: use lowercase letters, digits and dashes",
+                front.id
+            ),
+        ));
+    }
+    if front.title.trim().is_empty() {
+        return Err(err(2, "title is empty".into()));
+    }
+    if body.is_empty() {
+        return Err(err(closing_line, "the article has no body".into()));
+    }
+    Ok(Article {
+        id: front.id,
+        title: front.title.trim().to_string(),
+        tags: front.tags,
+        url: front.url,
+        body,
+    })
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Article {
+    /// Where a citation links to: the article's own url, or its page on this server.
+    pub fn link(&self) -> String {
+        self.url.clone().unwrap_or_else(|| format!("/kb/{}", self.id))
+    }
+
+    /// Splits the body at Markdown headings. Text before the first heading is the intro.
+    pub fn passages(&self) -> Vec<Passage> {
+        let mut sections: Vec<(String, String)> = Vec::new();
+        let mut path: Vec<(usize, String)> = Vec::new();
+        let mut current = String::new();
+        let mut heading = String::new();
+        let mut in_fence = false;
+        for line in self.body.lines() {
+            if line.trim_start().starts_with("```") {
+                in_fence = !in_fence;
+            }
+            let level = line.bytes().take_while(|&b| b == b'#').count();
+            if !in_fence && (1..=6).contains(&level) && line[level..].starts_with(' ') {
+                sections.push((heading.clone(), std::mem::take(&mut current)));
+                let title = line[level..].trim().to_string();
+                path.retain(|(l, _)| *l < level);
+                path.push((level, title));
+                heading = path
+                    .iter()
+                    .map(|(_, t)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" > ");
+            } else {
+                current.push_str(line);
+                current.push('\n');
+            }
+        }
+        sections.push((heading, current));
+        sections
+            .into_iter()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .enumerate()
+            .map(|(n, (heading, text))| Passage {
+                id: format!("{}#{n}", self.id),
+                article_id: self.id.clone(),
+                article_title: self.title.clone(),
+                heading,
+                text: text.trim().to_string(),
+                tags: self.tags.clone(),
+                url: self.link(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = "---\nid: returns\ntitle: Returns\ntags: [returns, refunds]\n---\nIntro text.\n\n## Window\nThirty days.\n\n### Exceptions\nGift cards.\n";
+
+    #[test]
+    fn parses_front_matter_and_splits_by_heading() {
+        let a = parse_article(Path::new("r.md"), GOOD).unwrap();
+        assert_eq!(a.id, "returns");
+        assert_eq!(a.tags, vec!["returns", "refunds"]);
+        let p = a.passages();
+        let headings: Vec<_> = p.iter().map(|p| p.heading.as_str()).collect();
+        assert_eq!(headings, vec!["", "Window", "Window > Exceptions"]);
+        assert_eq!(p[2].text, "Gift cards.");
+        assert_eq!(p[1].id, "returns#1");
+        assert_eq!(p[0].url, "/kb/returns");
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let bad_yaml = "---\nid: x\ntitle: [unclosed\n---\nbody\n";
+        let e = parse_article(Path::new("x.md"), bad_yaml).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let no_front = "# Title\nbody";
+        assert_eq!(parse_article(Path::new("x.md"), no_front).unwrap_err().line, 1);
+        let unknown = "---\nid: x\ntitle: T\ncolour: red\n---\nbody\n";
+        let e = parse_article(Path::new("x.md"), unknown).unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        let bad_id = "---\nid: Not Valid\ntitle: T\n---\nbody\n";
+        assert!(parse_article(Path::new("x.md"), bad_id).unwrap_err().message.contains("invalid id"));
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(text in ".{0,400}") {
+            let _ = parse_article(Path::new("p.md"), &text);
+        }
+
+        #[test]
+        fn passages_keep_every_body_line(lines in proptest::collection::vec("(## )?[a-z ]{1,20}", 1..20)) {
+            let body = lines.join("\n");
+            let text = format!("---\nid: p\ntitle: P\n---\n{body}\n");
+            if let Ok(article) = parse_article(Path::new("p.md"), &text) {
+                let joined: String = article.passages().iter().map(|p| p.text.clone()).collect::<Vec<_>>().join(" ");
+                for line in article.body.lines().filter(|l| !l.starts_with("## ") && !l.trim().is_empty()) {
+                    prop_assert!(joined.contains(line.trim()));
+                }
+            }
+        }
+    }
+}

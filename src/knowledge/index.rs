@@ -1,0 +1,280 @@
+//! The tantivy index over passages: BM25 over title, heading, tags and body
+//! with English stemming, plus a relevance score that says whether the best
+//! passage is about the question at all.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
+
+use super::terms::{ANALYZER_NAME, Analyzer, analyzer};
+use super::{KbLoad, Passage};
+
+/// Bump when the schema or analyzer changes, so existing indexes are rebuilt.
+pub const SCHEMA_VERSION: u32 = 1;
+const DIGEST_FILE: &str = "kb.digest";
+/// Weight of the previous customer turn's words when the current message is a follow-up.
+const CONTEXT_BOOST: f32 = 0.35;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KbIndexError {
+    #[error("search index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("cannot prepare index directory {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    passage_id: Field,
+    article_id: Field,
+    title: Field,
+    heading: Field,
+    tags: Field,
+    body: Field,
+    url: Field,
+    all: Field,
+}
+
+impl Fields {
+    /// Fields searched, with their weight.
+    fn weighted(&self) -> [(Field, f32); 4] {
+        [
+            (self.title, 2.0),
+            (self.heading, 1.5),
+            (self.tags, 1.5),
+            (self.body, 1.0),
+        ]
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(ANALYZER_NAME)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let text_stored = TextOptions::default()
+        .set_indexing_options(indexing.clone())
+        .set_stored();
+    let text = TextOptions::default().set_indexing_options(indexing);
+    let fields = Fields {
+        passage_id: b.add_text_field("passage_id", STRING | STORED),
+        article_id: b.add_text_field("article_id", STRING | STORED),
+        title: b.add_text_field("title", text_stored.clone()),
+        heading: b.add_text_field("heading", text_stored.clone()),
+        tags: b.add_text_field("tags", text_stored.clone()),
+        body: b.add_text_field("body", text_stored),
+        url: b.add_text_field("url", STORED),
+        all: b.add_text_field("all", text),
+    };
+    (b.build(), fields)
+}
+
+/// What a customer asked, with the previous customer turn for follow-ups.
+#[derive(Debug, Clone, Default)]
+pub struct RetrievalQuery {
+    pub text: String,
+    pub context: Option<String>,
+}
+
+/// A passage found for a query.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub passage: Passage,
+    /// BM25 score with field weights; comparable only within one query.
+    pub score: f32,
+    /// Share of the question's content words found in the passage, weighted by
+    /// their rarity in the knowledge base (0..1). Comparable across queries.
+    pub relevance: f32,
+}
+
+pub struct KbIndex {
+    reader: IndexReader,
+    fields: Fields,
+    passages: usize,
+    articles: usize,
+}
+
+impl KbIndex {
+    /// Opens the index in `dir`, rebuilding it only when the articles changed.
+    /// Returns the index and whether it was rebuilt.
+    pub fn open_or_build(dir: &Path, load: &KbLoad) -> Result<(KbIndex, bool), KbIndexError> {
+        let io = |source| KbIndexError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let digest_path = dir.join(DIGEST_FILE);
+        let current = std::fs::read_to_string(&digest_path).ok();
+        if current.as_deref() == Some(load.digest.as_str())
+            && let Ok(index) = Index::open_in_dir(dir)
+        {
+            return Ok((KbIndex::from_index(index, load)?, false));
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (schema, fields) = schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        index.tokenizers().register(ANALYZER_NAME, analyzer());
+        let mut writer = index.writer::<TantivyDocument>(30_000_000)?;
+        for article in &load.articles {
+            for p in article.passages() {
+                let tags = p.tags.join(", ");
+                let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
+                writer.add_document(doc!(
+                    fields.passage_id => p.id.as_str(),
+                    fields.article_id => p.article_id.as_str(),
+                    fields.title => p.article_title.as_str(),
+                    fields.heading => p.heading.as_str(),
+                    fields.tags => tags,
+                    fields.body => p.text.as_str(),
+                    fields.url => p.url.as_str(),
+                    fields.all => all,
+                ))?;
+            }
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        std::fs::write(&digest_path, &load.digest).map_err(io)?;
+        Ok((KbIndex::from_index(index, load)?, true))
+    }
+
+    fn from_index(index: Index, load: &KbLoad) -> Result<KbIndex, KbIndexError> {
+        index.tokenizers().register(ANALYZER_NAME, analyzer());
+        let (_, fields) = schema();
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let passages = reader.searcher().num_docs() as usize;
+        Ok(KbIndex {
+            reader,
+            fields,
+            passages,
+            articles: load.articles.len(),
+        })
+    }
+
+    pub fn passage_count(&self) -> usize {
+        self.passages
+    }
+
+    pub fn article_count(&self) -> usize {
+        self.articles
+    }
+
+    /// Ranked passages for a question, best first. CPU-bound: call it off the
+    /// async executor when the index is large.
+    pub fn search(&self, query: &RetrievalQuery, limit: usize) -> Result<Vec<Hit>, KbIndexError> {
+        let mut analyzer = Analyzer::default();
+        let main_terms = analyzer.distinct_terms(&query.text);
+        let context_terms: Vec<String> = query
+            .context
+            .as_deref()
+            .map(|c| analyzer.distinct_terms(c))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !main_terms.contains(t))
+            .collect();
+        // A follow-up made only of filler ("and how long does that take?")
+        // is about whatever the previous turn was about.
+        let judged_terms = if main_terms.is_empty() {
+            &context_terms
+        } else {
+            &main_terms
+        };
+        if judged_terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (terms, weight) in [(&main_terms, 1.0), (&context_terms, CONTEXT_BOOST)] {
+            for term in terms {
+                for (field, boost) in self.fields.weighted() {
+                    let q = TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    );
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost * weight))));
+                }
+            }
+        }
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &BooleanQuery::new(clauses),
+            &TopDocs::with_limit(limit.max(1)).order_by_score(),
+        )?;
+        let n_docs = searcher.num_docs() as f32;
+        let idf = |term: &str| -> tantivy::Result<f32> {
+            let df = searcher.doc_freq(&Term::from_field_text(self.fields.all, term))? as f32;
+            Ok((1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln())
+        };
+        let weights: Vec<f32> = judged_terms
+            .iter()
+            .map(|t| idf(t))
+            .collect::<tantivy::Result<_>>()?;
+        let total_weight: f32 = weights.iter().sum();
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let passage = self.passage_from(&doc);
+            let present: HashSet<String> = analyzer
+                .terms(&format!(
+                    "{} {} {} {}",
+                    passage.article_title,
+                    passage.heading,
+                    passage.tags.join(" "),
+                    passage.text
+                ))
+                .into_iter()
+                .collect();
+            let matched: f32 = judged_terms
+                .iter()
+                .zip(&weights)
+                .filter(|(t, _)| present.contains(*t))
+                .map(|(_, w)| w)
+                .sum();
+            hits.push(Hit {
+                passage,
+                score,
+                relevance: if total_weight > 0.0 {
+                    matched / total_weight
+                } else {
+                    0.0
+                },
+            });
+        }
+        Ok(hits)
+    }
+
+    fn passage_from(&self, doc: &TantivyDocument) -> Passage {
+        let get = |field: Field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let tags = get(self.fields.tags);
+        Passage {
+            id: get(self.fields.passage_id),
+            article_id: get(self.fields.article_id),
+            article_title: get(self.fields.title),
+            heading: get(self.fields.heading),
+            text: get(self.fields.body),
+            tags: tags
+                .split(", ")
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            url: get(self.fields.url),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The knowledge base: Markdown articles on disk, split into passages and
+//! searched with tantivy.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+mod article;
+mod index;
+mod terms;
+
+pub use article::{Article, ArticleError, Passage, parse_article};
+pub use index::{Hit, KbIndex, KbIndexError, RetrievalQuery};
+pub use terms::Analyzer;
+
+/// A source cited by a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    pub article_id: String,
+    pub title: String,
+    pub url: String,
+}
+
+impl Citation {
+    pub fn of(passage: &Passage) -> Citation {
+        Citation {
+            article_id: passage.article_id.clone(),
+            title: passage.article_title.clone(),
+            url: passage.url.clone(),
+        }
+    }
+}
+
+/// What was read from the knowledge directory.
+#[derive(Debug, Clone)]
+pub struct KbLoad {
+    pub articles: Vec<Article>,
+    pub skipped: Vec<ArticleError>,
+    /// Digest of the loaded articles; the index is rebuilt when it changes.
+    pub digest: String,
+}
+
+/// Reads every `*.md` file under `dir` (sorted, recursively). A file that does
+/// not parse is reported and skipped; the rest still load.
+pub fn load_dir(dir: &Path) -> std::io::Result<KbLoad> {
+    let mut files = Vec::new();
+    collect_markdown(dir, &mut files)?;
+    files.sort();
+    let mut articles = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = HashSet::new();
+    let mut hasher = Sha256::new();
+    hasher.update(index::SCHEMA_VERSION.to_le_bytes());
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                skipped.push(ArticleError {
+                    file,
+                    line: 1,
+                    message: format!("cannot read file: {e}"),
+                });
+                continue;
+            }
+        };
+        match parse_article(&file, &text) {
+            Ok(article) if !seen.insert(article.id.clone()) => skipped.push(ArticleError {
+                file,
+                line: 2,
+                message: format!("duplicate article id {:?}", article.id),
+            }),
+            Ok(article) => {
+                hasher.update(article.id.as_bytes());
+                hasher.update([0]);
+                hasher.update(text.as_bytes());
+                hasher.update([0]);
+                articles.push(article);
+            }
+            Err(e) => skipped.push(e),
+        }
+    }
+    for e in &skipped {
+        tracing::warn!(file = %e.file.display(), line = e.line, reason = %e.message, "skipped knowledge-base article");
+    }
+    Ok(KbLoad {
+        articles,
+        skipped,
+        digest: hex::encode(hasher.finalize()),
+    })
+}
+
+fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_markdown(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The one text analyzer used for indexing, querying and fact checks, so a
+//! word means the same thing everywhere.
+
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+
+pub const ANALYZER_NAME: &str = "frontdesk_en";
+
+/// Words that carry no topic in a customer question. On top of the usual
+/// English stop words, question fillers ("how long", "can I") are dropped so
+/// that relevance is decided by the words that say what the question is about.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "anything", "are",
+    "as", "at", "be", "been", "being", "but", "by", "can", "could", "did", "do", "does", "doing",
+    "done", "for", "from", "get", "gets", "getting", "got", "had", "has", "have", "having", "hello",
+    "help", "hey", "hi", "how", "i", "i'm", "if", "in", "into", "is", "it", "its", "just", "know",
+    "let", "like", "long", "me", "might", "much", "must", "my", "need", "no", "not", "now", "of",
+    "ok", "okay", "on", "one", "or", "our", "please", "really", "should", "so", "some", "someone",
+    "something", "still", "take", "takes", "tell", "thank", "thanks", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "to", "too", "us", "want", "was",
+    "way", "we", "were", "what", "what's", "when", "where", "which", "who", "why", "will", "with",
+    "would", "yes", "you", "your", "you're",
+];
+
+/// Builds the analyzer; cheap enough to build per use.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::remove(STOP_WORDS.iter().map(|s| s.to_string())))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// Turns text into stemmed content terms.
+#[derive(Clone)]
+pub struct Analyzer {
+    inner: TextAnalyzer,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer { inner: analyzer() }
+    }
+}
+
+impl Analyzer {
+    pub fn terms(&mut self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stream = self.inner.token_stream(text);
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    /// Distinct terms, in first-seen order.
+    pub fn distinct_terms(&mut self, text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.terms(text) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_fillers_are_dropped_and_words_stemmed() {
+        let mut a = Analyzer::default();
+        assert_eq!(a.terms("How long do I have to return something?"), vec!["return"]);
+        assert_eq!(a.terms("Refunds refunded"), vec!["refund", "refund"]);
+    }
+}

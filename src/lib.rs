@@ -1,0 +1,16 @@
+//! Frontdesk: a self-hosted customer-service chatbot backend.
+//!
+//! `docs/ARCHITECTURE.md` explains how the modules fit together.
+
+pub mod bench;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod generation;
+pub mod http;
+pub mod knowledge;
+pub mod models;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

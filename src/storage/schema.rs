@@ -1,0 +1,38 @@
+//! Schema migrations, applied in order and recorded in `user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        created_at_ms INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('customer', 'bot')),
+        text TEXT NOT NULL,
+        client_id TEXT,
+        reply_id TEXT,
+        citations TEXT,
+        grounded INTEGER,
+        kind TEXT,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE UNIQUE INDEX messages_customer_client_id
+        ON messages (session_id, client_id) WHERE role = 'customer';
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}

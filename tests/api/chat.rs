@@ -1,0 +1,85 @@
+//! Answers: streamed, cited, grounded, in context, declined when unknown.
+
+use frontdesk::generation::Admission;
+use serde_json::json;
+
+use crate::helpers::{AppOptions, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn knowledge_base_question_streams_a_cited_grounded_answer() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let welcome = ws.hello(None, None).await;
+    assert_eq!(welcome["resumed"], false);
+
+    let ex = ws.ask("q1", "How long do I have to return something?").await;
+    assert_eq!(ex.ack["seq"], 1);
+    assert_eq!(ex.ack["duplicate"], false);
+    assert!(!ex.tokens.is_empty(), "tokens are streamed before the reply");
+    assert_eq!(ex.reply["seq"], 2);
+    assert_eq!(ex.reply["reply_to"], "q1");
+    assert!(ex.cited().contains(&"return-policy".to_string()), "{:?}", ex.reply);
+    assert!(ex.text().contains("30"), "the key fact (30 days) is in the reply: {}", ex.text());
+    assert_eq!(ex.reply["citations"][0]["url"], "/kb/return-policy");
+    // Whichever way it was produced, the reply carries only facts from its source.
+    let kind = ex.reply["kind"].as_str().unwrap();
+    assert!(kind == "generated" || kind == "extractive", "{kind}");
+    assert_eq!(ex.reply["grounded"], kind == "generated");
+}
+
+#[tokio::test]
+async fn question_outside_the_knowledge_base_is_declined_not_invented() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.hello(None, None).await;
+    let ex = ws.ask("q1", "What's the capital of France?").await;
+    assert_eq!(ex.reply["kind"], "no_answer");
+    assert!(ex.tokens.is_empty(), "the model is not asked");
+    assert_eq!(ex.reply["citations"], json!([]));
+    assert!(!ex.text().contains("Paris"));
+    assert!(ex.text().contains("connect you with someone"), "a human is offered");
+}
+
+#[tokio::test]
+async fn follow_up_is_answered_in_context() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.hello(None, None).await;
+    let first = ws.ask("q1", "Do you have express delivery?").await;
+    assert!(first.cited().contains(&"express-delivery".to_string()), "{:?}", first.reply);
+    // "it" only makes sense with the previous question.
+    let follow = ws.ask("q2", "And how much does it cost?").await;
+    assert!(follow.cited().contains(&"express-delivery".to_string()), "{:?}", follow.reply);
+    assert!(follow.text().contains("9.95"), "{}", follow.text());
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_busy_instead_of_hanging() {
+    // One reply may run and none may wait.
+    let generator = crate::helpers::generator_with(Admission::new(1, 0));
+    let app = spawn_app_with(
+        AppOptions {
+            generator: Some(generator),
+            ..Default::default()
+        },
+        tempfile::TempDir::new().unwrap(),
+    )
+    .await;
+    let mut first = app.connect().await;
+    first.hello(None, None).await;
+    first
+        .send_json(json!({"type": "message", "id": "a", "text": "How do I reset my password?"}))
+        .await;
+    // Once tokens flow, the only model slot is taken.
+    let frames = first.recv_until("token").await;
+    assert!(frames.iter().any(|f| f["type"] == "ack"));
+
+    let mut second = app.connect().await;
+    second.hello(None, None).await;
+    let ex = second.ask("b", "Which payment methods do you accept?").await;
+    assert_eq!(ex.reply["kind"], "busy", "{:?}", ex.reply);
+    assert!(ex.text().contains("again"));
+
+    let rest = first.recv_until("reply").await;
+    assert_ne!(rest.last().unwrap()["kind"], "busy");
+}

@@ -1,0 +1,246 @@
+//! Test harness: the real server on a free port with a temporary data
+//! directory, the real model (loaded once per test binary), and a websocket
+//! client that speaks the real protocol.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use frontdesk::config::{Config, DeviceKind};
+use frontdesk::generation::{Admission, MistralGenerator, TextGenerator};
+use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
+use frontdesk::startup::Application;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn model_path() -> PathBuf {
+    repo_path("models").join(DEFAULT_MODEL_FILE)
+}
+
+struct Shared {
+    generator: Arc<MistralGenerator>,
+    // The runtime the model was loaded on stays alive with it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        std::thread::spawn(|| {
+            frontdesk::telemetry::init(frontdesk::config::LogFormat::Text);
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            let generator = runtime.block_on(async {
+                models::ensure(&DEFAULT_CHAT_MODEL, &model_path())
+                    .await
+                    .expect("fetch the default model");
+                MistralGenerator::load(&model_path(), DeviceKind::Cpu, Admission::new(1, 32), 1)
+                    .await
+                    .expect("load the default model")
+            });
+            Shared {
+                generator: Arc::new(generator),
+                _runtime: runtime,
+            }
+        })
+        .join()
+        .expect("model loader thread")
+    })
+}
+
+/// The real model, loaded once for the whole test binary.
+pub fn generator() -> Arc<dyn TextGenerator> {
+    shared().generator.clone()
+}
+
+/// The same loaded model behind its own admission queue.
+pub fn generator_with(admission: Admission) -> Arc<dyn TextGenerator> {
+    Arc::new(shared().generator.with_admission(admission))
+}
+
+pub struct TestApp {
+    pub port: u16,
+    pub data_dir: TempDir,
+    handle: ServerHandle,
+}
+
+pub struct AppOptions {
+    pub knowledge: PathBuf,
+    pub generator: Option<Arc<dyn TextGenerator>>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            knowledge: repo_path("knowledge"),
+            generator: None,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default(), TempDir::new().unwrap()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
+    let config = Config::for_dirs(data_dir.path(), &options.knowledge, &model_path()).unwrap();
+    let generator = options.generator.unwrap_or_else(generator);
+    let app = Application::with_generator(config, generator).expect("app starts");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        data_dir,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub async fn connect(&self) -> WsClient {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
+            .await
+            .expect("websocket connects");
+        WsClient { stream }
+    }
+
+    /// Stops the server and hands back its data directory.
+    pub async fn stop(self) -> TempDir {
+        self.handle.stop(true).await;
+        self.data_dir
+    }
+}
+
+type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct WsClient {
+    stream: Stream,
+}
+
+/// What the server sent in answer to one customer message.
+#[derive(Debug)]
+pub struct Exchange {
+    pub ack: Value,
+    pub tokens: Vec<String>,
+    pub reply: Value,
+}
+
+impl Exchange {
+    pub fn text(&self) -> &str {
+        self.reply["text"].as_str().unwrap()
+    }
+
+    pub fn cited(&self) -> Vec<String> {
+        self.reply["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["article_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl WsClient {
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.stream.send(Message::binary(bytes)).await.expect("send");
+    }
+
+    /// The next JSON frame, skipping websocket pings.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("a frame within the timeout")
+                .expect("connection open")
+                .expect("valid websocket message");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected websocket message {other:?}"),
+            }
+        }
+    }
+
+    /// Frames up to and including the first one of type `kind`.
+    pub async fn recv_until(&mut self, kind: &str) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            let done = frame["type"] == kind;
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    pub async fn hello(&mut self, session_id: Option<&str>, last_seq: Option<i64>) -> Value {
+        let mut frame = json!({"type": "hello"});
+        if let Some(id) = session_id {
+            frame["session_id"] = json!(id);
+        }
+        if let Some(seq) = last_seq {
+            frame["last_seq"] = json!(seq);
+        }
+        self.send_json(frame).await;
+        let welcome = self.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        welcome
+    }
+
+    /// Sends a message and collects the ack, streamed tokens and the reply.
+    pub async fn ask(&mut self, id: &str, text: &str) -> Exchange {
+        self.send_json(json!({"type": "message", "id": id, "text": text})).await;
+        let frames = self.recv_until("reply").await;
+        let ack = frames
+            .iter()
+            .find(|f| f["type"] == "ack")
+            .cloned()
+            .unwrap_or_else(|| panic!("no ack in {frames:?}"));
+        let tokens = frames
+            .iter()
+            .filter(|f| f["type"] == "token")
+            .map(|f| f["text"].as_str().unwrap().to_string())
+            .collect();
+        let reply = frames.last().unwrap().clone();
+        eprintln!("Q: {text}\nA: {} [{}] {:?}", reply["text"], reply["kind"], reply["citations"]);
+        Exchange { ack, tokens, reply }
+    }
+
+    /// Waits for the server to close the connection.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await {
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(other))) => panic!("expected the connection to close, got {other:?}"),
+                Err(_) => panic!("connection was not closed"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real server, model, index and database.
+
+mod chat;
+mod helpers;
+mod protocol;
+mod sessions;
+mod startup;
