@@ -64,6 +64,7 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
                 total.as_millis(),
                 reply.reply.as_ref().map(|r| r.kind),
             );
+            println!("    {}", reply.text);
             if let Some(ft) = stats.first_token {
                 first_tokens.push(ft);
                 rates.push(rate);

@@ -28,6 +28,20 @@ pub enum Command {
     FetchModels,
     /// Measure model load time, time to first token and tokens/s on knowledge-base questions
     Bench(crate::bench::BenchArgs),
+    /// Knowledge-base tools
+    #[command(subcommand)]
+    Kb(KbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Show the passages a question retrieves, with scores, and whether the bot would answer
+    Search {
+        query: String,
+        /// Previous customer message, for follow-ups
+        #[arg(long)]
+        context: Option<String>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +56,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
         }
         Command::Bench(args) => crate::bench::run(config, args).await?,
+        Command::Kb(KbCommand::Search { query, context }) => kb_search(&config, query, context)?,
     }
+    Ok(())
+}
+
+fn kb_search(config: &Config, text: String, context: Option<String>) -> anyhow::Result<()> {
+    let load = crate::knowledge::load_dir(&config.knowledge)?;
+    let (index, _) = crate::knowledge::KbIndex::open_or_build(&config.index_dir(), &load)?;
+    let hits = index.search(&crate::knowledge::RetrievalQuery { text, context }, 8)?;
+    for hit in &hits {
+        let answers = hit.relevance >= config.min_relevance;
+        println!(
+            "{:>7.3}  relevance {:.2}{}  {}  ({})",
+            hit.score,
+            hit.relevance,
+            if answers { " ✓" } else { "  " },
+            hit.passage.id,
+            hit.passage.heading
+        );
+    }
+    let would_answer = hits.iter().any(|h| h.relevance >= config.min_relevance);
+    println!("would {}", if would_answer { "answer" } else { "decline and offer a person" });
     Ok(())
 }

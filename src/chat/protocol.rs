@@ -99,8 +99,9 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
     let kind = value
         .get("type")
         .and_then(|t| t.as_str())
+        .map(str::to_string)
         .ok_or_else(|| FrameError::new(ErrorCode::InvalidFrame, "frame must be a JSON object with a string `type`"))?;
-    if !KNOWN_TYPES.contains(&kind) {
+    if !KNOWN_TYPES.contains(&kind.as_str()) {
         return Err(FrameError::new(
             ErrorCode::UnknownType,
             format!("unknown frame type {kind:?}; expected one of {}", KNOWN_TYPES.join(", ")),

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
-use crate::generation::grounding::{self, Verdict};
+use crate::generation::grounding;
 use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
 use crate::knowledge::{Analyzer, Citation, Hit, Passage, RetrievalQuery};
 use crate::state::AppState;
@@ -140,10 +140,26 @@ async fn generate(
     stats: &mut AnswerStats,
 ) -> BotReply {
     let passages: Vec<&Passage> = hits.iter().map(|h| &h.passage).collect();
+    // Code picks the answer's source; the model only phrases it.
+    let mut analyzer = Analyzer::default();
+    let mut terms = analyzer.distinct_terms(&query.text);
+    if terms.is_empty() {
+        terms = analyzer.distinct_terms(query.context.as_deref().unwrap_or_default());
+    }
+    let candidates: Vec<(f32, &Passage)> = hits.iter().map(|h| (h.relevance, &h.passage)).collect();
+    let source = passages[grounding::best_source(&query.text, &candidates)];
+    let extract = grounding::extractive(&query.text, &terms, source);
+    let extractive_reply = BotReply {
+        reply_id,
+        text: extract,
+        citations: vec![Citation::of(source)],
+        grounded: false,
+        kind: ReplyKind::Extractive,
+    };
     let request = prompt::build(
         history,
         &query.text,
-        &passages,
+        source,
         state.config.context_tokens,
         state.config.max_reply_tokens,
     );
@@ -183,51 +199,39 @@ async fn generate(
     }
     stats.generation = started.elapsed();
     let text = tidy(&text);
-    let sources: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-    let verdict = if failed || text.is_empty() {
-        None
+    if failed || text.is_empty() {
+        return extractive_reply;
+    }
+    let source_text = format!("{}\n{}\n{}", source.article_title, source.heading, source.text);
+    let verdict = grounding::check(&text, &[&source_text], &query.text);
+    if verdict.is_acceptable() {
+        BotReply {
+            reply_id,
+            text,
+            citations: vec![Citation::of(source)],
+            grounded: true,
+            kind: ReplyKind::Generated,
+        }
     } else {
-        Some(grounding::check(&text, &sources, &query.text))
-    };
-    match verdict {
-        Some(v) if v.is_grounded() => {
-            let citations = grounding::supporting_passages(&text, &passages)
-                .into_iter()
-                .map(|i| Citation::of(passages[i]))
-                .collect();
-            BotReply {
-                reply_id,
-                text,
-                citations: dedup(citations),
-                grounded: true,
-                kind: ReplyKind::Generated,
-            }
-        }
-        verdict => {
-            if let Some(Verdict { unsupported }) = &verdict {
-                let unsupported: Vec<String> = unsupported.iter().map(|f| f.to_string()).collect();
-                tracing::info!(?unsupported, draft = %text, "reply failed the grounding check; answering from the passage");
-            }
-            let best = passages[0];
-            let mut analyzer = Analyzer::default();
-            let mut terms = analyzer.distinct_terms(&query.text);
-            if terms.is_empty() {
-                terms = analyzer.distinct_terms(query.context.as_deref().unwrap_or_default());
-            }
-            BotReply {
-                reply_id,
-                text: grounding::extractive(&terms, best),
-                citations: vec![Citation::of(best)],
-                grounded: false,
-                kind: ReplyKind::Extractive,
-            }
-        }
+        let unsupported: Vec<String> = verdict.unsupported.iter().map(|f| f.to_string()).collect();
+        tracing::info!(
+            ?unsupported,
+            on_topic = verdict.on_topic,
+            misses_asked_fact = verdict.misses_asked_fact,
+            draft = %text,
+            "draft reply rejected; answering from the passage"
+        );
+        extractive_reply
     }
 }
 
-/// Trims the model's output and cuts it at the first repeated sentence:
+/// Trims the model's output, drops passage markers ("[1]") that mean
+/// nothing to a customer, and cuts it at the first repeated sentence:
 /// greedy decoding in small models tends to loop.
 fn tidy(text: &str) -> String {
+    static MARKER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\s?\[\d+\]").expect("valid regex"));
+    let text = MARKER.replace_all(text, "");
     let text = text.trim();
     let mut seen = std::collections::HashSet::new();
     let mut out = String::new();
@@ -244,16 +248,6 @@ fn tidy(text: &str) -> String {
     out.trim().to_string()
 }
 
-fn dedup(citations: Vec<Citation>) -> Vec<Citation> {
-    let mut out: Vec<Citation> = Vec::new();
-    for c in citations {
-        if !out.iter().any(|o| o.article_id == c.article_id) {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +256,6 @@ mod tests {
     fn tidy_cuts_loops() {
         assert_eq!(tidy("  You can. You can. Yes. "), "You can.");
         assert_eq!(tidy("No stop at end"), "No stop at end");
+        assert_eq!(tidy("Returns take 30 days [1]."), "Returns take 30 days.");
     }
 }

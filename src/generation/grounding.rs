@@ -33,15 +33,39 @@ impl std::fmt::Display for Fact {
 }
 
 /// The outcome of checking a reply against its sources.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     /// Facts in the reply that no source supports.
     pub unsupported: Vec<Fact>,
+    /// Share of the reply's content words found in the sources or the question.
+    /// Low for a generic reply ("as an assistant I cannot…") that says nothing false
+    /// but answers nothing either.
+    pub on_topic: f32,
+    /// The question asks for a duration or an amount, the sources have one,
+    /// and the reply does not.
+    pub misses_asked_fact: bool,
+    /// The reply denies something ("no", "cannot") while its sources deny
+    /// nothing: small models flip a "yes" into a "no" without changing a
+    /// single fact. (The other direction is not checked: sources are full of
+    /// incidental negations, such as "no free shipping threshold".)
+    pub flips_polarity: bool,
 }
 
+/// Least share of a reply's content words that must come from its sources.
+pub const MIN_ON_TOPIC: f32 = 0.5;
+
 impl Verdict {
+    /// Nothing in the reply contradicts or goes beyond the sources.
     pub fn is_grounded(&self) -> bool {
         self.unsupported.is_empty()
+    }
+
+    /// Grounded, about the sources, and answering what was asked.
+    pub fn is_acceptable(&self) -> bool {
+        self.is_grounded()
+            && self.on_topic >= MIN_ON_TOPIC
+            && !self.misses_asked_fact
+            && !self.flips_polarity
     }
 }
 
@@ -207,7 +231,37 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
             unsupported.push(fact);
         }
     }
-    Verdict { unsupported }
+    let mut analyzer = Analyzer::default();
+    let allowed: HashSet<String> = analyzer
+        .terms(&format!("{source_text}\n{question}"))
+        .into_iter()
+        .collect();
+    let reply_terms = analyzer.terms(reply);
+    let on_topic = if reply_terms.is_empty() {
+        0.0
+    } else {
+        reply_terms.iter().filter(|t| allowed.contains(*t)).count() as f32 / reply_terms.len() as f32
+    };
+    let asked = wanted(question);
+    let misses_asked_fact = asked != Wanted::Anything
+        && has_wanted_fact(&source_text, asked)
+        && !has_wanted_fact(reply, asked);
+    Verdict {
+        unsupported,
+        on_topic,
+        misses_asked_fact,
+        flips_polarity: is_negated(reply) && !is_negated(&source_text),
+    }
+}
+
+const NEGATIONS: &[&str] = &[
+    "no", "not", "never", "cannot", "can't", "don't", "doesn't", "won't", "isn't", "aren't",
+    "unable", "nothing", "none",
+];
+
+fn is_negated(text: &str) -> bool {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .any(|w| NEGATIONS.iter().any(|n| n.eq_ignore_ascii_case(w)))
 }
 
 /// Splits passage text into sentences, dropping list markers.
@@ -242,19 +296,70 @@ fn sentences(text: &str) -> Vec<String> {
     out
 }
 
-/// An answer made of the passage's own sentences that best match the question.
-pub fn extractive(question_terms: &[String], passage: &Passage) -> String {
+/// What kind of fact a question asks for, from its wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Duration,
+    Amount,
+    Anything,
+}
+
+fn wanted(question: &str) -> Wanted {
+    let q = question.to_lowercase();
+    if ["how long", "how many days", "how many weeks", "when "].iter().any(|c| q.contains(c)) {
+        Wanted::Duration
+    } else if ["how much", "cost", "price", "fee", "charge"].iter().any(|c| q.contains(c)) {
+        Wanted::Amount
+    } else {
+        Wanted::Anything
+    }
+}
+
+fn has_wanted_fact(sentence: &str, wanted: Wanted) -> bool {
+    const DURATIONS: &[&str] = &["minute", "hour", "day", "business day", "week", "month", "year"];
+    facts(sentence).iter().any(|f| match (f, wanted) {
+        (Fact::Quantity { unit: Some(u), .. }, Wanted::Duration) => DURATIONS.contains(&u.as_str()),
+        (Fact::Quantity { unit: Some(u), .. }, Wanted::Amount) => u == "€" || u == "%",
+        _ => false,
+    })
+}
+
+/// Which of the retrieved passages (best first, with their relevance)
+/// should answer: the one covering most of the question, then one holding
+/// the kind of fact asked for, then an article's intro (the general rule)
+/// over its sections (special cases), then retrieval rank.
+pub fn best_source(question: &str, candidates: &[(f32, &Passage)]) -> usize {
+    let wanted = wanted(question);
+    candidates
+        .iter()
+        .enumerate()
+        .max_by_key(|(rank, (relevance, passage))| {
+            (
+                (relevance * 20.0).round() as i32,
+                wanted != Wanted::Anything && has_wanted_fact(&passage.text, wanted),
+                passage.heading.is_empty(),
+                -(*rank as isize),
+            )
+        })
+        .map(|(rank, _)| rank)
+        .unwrap_or(0)
+}
+
+/// An answer made of the passage's sentences that best match the question.
+pub fn extractive(question: &str, question_terms: &[String], passage: &Passage) -> String {
     let mut analyzer = Analyzer::default();
+    let wanted = wanted(question);
     let sentences = sentences(&passage.text);
-    let score = |s: &str, analyzer: &mut Analyzer| {
-        let terms: HashSet<String> = analyzer.terms(s).into_iter().collect();
-        question_terms.iter().filter(|t| terms.contains(*t)).count() * 2
-            + usize::from(s.chars().any(|c| c.is_ascii_digit()))
-    };
     let best = sentences
         .iter()
         .enumerate()
-        .max_by_key(|(i, s)| (score(s, &mut analyzer), usize::MAX - i))
+        .max_by_key(|(i, sentence)| {
+            let terms: HashSet<String> = analyzer.terms(sentence).into_iter().collect();
+            let score = question_terms.iter().filter(|t| terms.contains(*t)).count() * 2
+                + usize::from(sentence.chars().any(|c| c.is_ascii_digit()))
+                + 2 * usize::from(wanted != Wanted::Anything && has_wanted_fact(sentence, wanted));
+            (score, usize::MAX - i)
+        })
         .map(|(i, _)| i)
         .unwrap_or(0);
     let mut answer = sentences.get(best).cloned().unwrap_or_default();
@@ -279,40 +384,6 @@ pub fn extractive(question_terms: &[String], passage: &Passage) -> String {
         answer.push('.');
     }
     answer
-}
-
-/// Indexes of the passages a reply draws on, best first; never empty when
-/// there are passages.
-pub fn supporting_passages(reply: &str, passages: &[&Passage]) -> Vec<usize> {
-    let mut analyzer = Analyzer::default();
-    let reply_terms: HashSet<String> = analyzer.terms(reply).into_iter().collect();
-    let reply_facts: Vec<Fact> = facts(reply);
-    let mut scored: Vec<(usize, usize)> = passages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let passage_terms: HashSet<String> = analyzer
-                .terms(&format!("{} {} {}", p.article_title, p.heading, p.text))
-                .into_iter()
-                .collect();
-            let passage_facts: HashSet<Fact> = facts(&p.text).into_iter().collect();
-            let shared_terms = reply_terms.intersection(&passage_terms).count();
-            let shared_facts = reply_facts.iter().filter(|f| passage_facts.contains(f)).count();
-            (i, shared_terms + 3 * shared_facts)
-        })
-        .collect();
-    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let best = scored.first().map(|s| s.1).unwrap_or(0);
-    let mut chosen: Vec<usize> = scored
-        .iter()
-        .filter(|(_, s)| *s > 0 && *s * 2 >= best)
-        .map(|(i, _)| *i)
-        .take(2)
-        .collect();
-    if chosen.is_empty() && !passages.is_empty() {
-        chosen.push(0);
-    }
-    chosen
 }
 
 #[cfg(test)]
@@ -383,23 +454,45 @@ mod tests {
     #[test]
     fn extractive_picks_the_matching_sentence() {
         let p = passage("Shipping is fast. You can return most items within 30 days of delivery. Items must be unused.");
-        let answer = extractive(&["return".into()], &p);
+        let answer = extractive("return?", &["return".into()], &p);
         assert!(answer.starts_with("You can return most items within 30 days"), "{answer}");
     }
 
     #[test]
     fn extractive_keeps_a_list_together() {
         let p = passage("Delivery by country:\n- Netherlands: 1 to 2 days.\n- Belgium: 2 to 3 days.");
-        let answer = extractive(&["deliveri".into()], &p);
+        let answer = extractive("delivery?", &["deliveri".into()], &p);
         assert_eq!(answer, "Delivery by country: Netherlands: 1 to 2 days; Belgium: 2 to 3 days.");
     }
 
     #[test]
-    fn cites_the_passage_the_reply_uses() {
-        let a = passage("Returns are accepted within 30 days.");
-        let mut b = passage("Shipping to Germany costs €7.95.");
-        b.article_id = "b".into();
-        let chosen = supporting_passages("Shipping costs €7.95 to Germany.", &[&a, &b]);
-        assert_eq!(chosen, vec![1]);
+    fn extractive_prefers_the_fact_asked_for_and_the_general_rule() {
+        let mut special = passage("After you register the return, we collect furniture within 3 business days.");
+        special.heading = "Furniture returns".into();
+        let general = passage("You can return most items within 30 days of delivery.");
+        let other = passage("Register your return in the portal.");
+        let q = "How long do I have to return something?";
+        assert_eq!(best_source(q, &[(1.0, &special), (1.0, &other), (1.0, &general)]), 2);
+        assert_eq!(best_source(q, &[(0.5, &general), (1.0, &other)]), 1);
+        let answer = extractive("How much is express?", &["express".into()], &passage("Express is fast. Express costs €9.95."));
+        assert_eq!(answer, "Express costs €9.95.");
+    }
+
+    #[test]
+    fn generic_or_evasive_replies_are_not_acceptable() {
+        let source = "You can return most items within 30 days of delivery.";
+        let q = "How long do I have to return something?";
+        let good = check("You have 30 days from delivery to return most items.", &[source], q);
+        assert!(good.is_acceptable(), "{good:?}");
+        let generic = check(
+            "As a chatbot designed to assist customers, I cannot share personal opinions.",
+            &[source],
+            q,
+        );
+        assert!(generic.is_grounded() && !generic.is_acceptable(), "{generic:?}");
+        let evasive = check("You can return most items after delivery.", &[source], q);
+        assert!(evasive.misses_asked_fact, "{evasive:?}");
+        let flipped = check("No, you cannot pay with Klarna.", &["With Klarna you pay 30 days after dispatch."], "Can I pay with Klarna?");
+        assert!(flipped.flips_polarity && !flipped.is_acceptable(), "{flipped:?}");
     }
 }

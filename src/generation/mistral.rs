@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use mistralrs::core::{
     AddModelConfig, AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, EngineConfig,
     GGUFLoaderBuilder, GGUFSpecificConfig, ModelDType, SchedulerConfig, TokenSource,
@@ -156,8 +155,10 @@ fn build_request(request: &GenerationRequest) -> RequestBuilder {
     let mut builder = RequestBuilder::new()
         .set_deterministic_sampler()
         .set_sampler_max_len(request.max_tokens)
-        .set_sampler_frequency_penalty(0.3)
-        .add_message(TextMessageRole::System, &request.system);
+        .set_sampler_frequency_penalty(0.3);
+    if !request.system.is_empty() {
+        builder = builder.add_message(TextMessageRole::System, &request.system);
+    }
     for ChatTurn { speaker, text } in &request.turns {
         let role = match speaker {
             Speaker::Customer => TextMessageRole::User,

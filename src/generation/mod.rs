@@ -27,6 +27,7 @@ pub struct ChatTurn {
 /// Everything the model needs for one reply.
 #[derive(Debug, Clone)]
 pub struct GenerationRequest {
+    /// Instructions; empty for the model's own default.
     pub system: String,
     /// Conversation so far, ending with the customer's question.
     pub turns: Vec<ChatTurn>,

@@ -16,10 +16,15 @@ use super::terms::{ANALYZER_NAME, Analyzer, analyzer};
 use super::{KbLoad, Passage};
 
 /// Bump when the schema or analyzer changes, so existing indexes are rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 const DIGEST_FILE: &str = "kb.digest";
-/// Weight of the previous customer turn's words when the current message is a follow-up.
+/// Weight of the previous customer turn's words. A message with few content
+/// words of its own ("and how much does it cost?") leans on the previous turn more.
 const CONTEXT_BOOST: f32 = 0.35;
+const SHORT_FOLLOW_UP_CONTEXT_BOOST: f32 = 0.7;
+/// Question cues that say what kind of fact is wanted, with a word that
+/// facts of that kind contain. They rank passages; they never count towards relevance.
+const CUES: &[(&str, &str, f32)] = &[("how long", "day", 0.5), ("how many days", "day", 0.5)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KbIndexError {
@@ -38,6 +43,7 @@ struct Fields {
     article_id: Field,
     title: Field,
     heading: Field,
+    heading_text: Field,
     tags: Field,
     body: Field,
     url: Field,
@@ -69,7 +75,8 @@ fn schema() -> (Schema, Fields) {
         passage_id: b.add_text_field("passage_id", STRING | STORED),
         article_id: b.add_text_field("article_id", STRING | STORED),
         title: b.add_text_field("title", text_stored.clone()),
-        heading: b.add_text_field("heading", text_stored.clone()),
+        heading: b.add_text_field("heading", text.clone()),
+        heading_text: b.add_text_field("heading_text", STORED),
         tags: b.add_text_field("tags", text_stored.clone()),
         body: b.add_text_field("body", text_stored),
         url: b.add_text_field("url", STORED),
@@ -130,11 +137,20 @@ impl KbIndex {
             for p in article.passages() {
                 let tags = p.tags.join(", ");
                 let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
+                // An article's intro states what the title promises, so it is
+                // indexed under the title; otherwise sections whose heading
+                // repeats a question word outrank the intro that answers it.
+                let heading = if p.heading.is_empty() {
+                    p.article_title.as_str()
+                } else {
+                    p.heading.as_str()
+                };
                 writer.add_document(doc!(
                     fields.passage_id => p.id.as_str(),
                     fields.article_id => p.article_id.as_str(),
                     fields.title => p.article_title.as_str(),
-                    fields.heading => p.heading.as_str(),
+                    fields.heading => heading,
+                    fields.heading_text => p.heading.as_str(),
                     fields.tags => tags,
                     fields.body => p.text.as_str(),
                     fields.url => p.url.as_str(),
@@ -195,9 +211,24 @@ impl KbIndex {
         if judged_terms.is_empty() {
             return Ok(Vec::new());
         }
+        let context_boost = if main_terms.len() <= 2 {
+            SHORT_FOLLOW_UP_CONTEXT_BOOST
+        } else {
+            CONTEXT_BOOST
+        };
+        let lowered = query.text.to_lowercase();
+        let mut cue_terms = Vec::new();
+        for (cue, word, weight) in CUES {
+            if lowered.contains(cue) {
+                cue_terms.push((vec![analyzer.terms(word).concat()], *weight));
+            }
+        }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (terms, weight) in [(&main_terms, 1.0), (&context_terms, CONTEXT_BOOST)] {
-            for term in terms {
+        let weighted_terms = [(main_terms.clone(), 1.0), (context_terms.clone(), context_boost)]
+            .into_iter()
+            .chain(cue_terms);
+        for (terms, weight) in weighted_terms {
+            for term in &terms {
                 for (field, boost) in self.fields.weighted() {
                     let q = TermQuery::new(
                         Term::from_field_text(field, term),
@@ -267,7 +298,7 @@ impl KbIndex {
             id: get(self.fields.passage_id),
             article_id: get(self.fields.article_id),
             article_title: get(self.fields.title),
-            heading: get(self.fields.heading),
+            heading: get(self.fields.heading_text),
             text: get(self.fields.body),
             tags: tags
                 .split(", ")

@@ -11,6 +11,8 @@ pub const ANALYZER_NAME: &str = "frontdesk_en";
 /// English stop words, question fillers ("how long", "can I") are dropped so
 /// that relevance is decided by the words that say what the question is about.
 const STOP_WORDS: &[&str] = &[
+    // Pieces of contractions: the tokenizer splits "what's" into "what" and "s".
+    "s", "t", "d", "ll", "m", "re", "ve", "don", "doesn", "didn", "isn", "aren", "won", "can't",
     "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "anything", "are",
     "as", "at", "be", "been", "being", "but", "by", "can", "could", "did", "do", "does", "doing",
     "done", "for", "from", "get", "gets", "getting", "got", "had", "has", "have", "having", "hello",
@@ -76,5 +78,6 @@ mod tests {
         let mut a = Analyzer::default();
         assert_eq!(a.terms("How long do I have to return something?"), vec!["return"]);
         assert_eq!(a.terms("Refunds refunded"), vec!["refund", "refund"]);
+        assert_eq!(a.terms("What's the capital of France?"), vec!["capit", "franc"]);
     }
 }

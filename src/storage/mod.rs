@@ -31,12 +31,6 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Bot => "bot",
-        }
-    }
     fn parse(s: &str) -> Result<Role, StoreError> {
         match s {
             "customer" => Ok(Role::Customer),
