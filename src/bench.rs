@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::chat::responder;
 use crate::config::Config;
-use crate::state::AppState;
 use crate::startup::load_generator;
+use crate::state::AppState;
 
 const QUESTIONS: &[&str] = &[
     "How long do I have to return something?",
@@ -31,7 +31,9 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let generator = load_generator(&config).await?;
     let load = started.elapsed();
-    config.data_dir = config.data_dir.join(format!("bench-{}", std::process::id()));
+    config.data_dir = config
+        .data_dir
+        .join(format!("bench-{}", std::process::id()));
     let scratch = config.data_dir.clone();
     let state = Arc::new(AppState::build(config, generator)?);
     println!("model load: {:.2} s", load.as_secs_f64());
@@ -51,7 +53,9 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
                 anyhow::bail!("no reply stored for {question:?}");
             };
             let total = t.elapsed();
-            let streaming = stats.generation.saturating_sub(stats.first_token.unwrap_or_default());
+            let streaming = stats
+                .generation
+                .saturating_sub(stats.first_token.unwrap_or_default());
             let rate = if stats.tokens > 1 && !streaming.is_zero() {
                 (stats.tokens - 1) as f64 / streaming.as_secs_f64()
             } else {

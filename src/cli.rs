@@ -9,7 +9,11 @@ use crate::models::{self, DEFAULT_CHAT_MODEL};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
-#[command(name = "frontdesk", version, about = "Self-hosted customer-service chatbot")]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "Self-hosted customer-service chatbot"
+)]
 pub struct Cli {
     /// TOML config file [default: ./frontdesk.toml when it exists]
     #[arg(long, env = "FRONTDESK_CONFIG", global = true)]
@@ -77,6 +81,13 @@ fn kb_search(config: &Config, text: String, context: Option<String>) -> anyhow::
         );
     }
     let would_answer = hits.iter().any(|h| h.relevance >= config.min_relevance);
-    println!("would {}", if would_answer { "answer" } else { "decline and offer a person" });
+    println!(
+        "would {}",
+        if would_answer {
+            "answer"
+        } else {
+            "decline and offer a person"
+        }
+    );
     Ok(())
 }

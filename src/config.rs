@@ -164,7 +164,9 @@ impl Config {
             model: layer
                 .model
                 .unwrap_or_else(|| Path::new("models").join(DEFAULT_MODEL_FILE)),
-            knowledge: layer.knowledge.unwrap_or_else(|| PathBuf::from("knowledge")),
+            knowledge: layer
+                .knowledge
+                .unwrap_or_else(|| PathBuf::from("knowledge")),
             max_message_bytes: layer.max_message_bytes.unwrap_or(4096),
             session_idle_secs: layer.session_idle_secs.unwrap_or(1800),
             context_tokens: layer.context_tokens.unwrap_or(600),
@@ -235,7 +237,11 @@ impl Config {
     }
 
     /// A configuration for tests and tools: defaults, with the given directories.
-    pub fn for_dirs(data_dir: &Path, knowledge: &Path, model: &Path) -> Result<Config, ConfigError> {
+    pub fn for_dirs(
+        data_dir: &Path,
+        knowledge: &Path,
+        model: &Path,
+    ) -> Result<Config, ConfigError> {
         Config::resolve(ConfigLayer {
             bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             data_dir: Some(data_dir.to_path_buf()),

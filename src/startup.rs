@@ -41,10 +41,11 @@ impl Application {
             })?
             .port();
         let state = Arc::new(AppState::build(config, generator)?);
-        let server = crate::http::serve(state.clone(), listener).map_err(|source| StartupError::Io {
-            path: "listener".into(),
-            source,
-        })?;
+        let server =
+            crate::http::serve(state.clone(), listener).map_err(|source| StartupError::Io {
+                path: "listener".into(),
+                source,
+            })?;
         tracing::info!(port, "listening");
         Ok(Application {
             port,
@@ -74,7 +75,11 @@ impl Application {
 /// missing; any other missing file is an error that says what to do.
 pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, StartupError> {
     if !config.model.exists() {
-        if config.model.file_name().is_some_and(|f| f == DEFAULT_MODEL_FILE) {
+        if config
+            .model
+            .file_name()
+            .is_some_and(|f| f == DEFAULT_MODEL_FILE)
+        {
             models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
         } else {
             return Err(ModelError::NotFound(config.model.clone()).into());

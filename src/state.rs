@@ -41,7 +41,10 @@ pub struct AppState {
 impl AppState {
     /// Opens the store and the knowledge base. The generator is passed in
     /// because loading a model is the slow part and tests share one.
-    pub fn build(config: Config, generator: Arc<dyn TextGenerator>) -> Result<AppState, StartupError> {
+    pub fn build(
+        config: Config,
+        generator: Arc<dyn TextGenerator>,
+    ) -> Result<AppState, StartupError> {
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StartupError::Io { path, source }

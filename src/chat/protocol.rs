@@ -94,17 +94,29 @@ const KNOWN_TYPES: &[&str] = &["hello", "message", "ping"];
 
 /// Parses and validates one text frame.
 pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<ClientFrame, FrameError> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| FrameError::new(ErrorCode::InvalidJson, format!("frame is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        FrameError::new(
+            ErrorCode::InvalidJson,
+            format!("frame is not valid JSON: {e}"),
+        )
+    })?;
     let kind = value
         .get("type")
         .and_then(|t| t.as_str())
         .map(str::to_string)
-        .ok_or_else(|| FrameError::new(ErrorCode::InvalidFrame, "frame must be a JSON object with a string `type`"))?;
+        .ok_or_else(|| {
+            FrameError::new(
+                ErrorCode::InvalidFrame,
+                "frame must be a JSON object with a string `type`",
+            )
+        })?;
     if !KNOWN_TYPES.contains(&kind.as_str()) {
         return Err(FrameError::new(
             ErrorCode::UnknownType,
-            format!("unknown frame type {kind:?}; expected one of {}", KNOWN_TYPES.join(", ")),
+            format!(
+                "unknown frame type {kind:?}; expected one of {}",
+                KNOWN_TYPES.join(", ")
+            ),
         ));
     }
     let id_hint = match value.get("id") {
@@ -125,7 +137,10 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
             let session_id = session_id
                 .map(|s| {
                     Uuid::parse_str(&s).map_err(|_| {
-                        FrameError::new(ErrorCode::InvalidSessionId, format!("session_id {s:?} is not a UUID"))
+                        FrameError::new(
+                            ErrorCode::InvalidSessionId,
+                            format!("session_id {s:?} is not a UUID"),
+                        )
                     })
                 })
                 .transpose()?;
@@ -151,7 +166,10 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
                 ));
             }
             if text.trim().is_empty() {
-                return Err(with_id(ErrorCode::EmptyMessage, "message text is empty".into()));
+                return Err(with_id(
+                    ErrorCode::EmptyMessage,
+                    "message text is empty".into(),
+                ));
             }
             if text.len() > max_message_bytes {
                 return Err(with_id(
@@ -288,10 +306,22 @@ mod tests {
         assert_eq!(code("{not json"), ErrorCode::InvalidJson);
         assert_eq!(code("[1,2]"), ErrorCode::InvalidFrame);
         assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"type":"message","id":"a"}"#), ErrorCode::InvalidFrame);
-        assert_eq!(code(r#"{"type":"message","id":"a","text":"  "}"#), ErrorCode::EmptyMessage);
-        assert_eq!(code(r#"{"type":"hello","session_id":"nope"}"#), ErrorCode::InvalidSessionId);
-        let long = format!(r#"{{"type":"message","id":"a","text":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(
+            code(r#"{"type":"message","id":"a"}"#),
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"message","id":"a","text":"  "}"#),
+            ErrorCode::EmptyMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"hello","session_id":"nope"}"#),
+            ErrorCode::InvalidSessionId
+        );
+        let long = format!(
+            r#"{{"type":"message","id":"a","text":"{}"}}"#,
+            "x".repeat(5000)
+        );
         assert_eq!(code(&long), ErrorCode::MessageTooLong);
     }
 
@@ -299,11 +329,17 @@ mod tests {
     fn good_frames_parse() {
         assert_eq!(
             parse_client_frame(r#"{"type":"message","id":7,"text":" hi "}"#, 10).unwrap(),
-            ClientFrame::Message { id: "7".into(), text: "hi".into() }
+            ClientFrame::Message {
+                id: "7".into(),
+                text: "hi".into()
+            }
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"hello"}"#, 10).unwrap(),
-            ClientFrame::Hello { session_id: None, last_seq: 0 }
+            ClientFrame::Hello {
+                session_id: None,
+                last_seq: 0
+            }
         );
     }
 

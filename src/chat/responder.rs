@@ -54,10 +54,12 @@ pub async fn answer(
     let hits = {
         let state = state.clone();
         let query = query.clone();
-        tokio::task::spawn_blocking(move || state.kb.search(&query, state.config.retrieval_top_k * 2))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            state.kb.search(&query, state.config.retrieval_top_k * 2)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
     };
     stats.retrieval = started.elapsed();
     let relevant: Vec<Hit> = match hits {
@@ -85,7 +87,10 @@ pub async fn answer(
             kind: ReplyKind::NoAnswer,
         }
     } else {
-        generate(&state, &live, reply_id, &history, &query, &relevant, &mut stats).await
+        generate(
+            &state, &live, reply_id, &history, &query, &relevant, &mut stats,
+        )
+        .await
     };
 
     let stored = match state
@@ -202,7 +207,10 @@ async fn generate(
     if failed || text.is_empty() {
         return extractive_reply;
     }
-    let source_text = format!("{}\n{}\n{}", source.article_title, source.heading, source.text);
+    let source_text = format!(
+        "{}\n{}\n{}",
+        source.article_title, source.heading, source.text
+    );
     let verdict = grounding::check(&text, &[&source_text], &query.text);
     if verdict.is_acceptable() {
         BotReply {

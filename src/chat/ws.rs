@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::protocol::{ClientFrame, ErrorCode, FrameError, HistoryEntry, ServerFrame, parse_client_frame};
+use super::protocol::{
+    ClientFrame, ErrorCode, FrameError, HistoryEntry, ServerFrame, parse_client_frame,
+};
 use super::responder;
 use super::session::{ConnectionGuard, LiveSession};
 use crate::state::AppState;
@@ -32,7 +34,8 @@ pub async fn route(
         .max_frame_size(frame_limit)
         .aggregate_continuations()
         .max_continuation_size(frame_limit);
-    let span = tracing::info_span!("ws", session_id = tracing::field::Empty, peer = ?req.peer_addr());
+    let span =
+        tracing::info_span!("ws", session_id = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
     let connection = Connection {
         state: state.into_inner(),
@@ -233,7 +236,11 @@ impl Connection {
                 return Flow::Close(None);
             }
         }
-        tracing::info!(resumed = opened.resumed, replayed = history.len(), "session joined");
+        tracing::info!(
+            resumed = opened.resumed,
+            replayed = history.len(),
+            "session joined"
+        );
         let forwarder = tokio::spawn(forward(events, self.out_tx.clone(), stored_last));
         self.joined = Some(Joined {
             _guard: session.connect(),
@@ -287,7 +294,9 @@ impl Connection {
             return Flow::Close(None);
         }
         if !appended.duplicate {
-            tokio::spawn(responder::answer(self.state.clone(), session, id, text).in_current_span());
+            tokio::spawn(
+                responder::answer(self.state.clone(), session, id, text).in_current_span(),
+            );
         }
         Flow::Continue
     }

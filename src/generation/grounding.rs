@@ -25,7 +25,10 @@ pub enum Fact {
 impl std::fmt::Display for Fact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Fact::Quantity { value, unit: Some(u) } => write!(f, "{value} {u}"),
+            Fact::Quantity {
+                value,
+                unit: Some(u),
+            } => write!(f, "{value} {u}"),
             Fact::Quantity { value, unit: None } => write!(f, "{value}"),
             Fact::Name(n) | Fact::Address(n) => write!(f, "{n}"),
         }
@@ -79,7 +82,8 @@ static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)https?://[^\s)\]]+|[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}").expect("valid regex")
+    Regex::new(r"(?i)https?://[^\s)\]]+|[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
+        .expect("valid regex")
 });
 static WORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z'&-]*").expect("valid regex"));
@@ -168,7 +172,9 @@ pub fn facts(text: &str) -> Vec<Fact> {
     let text = digits_for_words(text);
     let mut out = Vec::new();
     let without_addresses = ADDRESS.replace_all(&text, |c: &regex::Captures<'_>| {
-        out.push(Fact::Address(c[0].trim_end_matches('.').to_ascii_lowercase()));
+        out.push(Fact::Address(
+            c[0].trim_end_matches('.').to_ascii_lowercase(),
+        ));
         " "
     });
     for c in QUANTITY.captures_iter(&without_addresses) {
@@ -213,7 +219,10 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
     for fact in facts(reply) {
         let supported = match &fact {
             Fact::Quantity { value, unit: None } => known_values.contains(value.as_str()),
-            Fact::Quantity { value, unit: Some(unit) } => {
+            Fact::Quantity {
+                value,
+                unit: Some(unit),
+            } => {
                 known.contains(&fact)
                     // "5 days" is a looser way of saying "5 business days".
                     || (unit == "day"
@@ -240,7 +249,8 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
     let on_topic = if reply_terms.is_empty() {
         0.0
     } else {
-        reply_terms.iter().filter(|t| allowed.contains(*t)).count() as f32 / reply_terms.len() as f32
+        reply_terms.iter().filter(|t| allowed.contains(*t)).count() as f32
+            / reply_terms.len() as f32
     };
     let asked = wanted(question);
     let misses_asked_fact = asked != Wanted::Anything
@@ -306,9 +316,15 @@ enum Wanted {
 
 fn wanted(question: &str) -> Wanted {
     let q = question.to_lowercase();
-    if ["how long", "how many days", "how many weeks", "when "].iter().any(|c| q.contains(c)) {
+    if ["how long", "how many days", "how many weeks", "when "]
+        .iter()
+        .any(|c| q.contains(c))
+    {
         Wanted::Duration
-    } else if ["how much", "cost", "price", "fee", "charge"].iter().any(|c| q.contains(c)) {
+    } else if ["how much", "cost", "price", "fee", "charge"]
+        .iter()
+        .any(|c| q.contains(c))
+    {
         Wanted::Amount
     } else {
         Wanted::Anything
@@ -316,7 +332,15 @@ fn wanted(question: &str) -> Wanted {
 }
 
 fn has_wanted_fact(sentence: &str, wanted: Wanted) -> bool {
-    const DURATIONS: &[&str] = &["minute", "hour", "day", "business day", "week", "month", "year"];
+    const DURATIONS: &[&str] = &[
+        "minute",
+        "hour",
+        "day",
+        "business day",
+        "week",
+        "month",
+        "year",
+    ];
     facts(sentence).iter().any(|f| match (f, wanted) {
         (Fact::Quantity { unit: Some(u), .. }, Wanted::Duration) => DURATIONS.contains(&u.as_str()),
         (Fact::Quantity { unit: Some(u), .. }, Wanted::Amount) => u == "€" || u == "%",
@@ -404,7 +428,11 @@ mod tests {
 
     #[test]
     fn invented_duration_fails() {
-        let v = check("Refunds arrive within 7 business days.", &[SOURCE], "refund?");
+        let v = check(
+            "Refunds arrive within 7 business days.",
+            &[SOURCE],
+            "refund?",
+        );
         assert_eq!(
             v.unsupported,
             vec![Fact::Quantity {
@@ -427,15 +455,27 @@ mod tests {
 
     #[test]
     fn thousands_and_times_normalise() {
-        let v = check("Orders up to €1500 between 08:00 and 20:00.", &[SOURCE], "?");
+        let v = check(
+            "Orders up to €1500 between 08:00 and 20:00.",
+            &[SOURCE],
+            "?",
+        );
         assert!(v.is_grounded(), "{:?}", v.unsupported);
     }
 
     #[test]
     fn names_from_the_question_are_allowed() {
-        let v = check("Yes, we ship to Germany.", &["We ship to Germany."], "Do you ship to germany?");
+        let v = check(
+            "Yes, we ship to Germany.",
+            &["We ship to Germany."],
+            "Do you ship to germany?",
+        );
         assert!(v.is_grounded());
-        let v = check("Sure, we ship to Spain.", &["We ship to Germany."], "Do you ship to Germany?");
+        let v = check(
+            "Sure, we ship to Spain.",
+            &["We ship to Germany."],
+            "Do you ship to Germany?",
+        );
         assert!(!v.is_grounded());
     }
 
@@ -453,28 +493,45 @@ mod tests {
 
     #[test]
     fn extractive_picks_the_matching_sentence() {
-        let p = passage("Shipping is fast. You can return most items within 30 days of delivery. Items must be unused.");
+        let p = passage(
+            "Shipping is fast. You can return most items within 30 days of delivery. Items must be unused.",
+        );
         let answer = extractive("return?", &["return".into()], &p);
-        assert!(answer.starts_with("You can return most items within 30 days"), "{answer}");
+        assert!(
+            answer.starts_with("You can return most items within 30 days"),
+            "{answer}"
+        );
     }
 
     #[test]
     fn extractive_keeps_a_list_together() {
-        let p = passage("Delivery by country:\n- Netherlands: 1 to 2 days.\n- Belgium: 2 to 3 days.");
+        let p =
+            passage("Delivery by country:\n- Netherlands: 1 to 2 days.\n- Belgium: 2 to 3 days.");
         let answer = extractive("delivery?", &["deliveri".into()], &p);
-        assert_eq!(answer, "Delivery by country: Netherlands: 1 to 2 days; Belgium: 2 to 3 days.");
+        assert_eq!(
+            answer,
+            "Delivery by country: Netherlands: 1 to 2 days; Belgium: 2 to 3 days."
+        );
     }
 
     #[test]
     fn extractive_prefers_the_fact_asked_for_and_the_general_rule() {
-        let mut special = passage("After you register the return, we collect furniture within 3 business days.");
+        let mut special =
+            passage("After you register the return, we collect furniture within 3 business days.");
         special.heading = "Furniture returns".into();
         let general = passage("You can return most items within 30 days of delivery.");
         let other = passage("Register your return in the portal.");
         let q = "How long do I have to return something?";
-        assert_eq!(best_source(q, &[(1.0, &special), (1.0, &other), (1.0, &general)]), 2);
+        assert_eq!(
+            best_source(q, &[(1.0, &special), (1.0, &other), (1.0, &general)]),
+            2
+        );
         assert_eq!(best_source(q, &[(0.5, &general), (1.0, &other)]), 1);
-        let answer = extractive("How much is express?", &["express".into()], &passage("Express is fast. Express costs €9.95."));
+        let answer = extractive(
+            "How much is express?",
+            &["express".into()],
+            &passage("Express is fast. Express costs €9.95."),
+        );
         assert_eq!(answer, "Express costs €9.95.");
     }
 
@@ -482,17 +539,31 @@ mod tests {
     fn generic_or_evasive_replies_are_not_acceptable() {
         let source = "You can return most items within 30 days of delivery.";
         let q = "How long do I have to return something?";
-        let good = check("You have 30 days from delivery to return most items.", &[source], q);
+        let good = check(
+            "You have 30 days from delivery to return most items.",
+            &[source],
+            q,
+        );
         assert!(good.is_acceptable(), "{good:?}");
         let generic = check(
             "As a chatbot designed to assist customers, I cannot share personal opinions.",
             &[source],
             q,
         );
-        assert!(generic.is_grounded() && !generic.is_acceptable(), "{generic:?}");
+        assert!(
+            generic.is_grounded() && !generic.is_acceptable(),
+            "{generic:?}"
+        );
         let evasive = check("You can return most items after delivery.", &[source], q);
         assert!(evasive.misses_asked_fact, "{evasive:?}");
-        let flipped = check("No, you cannot pay with Klarna.", &["With Klarna you pay 30 days after dispatch."], "Can I pay with Klarna?");
-        assert!(flipped.flips_polarity && !flipped.is_acceptable(), "{flipped:?}");
+        let flipped = check(
+            "No, you cannot pay with Klarna.",
+            &["With Klarna you pay 30 days after dispatch."],
+            "Can I pay with Klarna?",
+        );
+        assert!(
+            flipped.flips_polarity && !flipped.is_acceptable(),
+            "{flipped:?}"
+        );
     }
 }

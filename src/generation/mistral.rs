@@ -12,7 +12,9 @@ use mistralrs::core::{
 use mistralrs::{Model, RequestBuilder, Response, TextMessageRole};
 use tokio::sync::mpsc;
 
-use super::{Admission, ChatTurn, GenEvent, GenerationError, GenerationRequest, Speaker, TextGenerator};
+use super::{
+    Admission, ChatTurn, GenEvent, GenerationError, GenerationRequest, Speaker, TextGenerator,
+};
 use crate::config::DeviceKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +145,8 @@ impl MistralGenerator {
 fn check_gguf(path: &Path) -> Result<(), ModelError> {
     use std::io::Read;
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|_| ModelError::NotFound(path.to_path_buf()))?;
+    let mut file =
+        std::fs::File::open(path).map_err(|_| ModelError::NotFound(path.to_path_buf()))?;
     if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
         return Err(ModelError::NotGguf(path.to_path_buf()));
     }
@@ -170,7 +173,10 @@ fn build_request(request: &GenerationRequest) -> RequestBuilder {
 }
 
 impl TextGenerator for MistralGenerator {
-    fn start(&self, request: GenerationRequest) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+    fn start(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
         let ticket = self.admission.try_admit()?;
         let (tx, rx) = mpsc::channel(64);
         let model = self.model.clone();

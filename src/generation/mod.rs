@@ -54,7 +54,10 @@ pub enum GenerationError {
 pub trait TextGenerator: Send + Sync {
     /// Admits the request or refuses it at once with [`GenerationError::Busy`].
     /// Dropping the receiver cancels the generation.
-    fn start(&self, request: GenerationRequest) -> Result<mpsc::Receiver<GenEvent>, GenerationError>;
+    fn start(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError>;
 
     /// A short description of the model, for readiness and logs.
     fn describe(&self) -> String;

@@ -63,10 +63,15 @@ pub fn build(
     let mut turns = window(history, history_budget);
     let mut text = passage.text.as_str();
     if text.len() > MAX_PASSAGE_BYTES {
-        let cut = (0..=MAX_PASSAGE_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=MAX_PASSAGE_BYTES)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text = &text[..cut];
     }
-    let user = format!("Answer the question using this text.\n\nText: {text}\n\nQuestion: {question}\nAnswer:");
+    let user = format!(
+        "Answer the question using this text.\n\nText: {text}\n\nQuestion: {question}\nAnswer:"
+    );
     turns.push(ChatTurn {
         speaker: Speaker::Customer,
         text: user,
@@ -93,8 +98,14 @@ mod tests {
     fn window_keeps_recent_turns_and_the_opening_question() {
         let mut history = vec![turn(Speaker::Customer, "I want to return a lamp")];
         for i in 0..20 {
-            history.push(turn(Speaker::Assistant, &format!("answer {i} {}", "x".repeat(80))));
-            history.push(turn(Speaker::Customer, &format!("question {i} {}", "y".repeat(80))));
+            history.push(turn(
+                Speaker::Assistant,
+                &format!("answer {i} {}", "x".repeat(80)),
+            ));
+            history.push(turn(
+                Speaker::Customer,
+                &format!("question {i} {}", "y".repeat(80)),
+            ));
         }
         let kept = window(&history, 120);
         assert_eq!(kept[0].text, "I want to return a lamp");

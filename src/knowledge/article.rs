@@ -57,7 +57,10 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines();
     if lines.next().map(str::trim_end) != Some("---") {
-        return Err(err(1, "missing front matter: the file must start with a `---` line".into()));
+        return Err(err(
+            1,
+            "missing front matter: the file must start with a `---` line".into(),
+        ));
     }
     let mut yaml = String::new();
     let mut closing_line = None;
@@ -69,8 +72,12 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
         yaml.push_str(line);
         yaml.push('\n');
     }
-    let closing_line = closing_line
-        .ok_or_else(|| err(1, "front matter is not closed: add a `---` line after it".into()))?;
+    let closing_line = closing_line.ok_or_else(|| {
+        err(
+            1,
+            "front matter is not closed: add a `---` line after it".into(),
+        )
+    })?;
     let front: FrontMatter = serde_yaml_ng::from_str(&yaml).map_err(|e| {
         // +1 for the opening `---` line.
         let line = e.location().map(|l| l.line() + 1).unwrap_or(2);
@@ -112,7 +119,9 @@ fn is_valid_id(id: &str) -> bool {
 impl Article {
     /// Where a citation links to: the article's own url, or its page on this server.
     pub fn link(&self) -> String {
-        self.url.clone().unwrap_or_else(|| format!("/kb/{}", self.id))
+        self.url
+            .clone()
+            .unwrap_or_else(|| format!("/kb/{}", self.id))
     }
 
     /// Splits the body at Markdown headings. Text before the first heading is the intro.
@@ -186,12 +195,20 @@ mod tests {
         let e = parse_article(Path::new("x.md"), bad_yaml).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         let no_front = "# Title\nbody";
-        assert_eq!(parse_article(Path::new("x.md"), no_front).unwrap_err().line, 1);
+        assert_eq!(
+            parse_article(Path::new("x.md"), no_front).unwrap_err().line,
+            1
+        );
         let unknown = "---\nid: x\ntitle: T\ncolour: red\n---\nbody\n";
         let e = parse_article(Path::new("x.md"), unknown).unwrap_err();
         assert!(e.message.contains("colour"), "{e}");
         let bad_id = "---\nid: Not Valid\ntitle: T\n---\nbody\n";
-        assert!(parse_article(Path::new("x.md"), bad_id).unwrap_err().message.contains("invalid id"));
+        assert!(
+            parse_article(Path::new("x.md"), bad_id)
+                .unwrap_err()
+                .message
+                .contains("invalid id")
+        );
     }
 
     proptest! {

@@ -224,9 +224,12 @@ impl KbIndex {
             }
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let weighted_terms = [(main_terms.clone(), 1.0), (context_terms.clone(), context_boost)]
-            .into_iter()
-            .chain(cue_terms);
+        let weighted_terms = [
+            (main_terms.clone(), 1.0),
+            (context_terms.clone(), context_boost),
+        ]
+        .into_iter()
+        .chain(cue_terms);
         for (terms, weight) in weighted_terms {
             for term in &terms {
                 for (field, boost) in self.fields.weighted() {
@@ -234,7 +237,10 @@ impl KbIndex {
                         Term::from_field_text(field, term),
                         IndexRecordOption::WithFreqs,
                     );
-                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost * weight))));
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(q), boost * weight)),
+                    ));
                 }
             }
         }

@@ -323,10 +323,8 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
                 citations: serde_json::from_str(citations.as_deref().unwrap_or("[]"))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 grounded: grounded.unwrap_or(false),
-                kind: serde_json::from_value(serde_json::Value::String(
-                    kind.unwrap_or_default(),
-                ))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                kind: serde_json::from_value(serde_json::Value::String(kind.unwrap_or_default()))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             }),
             _ => None,
         };

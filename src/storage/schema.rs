@@ -2,8 +2,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         created_at_ms INTEGER NOT NULL,
         last_seq INTEGER NOT NULL
@@ -23,8 +22,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX messages_customer_client_id
         ON messages (session_id, client_id) WHERE role = 'customer';
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-];
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -12,14 +12,27 @@ async fn knowledge_base_question_streams_a_cited_grounded_answer() {
     let welcome = ws.hello(None, None).await;
     assert_eq!(welcome["resumed"], false);
 
-    let ex = ws.ask("q1", "How long do I have to return something?").await;
+    let ex = ws
+        .ask("q1", "How long do I have to return something?")
+        .await;
     assert_eq!(ex.ack["seq"], 1);
     assert_eq!(ex.ack["duplicate"], false);
-    assert!(!ex.tokens.is_empty(), "tokens are streamed before the reply");
+    assert!(
+        !ex.tokens.is_empty(),
+        "tokens are streamed before the reply"
+    );
     assert_eq!(ex.reply["seq"], 2);
     assert_eq!(ex.reply["reply_to"], "q1");
-    assert!(ex.cited().contains(&"return-policy".to_string()), "{:?}", ex.reply);
-    assert!(ex.text().contains("30"), "the key fact (30 days) is in the reply: {}", ex.text());
+    assert!(
+        ex.cited().contains(&"return-policy".to_string()),
+        "{:?}",
+        ex.reply
+    );
+    assert!(
+        ex.text().contains("30"),
+        "the key fact (30 days) is in the reply: {}",
+        ex.text()
+    );
     assert_eq!(ex.reply["citations"][0]["url"], "/kb/return-policy");
     // Whichever way it was produced, the reply carries only facts from its source.
     let kind = ex.reply["kind"].as_str().unwrap();
@@ -37,7 +50,10 @@ async fn question_outside_the_knowledge_base_is_declined_not_invented() {
     assert!(ex.tokens.is_empty(), "the model is not asked");
     assert_eq!(ex.reply["citations"], json!([]));
     assert!(!ex.text().contains("Paris"));
-    assert!(ex.text().contains("connect you with someone"), "a human is offered");
+    assert!(
+        ex.text().contains("connect you with someone"),
+        "a human is offered"
+    );
 }
 
 #[tokio::test]
@@ -46,10 +62,18 @@ async fn follow_up_is_answered_in_context() {
     let mut ws = app.connect().await;
     ws.hello(None, None).await;
     let first = ws.ask("q1", "Do you have express delivery?").await;
-    assert!(first.cited().contains(&"express-delivery".to_string()), "{:?}", first.reply);
+    assert!(
+        first.cited().contains(&"express-delivery".to_string()),
+        "{:?}",
+        first.reply
+    );
     // "it" only makes sense with the previous question.
     let follow = ws.ask("q2", "And how much does it cost?").await;
-    assert!(follow.cited().contains(&"express-delivery".to_string()), "{:?}", follow.reply);
+    assert!(
+        follow.cited().contains(&"express-delivery".to_string()),
+        "{:?}",
+        follow.reply
+    );
     assert!(follow.text().contains("9.95"), "{}", follow.text());
 }
 
@@ -76,7 +100,9 @@ async fn a_full_queue_answers_busy_instead_of_hanging() {
 
     let mut second = app.connect().await;
     second.hello(None, None).await;
-    let ex = second.ask("b", "Which payment methods do you accept?").await;
+    let ex = second
+        .ask("b", "Which payment methods do you accept?")
+        .await;
     assert_eq!(ex.reply["kind"], "busy", "{:?}", ex.reply);
     assert!(ex.text().contains("again"));
 

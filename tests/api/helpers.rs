@@ -111,9 +111,10 @@ impl TestApp {
     }
 
     pub async fn connect(&self) -> WsClient {
-        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
-            .await
-            .expect("websocket connects");
+        let (stream, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
+                .await
+                .expect("websocket connects");
         WsClient { stream }
     }
 
@@ -124,7 +125,8 @@ impl TestApp {
     }
 }
 
-type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub struct WsClient {
     stream: Stream,
@@ -163,7 +165,10 @@ impl WsClient {
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.stream.send(Message::binary(bytes)).await.expect("send");
+        self.stream
+            .send(Message::binary(bytes))
+            .await
+            .expect("send");
     }
 
     /// The next JSON frame, skipping websocket pings.
@@ -211,7 +216,8 @@ impl WsClient {
 
     /// Sends a message and collects the ack, streamed tokens and the reply.
     pub async fn ask(&mut self, id: &str, text: &str) -> Exchange {
-        self.send_json(json!({"type": "message", "id": id, "text": text})).await;
+        self.send_json(json!({"type": "message", "id": id, "text": text}))
+            .await;
         let frames = self.recv_until("reply").await;
         let ack = frames
             .iter()
@@ -224,7 +230,10 @@ impl WsClient {
             .map(|f| f["text"].as_str().unwrap().to_string())
             .collect();
         let reply = frames.last().unwrap().clone();
-        eprintln!("Q: {text}\nA: {} [{}] {:?}", reply["text"], reply["kind"], reply["citations"]);
+        eprintln!(
+            "Q: {text}\nA: {} [{}] {:?}",
+            reply["text"], reply["kind"], reply["citations"]
+        );
         Exchange { ack, tokens, reply }
     }
 

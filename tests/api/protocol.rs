@@ -13,9 +13,18 @@ async fn each_bad_frame_gets_its_error_code_and_the_connection_survives() {
         ("{this is not json".into(), "invalid_json"),
         (json!({"type": "dance"}).to_string(), "unknown_type"),
         (json!({"no_type": 1}).to_string(), "invalid_frame"),
-        (json!({"type": "message", "id": "m1", "text": ""}).to_string(), "empty_message"),
-        (json!({"type": "message", "id": "m2", "text": "x".repeat(5000)}).to_string(), "message_too_long"),
-        (json!({"type": "hello", "session_id": "not-a-uuid"}).to_string(), "invalid_session_id"),
+        (
+            json!({"type": "message", "id": "m1", "text": ""}).to_string(),
+            "empty_message",
+        ),
+        (
+            json!({"type": "message", "id": "m2", "text": "x".repeat(5000)}).to_string(),
+            "message_too_long",
+        ),
+        (
+            json!({"type": "hello", "session_id": "not-a-uuid"}).to_string(),
+            "invalid_session_id",
+        ),
     ];
     for (frame, code) in cases {
         ws.send_text(&frame).await;

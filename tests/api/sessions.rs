@@ -12,7 +12,10 @@ fn seqs(frames: &[Value]) -> Vec<i64> {
 async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"].as_str().unwrap().to_string();
+    let session = ws.hello(None, None).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first = ws.ask("q1", "Which payment methods do you accept?").await;
     assert_eq!(first.reply["seq"], 2);
 
@@ -35,7 +38,10 @@ async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
         let frame = ws.recv().await;
         match frame["type"].as_str().unwrap() {
             "history" => {
-                assert_eq!(frame["seq"], 4, "only missed messages are replayed: {frame}");
+                assert_eq!(
+                    frame["seq"], 4,
+                    "only missed messages are replayed: {frame}"
+                );
                 assert_eq!(frame["role"], "bot");
                 replies.push(frame);
             }
@@ -45,7 +51,12 @@ async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
         }
     }
     assert_eq!(seqs(&replies), vec![4]);
-    assert_eq!(replies[0]["id"].as_str().or(replies[0]["reply_to"].as_str()), Some("q2"));
+    assert_eq!(
+        replies[0]["id"]
+            .as_str()
+            .or(replies[0]["reply_to"].as_str()),
+        Some("q2")
+    );
 
     // A reconnect that saw seq 2 gets 3 and 4, nothing else.
     let mut again = app.connect().await;
@@ -62,7 +73,10 @@ async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
 async fn restart_keeps_the_session_and_its_history() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"].as_str().unwrap().to_string();
+    let session = ws.hello(None, None).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first = ws.ask("q1", "Do you have express delivery?").await;
     ws.close().await;
     let data_dir = app.stop().await;
@@ -82,19 +96,28 @@ async fn restart_keeps_the_session_and_its_history() {
     // The conversation context came back too.
     let follow = ws.ask("q2", "And how much does it cost?").await;
     assert_eq!(follow.ack["seq"], 3);
-    assert!(follow.cited().contains(&"express-delivery".to_string()), "{:?}", follow.reply);
+    assert!(
+        follow.cited().contains(&"express-delivery".to_string()),
+        "{:?}",
+        follow.reply
+    );
 }
 
 #[tokio::test]
 async fn a_resent_message_is_answered_once() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"].as_str().unwrap().to_string();
+    let session = ws.hello(None, None).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first = ws.ask("same-id", "How do I reset my password?").await;
     assert_eq!(first.ack["seq"], 1);
 
-    ws.send_json(json!({"type": "message", "id": "same-id", "text": "How do I reset my password?"}))
-        .await;
+    ws.send_json(
+        json!({"type": "message", "id": "same-id", "text": "How do I reset my password?"}),
+    )
+    .await;
     let ack = ws.recv().await;
     assert_eq!(ack["type"], "ack");
     assert_eq!(ack["duplicate"], true);

@@ -12,11 +12,25 @@ async fn health_readiness_demo_page_and_article_pages_are_served() {
     let http = reqwest::Client::new();
     let health = http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     assert!(ready["articles"].as_u64().unwrap() >= 40, "{ready}");
     assert_eq!(ready["skipped_articles"], serde_json::json!([]));
-    let page = http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("new WebSocket"));
     let article = http.get(app.url("/kb/return-policy")).send().await.unwrap();
     assert_eq!(article.status(), 200);
@@ -48,12 +62,25 @@ async fn a_broken_article_is_skipped_and_the_rest_load() {
         tempfile::TempDir::new().unwrap(),
     )
     .await;
-    let ready: serde_json::Value = reqwest::get(app.url("/readyz")).await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = reqwest::get(app.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["articles"], 2);
     let skipped = &ready["skipped_articles"][0];
-    assert!(skipped["file"].as_str().unwrap().ends_with("broken.md"), "{ready}");
+    assert!(
+        skipped["file"].as_str().unwrap().ends_with("broken.md"),
+        "{ready}"
+    );
     assert_eq!(skipped["line"], 3);
-    assert!(skipped["message"].as_str().unwrap().contains("front matter"));
+    assert!(
+        skipped["message"]
+            .as_str()
+            .unwrap()
+            .contains("front matter")
+    );
 
     let mut ws = app.connect().await;
     ws.hello(None, None).await;
@@ -66,14 +93,23 @@ async fn a_missing_or_invalid_model_file_is_a_clear_error() {
     let dir = tempfile::TempDir::new().unwrap();
     let missing = dir.path().join("nowhere.gguf");
     let config = Config::for_dirs(dir.path(), &repo_path("knowledge"), &missing).unwrap();
-    let err = load_generator(&config).await.err().expect("missing model fails");
+    let err = load_generator(&config)
+        .await
+        .err()
+        .expect("missing model fails");
     assert!(matches!(err, StartupError::Model(_)), "{err}");
-    assert!(err.to_string().contains("nowhere.gguf") && err.to_string().contains("--model"), "{err}");
+    assert!(
+        err.to_string().contains("nowhere.gguf") && err.to_string().contains("--model"),
+        "{err}"
+    );
 
     let not_gguf = dir.path().join("notes.gguf");
     std::fs::write(&not_gguf, "hello").unwrap();
     let config = Config::for_dirs(dir.path(), &repo_path("knowledge"), &not_gguf).unwrap();
-    let err = load_generator(&config).await.err().expect("bad model fails");
+    let err = load_generator(&config)
+        .await
+        .err()
+        .expect("bad model fails");
     assert!(err.to_string().contains("not a GGUF"), "{err}");
     assert!(model_path().exists());
 }
