@@ -232,13 +232,11 @@ impl Store {
         after: i64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
-                 FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map(params![session.to_string(), after], read_row)?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
-                .collect()
+            query_messages(
+                conn,
+                "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
+                params![session.to_string(), after],
+            )
         })
         .await
     }
@@ -250,14 +248,11 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
-                 FROM messages WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            let mut messages = query_messages(
+                conn,
+                "WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                params![session.to_string(), limit as i64],
             )?;
-            let rows = stmt.query_map(params![session.to_string(), limit as i64], read_row)?;
-            let mut messages: Vec<StoredMessage> = rows
-                .map(|r| r.map_err(StoreError::from).and_then(|r| r))
-                .collect::<Result<_, _>>()?;
             messages.reverse();
             Ok(messages)
         })
@@ -267,29 +262,34 @@ impl Store {
     /// Customer messages that have no reply yet (the server stopped while answering).
     pub async fn unanswered(&self, session: Uuid) -> Result<Vec<StoredMessage>, StoreError> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms
-                 FROM messages m WHERE session_id = ?1 AND role = 'customer'
+            query_messages(
+                conn,
+                "WHERE session_id = ?1 AND role = 'customer'
                  AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.session_id = m.session_id
                                  AND r.role = 'bot' AND r.client_id = m.client_id)
                  ORDER BY seq",
-            )?;
-            let rows = stmt.query_map(params![session.to_string()], read_row)?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
-                .collect()
+                params![session.to_string()],
+            )
         })
         .await
     }
+}
 
-    /// Small key/value table for derived-state bookkeeping.
-    pub async fn meta(&self, key: &'static str) -> Result<Option<String>, StoreError> {
-        self.run(move |conn| {
-            Ok(conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
-        })
-        .await
-    }
+/// Columns read by [`read_row`], in its order.
+const MESSAGE_COLUMNS: &str =
+    "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms";
+
+/// Runs `SELECT <MESSAGE_COLUMNS> FROM messages m <tail>` and reads the rows.
+fn query_messages(
+    conn: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m {tail}"))?;
+    let rows = stmt.query_map(params, read_row)?;
+    rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
+        .collect()
 }
 
 fn next_seq(tx: &rusqlite::Transaction<'_>, session: Uuid) -> Result<i64, StoreError> {

@@ -214,6 +214,14 @@ impl WsClient {
         welcome
     }
 
+    /// Starts a new session and returns its id.
+    pub async fn start_session(&mut self) -> String {
+        self.hello(None, None).await["session_id"]
+            .as_str()
+            .expect("welcome has a session id")
+            .to_string()
+    }
+
     /// Sends a message and collects the ack, streamed tokens and the reply.
     pub async fn ask(&mut self, id: &str, text: &str) -> Exchange {
         self.send_json(json!({"type": "message", "id": id, "text": text}))

@@ -12,10 +12,7 @@ fn seqs(frames: &[Value]) -> Vec<i64> {
 async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session = ws.start_session().await;
     let first = ws.ask("q1", "Which payment methods do you accept?").await;
     assert_eq!(first.reply["seq"], 2);
 
@@ -73,10 +70,7 @@ async fn reconnect_with_last_seq_replays_exactly_the_missed_messages() {
 async fn restart_keeps_the_session_and_its_history() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session = ws.start_session().await;
     let first = ws.ask("q1", "Do you have express delivery?").await;
     ws.close().await;
     let data_dir = app.stop().await;
@@ -107,10 +101,7 @@ async fn restart_keeps_the_session_and_its_history() {
 async fn a_resent_message_is_answered_once() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
-    let session = ws.hello(None, None).await["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session = ws.start_session().await;
     let first = ws.ask("same-id", "How do I reset my password?").await;
     assert_eq!(first.ack["seq"], 1);
 
