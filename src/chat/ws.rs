@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -85,15 +85,7 @@ impl Connection {
                     last_heard = Instant::now();
                     let flow = match incoming {
                         Some(Ok(message)) => self.on_message(message).await,
-                        Some(Err(e)) => {
-                            tracing::info!(error = %e, "websocket protocol error");
-                            let _ = self.send(&ServerFrame::Error {
-                                code: ErrorCode::MessageTooLong,
-                                message: format!("frame refused: {e}"),
-                                id: None,
-                            }).await;
-                            Flow::Close(Some(CloseCode::Size.into()))
-                        }
+                        Some(Err(e)) => self.on_protocol_error(e).await,
                         None => Flow::Close(None),
                     };
                     if let Flow::Close(reason) = flow {
@@ -121,6 +113,28 @@ impl Connection {
         }
         let _ = self.ws.close(close).await;
         tracing::debug!("connection closed");
+    }
+
+    /// A frame the websocket layer could not read. The stream cannot be
+    /// trusted after it, so the connection closes; the client is told why
+    /// when there is something to tell.
+    async fn on_protocol_error(&mut self, error: ProtocolError) -> Flow {
+        let (code, close) = match &error {
+            ProtocolError::Overflow => (Some(ErrorCode::MessageTooLong), CloseCode::Size),
+            // The peer went away mid-frame: nobody to tell.
+            ProtocolError::Io(_) => (None, CloseCode::Abnormal),
+            _ => (Some(ErrorCode::InvalidFrame), CloseCode::Protocol),
+        };
+        tracing::info!(error = %error, "websocket protocol error; closing");
+        if let Some(code) = code {
+            let frame = ServerFrame::Error {
+                code,
+                message: format!("frame refused: {error}"),
+                id: None,
+            };
+            let _ = self.send(&frame).await;
+        }
+        Flow::Close(Some(close.into()))
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {

@@ -76,6 +76,8 @@ pub struct TestApp {
 pub struct AppOptions {
     pub knowledge: PathBuf,
     pub generator: Option<Arc<dyn TextGenerator>>,
+    /// Changes to the default test configuration.
+    pub configure: fn(&mut Config),
 }
 
 impl Default for AppOptions {
@@ -83,6 +85,7 @@ impl Default for AppOptions {
         AppOptions {
             knowledge: repo_path("knowledge"),
             generator: None,
+            configure: |_| {},
         }
     }
 }
@@ -92,7 +95,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
-    let config = Config::for_dirs(data_dir.path(), &options.knowledge, &model_path()).unwrap();
+    let mut config = Config::for_dirs(data_dir.path(), &options.knowledge, &model_path()).unwrap();
+    (options.configure)(&mut config);
     let generator = options.generator.unwrap_or_else(generator);
     let app = Application::with_generator(config, generator).expect("app starts");
     let port = app.port();
@@ -243,6 +247,11 @@ impl WsClient {
             reply["text"], reply["kind"], reply["citations"]
         );
         Exchange { ack, tokens, reply }
+    }
+
+    /// Waits without reading, so websocket pings go unanswered.
+    pub async fn stay_silent(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
     }
 
     /// Waits for the server to close the connection.

@@ -57,6 +57,16 @@ async fn oversized_error_names_the_message() {
 }
 
 #[tokio::test]
+async fn a_frame_far_over_the_limit_is_refused_and_closes_the_connection() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.send_json(json!({"type": "message", "id": "huge", "text": "z".repeat(64 * 1024)}))
+        .await;
+    assert_eq!(ws.recv().await["code"], "message_too_long");
+    ws.expect_closed().await;
+}
+
+#[tokio::test]
 async fn flooding_bad_frames_closes_the_connection() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;

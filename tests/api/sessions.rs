@@ -153,3 +153,56 @@ async fn an_unknown_session_id_starts_a_new_session() {
     assert_eq!(welcome["resumed"], false);
     assert_ne!(welcome["session_id"], unknown.as_str());
 }
+
+#[tokio::test]
+async fn a_message_stored_before_a_crash_is_answered_when_the_session_returns() {
+    // The state a crash leaves: the message was stored (and acknowledged),
+    // the reply never was.
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let session = {
+        std::fs::create_dir_all(data_dir.path()).unwrap();
+        let store =
+            frontdesk::storage::Store::open(&data_dir.path().join("frontdesk.sqlite3")).unwrap();
+        let id = uuid::Uuid::new_v4();
+        store.open_session(id).await.unwrap();
+        store
+            .append_customer(id, "lost".into(), "How do I reset my password?".into())
+            .await
+            .unwrap();
+        id.to_string()
+    };
+    let app = spawn_app_with(AppOptions::default(), data_dir).await;
+    let mut ws = app.connect().await;
+    let welcome = ws.hello(Some(&session), Some(1)).await;
+    assert_eq!(welcome["resumed"], true);
+    let frames = ws.recv_until("reply").await;
+    let reply = frames.last().unwrap();
+    assert_eq!(reply["seq"], 2);
+    assert_eq!(reply["reply_to"], "lost");
+    assert!(
+        reply["citations"][0]["article_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("reset-password"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_by_the_heartbeat() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.heartbeat_secs = 1;
+                c.client_timeout_secs = 2;
+            },
+            ..Default::default()
+        },
+        tempfile::TempDir::new().unwrap(),
+    )
+    .await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    ws.stay_silent(std::time::Duration::from_secs(4)).await;
+    ws.expect_closed().await;
+}
