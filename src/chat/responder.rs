@@ -144,15 +144,10 @@ async fn generate(
     hits: &[Hit],
     stats: &mut AnswerStats,
 ) -> BotReply {
-    let passages: Vec<&Passage> = hits.iter().map(|h| &h.passage).collect();
     // Code picks the answer's source; the model only phrases it.
-    let mut analyzer = Analyzer::default();
-    let mut terms = analyzer.distinct_terms(&query.text);
-    if terms.is_empty() {
-        terms = analyzer.distinct_terms(query.context.as_deref().unwrap_or_default());
-    }
+    let terms = query.subject_terms(&mut Analyzer::default());
     let candidates: Vec<(f32, &Passage)> = hits.iter().map(|h| (h.relevance, &h.passage)).collect();
-    let source = passages[grounding::best_source(&query.text, &candidates)];
+    let source = &hits[grounding::best_source(&query.text, &candidates)].passage;
     let extract = grounding::extractive(&query.text, &terms, source);
     let extractive_reply = BotReply {
         reply_id,

@@ -216,7 +216,8 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
         .map(|m| m.as_str().to_ascii_lowercase())
         .collect();
     let mut unsupported = Vec::new();
-    for fact in facts(reply) {
+    let reply_facts = facts(reply);
+    for fact in reply_facts.iter().cloned() {
         let supported = match &fact {
             Fact::Quantity { value, unit: None } => known_values.contains(value.as_str()),
             Fact::Quantity {
@@ -254,8 +255,8 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
     };
     let asked = wanted(question);
     let misses_asked_fact = asked != Wanted::Anything
-        && has_wanted_fact(&source_text, asked)
-        && !has_wanted_fact(reply, asked);
+        && known.iter().any(|f| is_wanted(f, asked))
+        && !reply_facts.iter().any(|f| is_wanted(f, asked));
     Verdict {
         unsupported,
         on_topic,
@@ -331,7 +332,11 @@ fn wanted(question: &str) -> Wanted {
     }
 }
 
-fn has_wanted_fact(sentence: &str, wanted: Wanted) -> bool {
+fn has_wanted_fact(text: &str, wanted: Wanted) -> bool {
+    facts(text).iter().any(|f| is_wanted(f, wanted))
+}
+
+fn is_wanted(fact: &Fact, wanted: Wanted) -> bool {
     const DURATIONS: &[&str] = &[
         "minute",
         "hour",
@@ -341,11 +346,11 @@ fn has_wanted_fact(sentence: &str, wanted: Wanted) -> bool {
         "month",
         "year",
     ];
-    facts(sentence).iter().any(|f| match (f, wanted) {
+    match (fact, wanted) {
         (Fact::Quantity { unit: Some(u), .. }, Wanted::Duration) => DURATIONS.contains(&u.as_str()),
         (Fact::Quantity { unit: Some(u), .. }, Wanted::Amount) => u == "€" || u == "%",
         _ => false,
-    })
+    }
 }
 
 /// Which of the retrieved passages (best first, with their relevance)

@@ -92,6 +92,20 @@ pub struct RetrievalQuery {
     pub context: Option<String>,
 }
 
+impl RetrievalQuery {
+    /// The terms that say what the question is about: its own content words,
+    /// or, for a follow-up made only of filler ("and how long does that
+    /// take?"), the previous turn's.
+    pub fn subject_terms(&self, analyzer: &mut Analyzer) -> Vec<String> {
+        let own = analyzer.distinct_terms(&self.text);
+        if own.is_empty() {
+            analyzer.distinct_terms(self.context.as_deref().unwrap_or_default())
+        } else {
+            own
+        }
+    }
+}
+
 /// A passage found for a query.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -201,13 +215,7 @@ impl KbIndex {
             .into_iter()
             .filter(|t| !main_terms.contains(t))
             .collect();
-        // A follow-up made only of filler ("and how long does that take?")
-        // is about whatever the previous turn was about.
-        let judged_terms = if main_terms.is_empty() {
-            &context_terms
-        } else {
-            &main_terms
-        };
+        let judged_terms = query.subject_terms(&mut analyzer);
         if judged_terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -217,21 +225,20 @@ impl KbIndex {
             CONTEXT_BOOST
         };
         let lowered = query.text.to_lowercase();
-        let mut cue_terms = Vec::new();
-        for (cue, word, weight) in CUES {
-            if lowered.contains(cue) {
-                cue_terms.push((vec![analyzer.terms(word).concat()], *weight));
-            }
-        }
+        let cue_terms: Vec<(Vec<String>, f32)> = CUES
+            .iter()
+            .filter(|(cue, _, _)| lowered.contains(cue))
+            .map(|(_, word, weight)| (analyzer.terms(word), *weight))
+            .collect();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let weighted_terms = [
-            (main_terms.clone(), 1.0),
-            (context_terms.clone(), context_boost),
+            (main_terms.as_slice(), 1.0),
+            (context_terms.as_slice(), context_boost),
         ]
         .into_iter()
-        .chain(cue_terms);
+        .chain(cue_terms.iter().map(|(terms, w)| (terms.as_slice(), *w)));
         for (terms, weight) in weighted_terms {
-            for term in &terms {
+            for term in terms {
                 for (field, boost) in self.fields.weighted() {
                     let q = TermQuery::new(
                         Term::from_field_text(field, term),
