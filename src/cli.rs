@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigLayer};
-use crate::models::{self, DEFAULT_CHAT_MODEL};
+use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
 use crate::startup::Application;
+use crate::understanding::{Understanding, eval as evaluate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,35 @@ pub enum Command {
     /// Knowledge-base tools
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Measure understanding on labelled CSV files (`text,label`)
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Intent accuracy, out-of-scope detection and latency
+    Intent(EvalArgs),
+    /// Sentiment accuracy and latency
+    Sentiment(EvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Labelled test set, CSV with header `text,label` (`oos` = out of scope)
+    #[arg(long)]
+    test: PathBuf,
+    /// Train on this CSV instead of using the shipped model
+    #[arg(long)]
+    train: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,11 +88,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::FetchModels => {
             models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
+            models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
         }
+        Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(KbCommand::Search { query, context }) => kb_search(&config, query, context)?,
     }
     Ok(())
+}
+
+async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
+    models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let understanding = Understanding::load(&config)?;
+        let (args, report) = match command {
+            EvalCommand::Intent(args) => {
+                let test = evaluate::read_csv(&args.test)?;
+                let train = args.train.as_deref().map(evaluate::read_csv).transpose()?;
+                let report = evaluate::intent(&understanding, &test, train.as_deref())?;
+                (args, serde_json::to_value(report)?)
+            }
+            EvalCommand::Sentiment(args) => {
+                let test = evaluate::read_csv(&args.test)?;
+                let train = args.train.as_deref().map(evaluate::read_csv).transpose()?;
+                let train = args.train.as_deref().zip(train.as_deref());
+                let report = evaluate::sentiment(&understanding, &test, train)?;
+                (args, serde_json::to_value(report)?)
+            }
+        };
+        match args.format {
+            OutputFormat::Json => println!("{report}"),
+            OutputFormat::Text => print!("{}", evaluate::to_text(&report)),
+        }
+        Ok(())
+    })
+    .await?
 }
 
 fn kb_search(config: &Config, text: String, context: Option<String>) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::models::DEFAULT_MODEL_FILE;
+use crate::models::{DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE};
 
 /// Where generation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -38,6 +38,9 @@ pub struct ConfigLayer {
     /// Chat model, a GGUF file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long, env = "FRONTDESK_MODEL", global = true)]
     pub model: Option<PathBuf>,
+    /// Sentence encoder, a folder with config.json, tokenizer.json and model.safetensors (any BERT-family model) [default: models/all-MiniLM-L6-v2]
+    #[arg(long, env = "FRONTDESK_ENCODER", global = true)]
+    pub encoder: Option<PathBuf>,
     /// Directory of Markdown knowledge-base articles [default: knowledge]
     #[arg(long, env = "FRONTDESK_KNOWLEDGE", global = true)]
     pub knowledge: Option<PathBuf>,
@@ -86,6 +89,7 @@ impl ConfigLayer {
             bind: self.bind.or(lower.bind),
             data_dir: self.data_dir.or(lower.data_dir),
             model: self.model.or(lower.model),
+            encoder: self.encoder.or(lower.encoder),
             knowledge: self.knowledge.or(lower.knowledge),
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             session_idle_secs: self.session_idle_secs.or(lower.session_idle_secs),
@@ -109,6 +113,7 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub model: PathBuf,
+    pub encoder: PathBuf,
     pub knowledge: PathBuf,
     pub max_message_bytes: usize,
     pub session_idle_secs: u64,
@@ -164,6 +169,9 @@ impl Config {
             model: layer
                 .model
                 .unwrap_or_else(|| Path::new("models").join(DEFAULT_MODEL_FILE)),
+            encoder: layer
+                .encoder
+                .unwrap_or_else(|| Path::new("models").join(DEFAULT_ENCODER_DIR)),
             knowledge: layer
                 .knowledge
                 .unwrap_or_else(|| PathBuf::from("knowledge")),
@@ -257,6 +265,21 @@ impl Config {
 
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
+    }
+
+    /// The intent catalogue, one YAML file per intent.
+    pub fn intents_dir(&self) -> PathBuf {
+        self.knowledge.join("intents")
+    }
+
+    /// The sentiment training examples, one YAML file per label.
+    pub fn sentiment_dir(&self) -> PathBuf {
+        self.knowledge.join("sentiment")
+    }
+
+    /// Trained understanding models, keyed by what they were trained on.
+    pub fn model_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("models")
     }
 }
 

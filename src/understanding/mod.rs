@@ -1,0 +1,213 @@
+//! Understanding every customer message: a sentence encoder, an intent
+//! classifier with out-of-scope detection, and sentiment with escalation
+//! signals.
+//!
+//! The models train at start-up from the shop's catalogue and examples, or
+//! load from a cache keyed on what they were trained on, so a shop edits
+//! `knowledge/intents/` and restarts: no rebuild.
+
+pub mod catalogue;
+pub mod classifier;
+pub mod encoder;
+pub mod eval;
+pub mod intent;
+pub mod sentiment;
+pub mod signals;
+pub mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use catalogue::{Catalogue, CatalogueError};
+use classifier::{TrainError, TrainOptions};
+use encoder::{Encoder, EncoderError};
+use intent::{Intent, IntentModel};
+use sentiment::{ExamplesError, Sentiment, SentimentModel};
+use worker::EncoderWorker;
+
+/// Bumped when training or features change, so old caches are not reused.
+const MODEL_VERSION: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnderstandingError {
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error(transparent)]
+    Examples(#[from] ExamplesError),
+    #[error("training the understanding models failed: {0}")]
+    Train(#[from] TrainError),
+}
+
+/// What one message means to the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Understood {
+    pub intent: Intent,
+    pub sentiment: Sentiment,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainedModels {
+    intent: IntentModel,
+    sentiment: SentimentModel,
+}
+
+pub fn intent_training_options() -> TrainOptions {
+    TrainOptions {
+        epochs: 40,
+        hidden: Some(512),
+        dropout: 0.2,
+        learning_rate: 3e-3,
+        ..Default::default()
+    }
+}
+
+pub struct Understanding {
+    worker: EncoderWorker,
+    catalogue: Catalogue,
+    models: TrainedModels,
+}
+
+impl std::fmt::Debug for Understanding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Understanding")
+            .field("intents", &self.catalogue.intents.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Understanding {
+    /// Loads the encoder, the catalogue and the sentiment examples, and
+    /// trains the models unless a cache for exactly these inputs exists.
+    /// Blocking: call it from `spawn_blocking`.
+    pub fn load(config: &Config) -> Result<Self, UnderstandingError> {
+        let encoder = Encoder::load(&config.encoder)?;
+        let catalogue = Catalogue::load_dir(&config.intents_dir())?;
+        let examples = sentiment::load_examples(&config.sentiment_dir())?;
+        let key = {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            for part in [
+                MODEL_VERSION,
+                encoder.fingerprint(),
+                &catalogue.digest,
+                &examples.digest,
+            ] {
+                hasher.update(part.as_bytes());
+                hasher.update([0]);
+            }
+            hex::encode(&hasher.finalize()[..12])
+        };
+        let cache = config
+            .model_cache_dir()
+            .join(format!("understanding-{key}.json"));
+        let models = match read_cache(&cache) {
+            Some(models) => {
+                tracing::info!(cache = %cache.display(), "understanding models loaded from cache");
+                models
+            }
+            None => {
+                let started = Instant::now();
+                let models = train(&encoder, &catalogue, &examples)?;
+                tracing::info!(
+                    intents = catalogue.intents.len(),
+                    seconds = started.elapsed().as_secs_f32(),
+                    "understanding models trained"
+                );
+                write_cache(&cache, &models);
+                models
+            }
+        };
+        Ok(Self {
+            worker: EncoderWorker::spawn(Arc::new(encoder)),
+            catalogue,
+            models,
+        })
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        self.worker.encoder()
+    }
+
+    pub fn intent_model(&self) -> &IntentModel {
+        &self.models.intent
+    }
+
+    pub fn sentiment_model(&self) -> &SentimentModel {
+        &self.models.sentiment
+    }
+
+    pub async fn understand(&self, text: &str) -> Result<Understood, EncoderError> {
+        let embedding = self.worker.embed(text).await?;
+        Ok(self.from_embedding(text, &embedding))
+    }
+
+    /// Blocking, for tools: embeds on the calling thread.
+    pub fn understand_now(&self, text: &str) -> Result<Understood, EncoderError> {
+        let embedding = self.encoder().embed(&[text])?.remove(0);
+        Ok(self.from_embedding(text, &embedding))
+    }
+
+    pub fn from_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
+        Understood {
+            intent: self.models.intent.classify(embedding),
+            sentiment: self.models.sentiment.analyse(text, embedding),
+        }
+    }
+}
+
+fn train(
+    encoder: &Encoder,
+    catalogue: &Catalogue,
+    examples: &sentiment::SentimentExamples,
+) -> Result<TrainedModels, UnderstandingError> {
+    let (texts, labels) = catalogue.training_set();
+    let embeddings = encoder.embed_all(&texts)?;
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let intent = IntentModel::train(&embeddings, &labels, &intent_training_options())?;
+    let texts: Vec<&str> = examples.texts.iter().map(String::as_str).collect();
+    let embeddings = encoder.embed_all(&texts)?;
+    let sentiment = SentimentModel::train(
+        &texts,
+        &embeddings,
+        &examples.labels,
+        &sentiment::training_options(),
+    )?;
+    Ok(TrainedModels { intent, sentiment })
+}
+
+fn read_cache(path: &Path) -> Option<TrainedModels> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(models) => Some(models),
+        Err(e) => {
+            tracing::warn!(cache = %path.display(), error = %e, "ignoring an unreadable model cache");
+            None
+        }
+    }
+}
+
+/// A cache that cannot be written only costs the next start its training
+/// time, so it is logged, not fatal.
+fn write_cache(path: &Path, models: &TrainedModels) {
+    let result = (|| -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.part");
+        std::fs::write(&tmp, serde_json::to_vec(models)?)?;
+        std::fs::rename(tmp, path)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(cache = %path.display(), error = %e, "cannot write the model cache");
+    }
+}
