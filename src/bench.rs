@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::chat::responder;
 use crate::config::Config;
-use crate::startup::load_generator;
-use crate::state::AppState;
+use crate::startup::{load_generator, load_understanding};
+use crate::state::{AppState, Models};
 
 const QUESTIONS: &[&str] = &[
     "How long do I have to return something?",
@@ -31,22 +31,37 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let generator = load_generator(&config).await?;
     let load = started.elapsed();
+    let understanding = load_understanding(&config).await?;
     config.data_dir = config
         .data_dir
         .join(format!("bench-{}", std::process::id()));
     let scratch = config.data_dir.clone();
-    let state = Arc::new(AppState::build(config, generator)?);
+    let state = Arc::new(AppState::build(
+        config,
+        Models {
+            generator,
+            understanding,
+        },
+    )?);
     println!("model load: {:.2} s", load.as_secs_f64());
     let (mut first_tokens, mut rates, mut totals) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         for question in QUESTIONS {
             let opened = state.hub.open(&state.store, None).await?;
             let t = Instant::now();
+            let id = format!("bench-{run}");
+            let appended = state
+                .store
+                .append_customer(opened.session.id, id.clone(), question.to_string())
+                .await?;
             let Some((reply, stats)) = responder::answer(
                 state.clone(),
                 opened.session,
-                format!("bench-{run}"),
-                question.to_string(),
+                responder::Question {
+                    id,
+                    seq: appended.seq,
+                    text: question.to_string(),
+                },
             )
             .await
             else {

@@ -128,7 +128,14 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
 fn kb_search(config: &Config, text: String, context: Option<String>) -> anyhow::Result<()> {
     let load = crate::knowledge::load_dir(&config.knowledge)?;
     let (index, _) = crate::knowledge::KbIndex::open_or_build(&config.index_dir(), &load)?;
-    let hits = index.search(&crate::knowledge::RetrievalQuery { text, context }, 8)?;
+    let hits = index.search(
+        &crate::knowledge::RetrievalQuery {
+            text,
+            context,
+            prefer_tags: Vec::new(),
+        },
+        8,
+    )?;
     for hit in &hits {
         let answers = hit.relevance >= config.min_relevance;
         println!(

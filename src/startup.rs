@@ -6,9 +6,12 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 
 use crate::config::Config;
-use crate::generation::{Admission, MistralGenerator, ModelError, TextGenerator};
-use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
-use crate::state::{AppState, StartupError};
+use crate::generation::{Admission, MistralGenerator, ModelError};
+use crate::models::{
+    self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE,
+};
+use crate::state::{AppState, Models, StartupError};
+use crate::understanding::Understanding;
 
 pub struct Application {
     port: u16,
@@ -21,14 +24,18 @@ impl Application {
     /// is missing) and starts listening.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let generator = load_generator(&config).await?;
-        Application::with_generator(config, generator)
+        let understanding = load_understanding(&config).await?;
+        Application::with_models(
+            config,
+            Models {
+                generator,
+                understanding,
+            },
+        )
     }
 
-    /// Starts with an already loaded generator.
-    pub fn with_generator(
-        config: Config,
-        generator: Arc<dyn TextGenerator>,
-    ) -> Result<Application, StartupError> {
+    /// Starts with already loaded models.
+    pub fn with_models(config: Config, models: Models) -> Result<Application, StartupError> {
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Io {
             path: config.bind.to_string().into(),
             source,
@@ -40,7 +47,7 @@ impl Application {
                 source,
             })?
             .port();
-        let state = Arc::new(AppState::build(config, generator)?);
+        let state = Arc::new(AppState::build(config, models)?);
         let server =
             crate::http::serve(state.clone(), listener).map_err(|source| StartupError::Io {
                 path: "listener".into(),
@@ -94,4 +101,25 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
     )
     .await?;
     Ok(Arc::new(generator))
+}
+
+/// Loads the sentence encoder (fetching the default one if it is missing)
+/// and trains or loads the intent and sentiment models.
+pub async fn load_understanding(config: &Config) -> Result<Arc<Understanding>, StartupError> {
+    if !config.encoder.exists()
+        && config
+            .encoder
+            .file_name()
+            .is_some_and(|f| f == DEFAULT_ENCODER_DIR)
+    {
+        models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+    }
+    let config = config.clone();
+    let understanding = tokio::task::spawn_blocking(move || Understanding::load(&config))
+        .await
+        .map_err(|e| StartupError::Io {
+            path: "understanding".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    Ok(Arc::new(understanding))
 }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::generation::TextGenerator;
 use crate::knowledge::{self, Article, ArticleError, KbIndex, KbIndexError};
 use crate::storage::{Store, StoreError};
+use crate::understanding::{Understanding, UnderstandingError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -17,6 +18,8 @@ pub enum StartupError {
     Model(#[from] crate::generation::ModelError),
     #[error(transparent)]
     Fetch(#[from] crate::models::FetchError),
+    #[error(transparent)]
+    Understanding(#[from] UnderstandingError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot open the knowledge base: {0}")]
@@ -35,16 +38,21 @@ pub struct AppState {
     pub articles: HashMap<String, Article>,
     pub skipped_articles: Vec<ArticleError>,
     pub generator: Arc<dyn TextGenerator>,
+    pub understanding: Arc<Understanding>,
     pub hub: SessionHub,
 }
 
+/// The slow-to-load parts, passed in so tests can share them.
+#[derive(Clone)]
+pub struct Models {
+    pub generator: Arc<dyn TextGenerator>,
+    pub understanding: Arc<Understanding>,
+}
+
 impl AppState {
-    /// Opens the store and the knowledge base. The generator is passed in
-    /// because loading a model is the slow part and tests share one.
-    pub fn build(
-        config: Config,
-        generator: Arc<dyn TextGenerator>,
-    ) -> Result<AppState, StartupError> {
+    /// Opens the store and the knowledge base. The models are passed in
+    /// because loading them is the slow part and tests share them.
+    pub fn build(config: Config, models: Models) -> Result<AppState, StartupError> {
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StartupError::Io { path, source }
@@ -70,7 +78,8 @@ impl AppState {
             config,
             store,
             kb,
-            generator,
+            generator: models.generator,
+            understanding: models.understanding,
             hub: SessionHub::default(),
         })
     }

@@ -1,5 +1,6 @@
 //! The customer chat: websocket protocol, live sessions, and answering.
 
+pub mod escalation;
 pub mod protocol;
 pub mod responder;
 mod session;

@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use crate::knowledge::Citation;
 use crate::storage::{ReplyKind, Role, StoredMessage};
+use crate::understanding::intent::Intent;
+use crate::understanding::sentiment::Sentiment;
 
 /// Longest accepted client message id.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -218,6 +220,11 @@ pub enum ServerFrame {
         citations: Vec<Citation>,
         grounded: bool,
         kind: ReplyKind,
+        /// What the answered message was understood as.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        intent: Option<Intent>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sentiment: Option<Sentiment>,
     },
     Error {
         code: ErrorCode,
@@ -245,6 +252,10 @@ pub struct HistoryEntry {
     pub grounded: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ReplyKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<Sentiment>,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
 }
@@ -260,6 +271,8 @@ impl From<&StoredMessage> for HistoryEntry {
             citations: m.reply.as_ref().map(|r| r.citations.clone()),
             grounded: m.reply.as_ref().map(|r| r.grounded),
             kind: m.reply.as_ref().map(|r| r.kind),
+            intent: m.understood.as_ref().map(|u| u.intent.clone()),
+            sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
             at: m.created_at_ms,
         }
     }
@@ -284,6 +297,8 @@ impl ServerFrame {
             citations: r.citations.clone(),
             grounded: r.grounded,
             kind: r.kind,
+            intent: m.understood.as_ref().map(|u| u.intent.clone()),
+            sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
         })
     }
 

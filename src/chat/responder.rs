@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::escalation::{FlagReason, asks_for_human};
 use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
 use crate::generation::grounding;
@@ -13,9 +14,15 @@ use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
 use crate::knowledge::{Analyzer, Citation, Hit, Passage, RetrievalQuery};
 use crate::state::AppState;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
+use crate::understanding::Understood;
+use crate::understanding::catalogue::{IntentAction, OUT_OF_SCOPE};
 
 pub const NO_ANSWER_TEXT: &str = "I'm sorry, I couldn't find anything about that in our help centre, \
 and I'd rather not guess. Would you like me to connect you with someone from our team?";
+pub const HANDOFF_TEXT: &str = "I've asked someone from our team to join this chat. \
+They'll reply right here, usually within a few minutes during opening hours; you can keep writing in the meantime.";
+pub const DECLINE_TEXT: &str = "Sorry, I can only help with questions about our shop: orders, delivery, returns, \
+payments and your account. Is there something about an order I can help with? I can also connect you with a person.";
 pub const BUSY_TEXT: &str = "I'm answering a lot of customers right now, so I couldn't get to your question. \
 Please send it again in a minute, or ask to talk to a person.";
 
@@ -28,17 +35,216 @@ pub struct AnswerStats {
     pub tokens: usize,
 }
 
-/// Answers `question` (the customer message with client id `reply_to`) in
-/// `live`, publishing tokens and the final reply to the session.
+/// The stored customer message being answered.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// The widget's client id.
+    pub id: String,
+    pub seq: i64,
+    pub text: String,
+}
+
+/// Answers `question` in `live`, publishing tokens and the final reply to
+/// the session: understand it, then reply as its intent asks (a fixed
+/// reply, a person, a polite decline, or an answer from the knowledge base).
 pub async fn answer(
     state: Arc<AppState>,
     live: Arc<LiveSession>,
-    reply_to: String,
-    question: String,
+    question: Question,
 ) -> Option<(StoredMessage, AnswerStats)> {
     let _one_at_a_time = live.reply_lock.lock().await;
     let started = Instant::now();
     let mut stats = AnswerStats::default();
+    let reply_id = Uuid::new_v4();
+    let understood = understand(&state, &live, &question).await;
+    let reply = match understood.as_ref().map(|u| plan(&state, u)) {
+        Some(Plan::Fixed(kind, text)) => BotReply {
+            reply_id,
+            text,
+            citations: Vec::new(),
+            grounded: false,
+            kind,
+        },
+        plan => {
+            let prefer_tags = match &plan {
+                Some(Plan::Search { prefer_tags, .. }) => prefer_tags.clone(),
+                _ => Vec::new(),
+            };
+            let confidently_out_of_scope = matches!(
+                plan,
+                Some(Plan::Search {
+                    out_of_scope: true,
+                    ..
+                })
+            );
+            answer_from_kb(
+                &state,
+                &live,
+                reply_id,
+                &question.text,
+                prefer_tags,
+                confidently_out_of_scope,
+                &mut stats,
+            )
+            .await
+        }
+    };
+    let reply_to = question.id.clone();
+    let stored = match state
+        .store
+        .append_bot(live.id, Some(reply_to.clone()), reply, understood.clone())
+        .await
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store reply");
+            live.publish(ServerFrame::Error {
+                code: ErrorCode::Internal,
+                message: "the reply could not be saved; please send your message again".into(),
+                id: Some(reply_to),
+            });
+            return None;
+        }
+    };
+    if let Some(reason) = stored
+        .reply
+        .as_ref()
+        .and_then(|r| live.observe_reply(r.kind))
+    {
+        flag(&state, &live, reason).await;
+    }
+    live.push_turns([
+        ChatTurn {
+            speaker: Speaker::Customer,
+            text: question.text,
+        },
+        ChatTurn {
+            speaker: Speaker::Assistant,
+            text: stored.text.clone(),
+        },
+    ]);
+    if let Some(frame) = ServerFrame::reply(&stored) {
+        live.publish(frame);
+    }
+    let kind = stored.reply.as_ref().map(|r| r.kind);
+    tracing::info!(
+        seq = stored.seq,
+        kind = ?kind,
+        intent = understood.as_ref().map(|u| u.intent.name.as_str()),
+        sentiment = understood.as_ref().map(|u| u.sentiment.score),
+        tokens = stats.tokens,
+        retrieval_ms = stats.retrieval.as_millis() as u64,
+        first_token_ms = stats.first_token.map(|d| d.as_millis() as u64),
+        total_ms = started.elapsed().as_millis() as u64,
+        "replied"
+    );
+    Some((stored, stats))
+}
+
+/// Classifies the message, stores what it means, and flags the session
+/// when it should be. A failure here costs the reply its steering, not the
+/// customer their answer.
+async fn understand(
+    state: &AppState,
+    live: &LiveSession,
+    question: &Question,
+) -> Option<Understood> {
+    let understood = match state.understanding.understand(&question.text).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot understand message");
+            return None;
+        }
+    };
+    if let Err(e) = state
+        .store
+        .annotate(live.id, question.seq, understood.clone())
+        .await
+    {
+        tracing::error!(error = %e, "cannot store message intent");
+    }
+    if let Some(reason) = live.observe_message(&understood) {
+        flag(state, live, reason).await;
+    }
+    Some(understood)
+}
+
+async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
+    match state.store.flag(live.id, reason).await {
+        Ok(true) => {
+            tracing::info!(session = %live.id, reason = reason.as_str(), "conversation flagged")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot flag conversation"),
+    }
+}
+
+/// What the intent asks the bot to do.
+enum Plan {
+    Fixed(ReplyKind, String),
+    Search {
+        prefer_tags: Vec<String>,
+        /// The classifier itself (not only its threshold) says out of scope.
+        out_of_scope: bool,
+    },
+}
+
+fn plan(state: &AppState, understood: &Understood) -> Plan {
+    if asks_for_human(understood) {
+        return Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into());
+    }
+    let intent = &understood.intent;
+    let spec = state.understanding.catalogue().get(&intent.name);
+    match spec.map(|s| (s.action, s)) {
+        Some((IntentAction::Reply, spec)) => {
+            Plan::Fixed(ReplyKind::Smalltalk, spec.reply.clone().unwrap_or_default())
+        }
+        Some((IntentAction::Handoff, _)) => Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into()),
+        Some((IntentAction::Decline, _)) | None if intent.is_out_of_scope() => Plan::Search {
+            prefer_tags: Vec::new(),
+            out_of_scope: intent
+                .alternatives
+                .iter()
+                .any(|a| a.name == OUT_OF_SCOPE && a.confidence >= 0.5),
+        },
+        Some((IntentAction::Decline, _)) => Plan::Fixed(ReplyKind::Declined, DECLINE_TEXT.into()),
+        Some((_, spec)) => Plan::Search {
+            prefer_tags: std::iter::once(spec.name.clone())
+                .chain(spec.tags.iter().cloned())
+                .collect(),
+            out_of_scope: false,
+        },
+        None => Plan::Search {
+            prefer_tags: Vec::new(),
+            out_of_scope: false,
+        },
+    }
+}
+
+/// Retrieves and answers from the knowledge base. A message the threshold
+/// called out of scope is still answered when a passage clearly covers it
+/// (typos push real questions under the threshold); one the classifier
+/// itself put out of scope is declined.
+async fn answer_from_kb(
+    state: &Arc<AppState>,
+    live: &LiveSession,
+    reply_id: Uuid,
+    question: &str,
+    prefer_tags: Vec<String>,
+    out_of_scope: bool,
+    stats: &mut AnswerStats,
+) -> BotReply {
+    let fixed = |kind, text: &str| BotReply {
+        reply_id,
+        text: text.into(),
+        citations: Vec::new(),
+        grounded: false,
+        kind,
+    };
+    if out_of_scope {
+        return fixed(ReplyKind::Declined, DECLINE_TEXT);
+    }
+    let started = Instant::now();
     let history = live.turns();
     let previous_question = history
         .iter()
@@ -46,10 +252,10 @@ pub async fn answer(
         .find(|t| t.speaker == Speaker::Customer)
         .map(|t| t.text.clone());
     let query = RetrievalQuery {
-        text: question.clone(),
+        text: question.to_string(),
         context: previous_question,
+        prefer_tags,
     };
-    let reply_id = Uuid::new_v4();
 
     let hits = {
         let state = state.clone();
@@ -78,61 +284,11 @@ pub async fn answer(
         "retrieved"
     );
 
-    let reply = if relevant.is_empty() {
-        BotReply {
-            reply_id,
-            text: NO_ANSWER_TEXT.into(),
-            citations: Vec::new(),
-            grounded: false,
-            kind: ReplyKind::NoAnswer,
-        }
+    if relevant.is_empty() {
+        fixed(ReplyKind::NoAnswer, NO_ANSWER_TEXT)
     } else {
-        generate(
-            &state, &live, reply_id, &history, &query, &relevant, &mut stats,
-        )
-        .await
-    };
-
-    let stored = match state
-        .store
-        .append_bot(live.id, Some(reply_to.clone()), reply)
-        .await
-    {
-        Ok(stored) => stored,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot store reply");
-            live.publish(ServerFrame::Error {
-                code: ErrorCode::Internal,
-                message: "the reply could not be saved; please send your message again".into(),
-                id: Some(reply_to),
-            });
-            return None;
-        }
-    };
-    live.push_turns([
-        ChatTurn {
-            speaker: Speaker::Customer,
-            text: question,
-        },
-        ChatTurn {
-            speaker: Speaker::Assistant,
-            text: stored.text.clone(),
-        },
-    ]);
-    if let Some(frame) = ServerFrame::reply(&stored) {
-        live.publish(frame);
+        generate(state, live, reply_id, &history, &query, &relevant, stats).await
     }
-    let kind = stored.reply.as_ref().map(|r| r.kind);
-    tracing::info!(
-        seq = stored.seq,
-        kind = ?kind,
-        tokens = stats.tokens,
-        retrieval_ms = stats.retrieval.as_millis() as u64,
-        first_token_ms = stats.first_token.map(|d| d.as_millis() as u64),
-        total_ms = started.elapsed().as_millis() as u64,
-        "replied"
-    );
-    Some((stored, stats))
 }
 
 async fn generate(

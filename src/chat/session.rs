@@ -11,9 +11,12 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use super::escalation::{Escalation, FlagReason};
 use super::protocol::ServerFrame;
 use crate::generation::{ChatTurn, Speaker};
+use crate::storage::ReplyKind;
 use crate::storage::{Role, Store, StoreError, StoredMessage, now_ms};
+use crate::understanding::Understood;
 
 /// Turns kept in memory per session; the prompt window takes what fits from these.
 const KEPT_TURNS: usize = 40;
@@ -26,6 +29,7 @@ pub struct LiveSession {
     pub reply_lock: tokio::sync::Mutex<()>,
     last_active_ms: AtomicI64,
     connections: AtomicUsize,
+    escalation: Mutex<Escalation>,
 }
 
 impl LiveSession {
@@ -47,7 +51,33 @@ impl LiveSession {
             reply_lock: tokio::sync::Mutex::new(()),
             last_active_ms: AtomicI64::new(now_ms()),
             connections: AtomicUsize::new(0),
+            escalation: Mutex::new(Escalation::from_history(history)),
         }
+    }
+
+    /// The last few messages' sentiment scores, oldest first.
+    pub fn sentiment_trend(&self) -> Vec<f32> {
+        self.escalation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .trend()
+    }
+
+    /// Records a customer message's meaning; returns a reason to flag the
+    /// session, if there is one.
+    pub fn observe_message(&self, understood: &Understood) -> Option<FlagReason> {
+        self.escalation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe_message(understood)
+    }
+
+    /// Records how the bot replied; returns a reason to flag, if any.
+    pub fn observe_reply(&self, kind: ReplyKind) -> Option<FlagReason> {
+        self.escalation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe_reply(kind)
     }
 
     /// Sends a frame to every connection of the session.
@@ -168,6 +198,11 @@ impl SessionHub {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The session if it is in memory.
+    pub fn get(&self, id: Uuid) -> Option<Arc<LiveSession>> {
+        self.sessions.get(&id).map(|e| e.clone())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -274,8 +274,16 @@ impl Connection {
                 for m in pending {
                     if let Some(id) = m.client_id {
                         tokio::spawn(
-                            responder::answer(self.state.clone(), session.clone(), id, m.text)
-                                .in_current_span(),
+                            responder::answer(
+                                self.state.clone(),
+                                session.clone(),
+                                responder::Question {
+                                    id,
+                                    seq: m.seq,
+                                    text: m.text,
+                                },
+                            )
+                            .in_current_span(),
                         );
                     }
                 }
@@ -309,7 +317,16 @@ impl Connection {
         }
         if !appended.duplicate {
             tokio::spawn(
-                responder::answer(self.state.clone(), session, id, text).in_current_span(),
+                responder::answer(
+                    self.state.clone(),
+                    session,
+                    responder::Question {
+                        id,
+                        seq: appended.seq,
+                        text,
+                    },
+                )
+                .in_current_span(),
             );
         }
         Flow::Continue

@@ -22,6 +22,9 @@ const DIGEST_FILE: &str = "kb.digest";
 /// words of its own ("and how much does it cost?") leans on the previous turn more.
 const CONTEXT_BOOST: f32 = 0.35;
 const SHORT_FOLLOW_UP_CONTEXT_BOOST: f32 = 0.7;
+/// Score factor for passages tagged with the message's intent: enough to
+/// settle near ties between sibling articles, not to beat a clear match.
+const INTENT_BOOST: f32 = 1.3;
 /// Question cues that say what kind of fact is wanted, with a word that
 /// facts of that kind contain. They rank passages; they never count towards relevance.
 const CUES: &[(&str, &str, f32)] = &[("how long", "day", 0.5), ("how many days", "day", 0.5)];
@@ -90,6 +93,9 @@ fn schema() -> (Schema, Fields) {
 pub struct RetrievalQuery {
     pub text: String,
     pub context: Option<String>,
+    /// Article tags the message's intent points to; passages carrying one
+    /// rank higher (the words still decide whether they are relevant).
+    pub prefer_tags: Vec<String>,
 }
 
 impl RetrievalQuery {
@@ -286,9 +292,14 @@ impl KbIndex {
                 .filter(|(t, _)| present.contains(*t))
                 .map(|(_, w)| w)
                 .sum();
+            let preferred = passage.tags.iter().any(|t| query.prefer_tags.contains(t));
             hits.push(Hit {
                 passage,
-                score,
+                score: if preferred {
+                    score * INTENT_BOOST
+                } else {
+                    score
+                },
                 relevance: if total_weight > 0.0 {
                     matched / total_weight
                 } else {
@@ -296,6 +307,7 @@ impl KbIndex {
                 },
             });
         }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(hits)
     }
 

@@ -8,7 +8,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::chat::escalation::FlagReason;
 use crate::knowledge::Citation;
+use crate::understanding::Understood;
+use crate::understanding::intent::Intent;
+use crate::understanding::sentiment::Sentiment;
 
 mod schema;
 
@@ -52,6 +56,12 @@ pub enum ReplyKind {
     NoAnswer,
     /// The model's queue was full.
     Busy,
+    /// A greeting, thanks or goodbye, answered with the catalogue's fixed reply.
+    Smalltalk,
+    /// The customer asked for a person; one is offered and the session flagged.
+    Handoff,
+    /// Out of scope for a shop assistant; declined politely.
+    Declined,
 }
 
 /// A bot reply's content, as stored.
@@ -73,7 +83,27 @@ pub struct StoredMessage {
     /// The widget's id for a customer message; for a reply, the id of the message it answers.
     pub client_id: Option<String>,
     pub reply: Option<BotReply>,
+    /// A customer message's intent and sentiment; on a reply, those of the
+    /// message it answers.
+    pub understood: Option<Understood>,
     pub created_at_ms: i64,
+}
+
+/// Why and when a session was flagged for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Flag {
+    pub reason: FlagReason,
+    pub at_ms: i64,
+}
+
+/// One conversation as the console lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationSummary {
+    pub session_id: Uuid,
+    pub created_at_ms: i64,
+    pub flag: Option<Flag>,
+    pub last_message: Option<String>,
+    pub last_message_at_ms: Option<i64>,
 }
 
 /// Result of storing a customer message.
@@ -188,18 +218,20 @@ impl Store {
         session: Uuid,
         reply_to: Option<String>,
         reply: BotReply,
+        understood: Option<Understood>,
     ) -> Result<StoredMessage, StoreError> {
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let seq = next_seq(&tx, session)?;
             let created_at_ms = now_ms();
+            let (intent, sentiment) = understood_columns(understood.as_ref())?;
             let citations = serde_json::to_string(&reply.citations)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let kind = serde_json::to_value(reply.kind)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.execute(
-                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms)
-                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment)
+                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     session.to_string(),
                     seq,
@@ -209,7 +241,9 @@ impl Store {
                     citations,
                     reply.grounded,
                     kind.as_str(),
-                    created_at_ms
+                    created_at_ms,
+                    intent,
+                    sentiment
                 ],
             )?;
             tx.commit()?;
@@ -219,8 +253,93 @@ impl Store {
                 text: reply.text.clone(),
                 client_id: reply_to,
                 reply: Some(reply),
+                understood,
                 created_at_ms,
             })
+        })
+        .await
+    }
+
+    /// Records what a stored customer message means.
+    pub async fn annotate(
+        &self,
+        session: Uuid,
+        seq: i64,
+        understood: Understood,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let (intent, sentiment) = understood_columns(Some(&understood))?;
+            conn.execute(
+                "UPDATE messages SET intent = ?3, sentiment = ?4 WHERE session_id = ?1 AND seq = ?2",
+                params![session.to_string(), seq, intent, sentiment],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Flags a session for a person. The first reason stays; returns whether
+    /// the session was newly flagged.
+    pub async fn flag(&self, session: Uuid, reason: FlagReason) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let changed = conn.execute(
+                "UPDATE sessions SET flag_reason = ?2, flagged_at_ms = ?3
+                 WHERE id = ?1 AND flag_reason IS NULL",
+                params![session.to_string(), reason.as_str(), now_ms()],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    pub async fn flag_of(&self, session: Uuid) -> Result<Option<Flag>, StoreError> {
+        self.run(move |conn| {
+            let row: Option<(Option<String>, Option<i64>)> = conn
+                .query_row(
+                    "SELECT flag_reason, flagged_at_ms FROM sessions WHERE id = ?1",
+                    [session.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            read_flag(row.and_then(|(r, at)| r.zip(at)))
+        })
+        .await
+    }
+
+    /// Conversations, flagged first, then the most recently active.
+    pub async fn conversations(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms
+                 FROM sessions s
+                 LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq
+                 ORDER BY s.flag_reason IS NULL, COALESCE(m.created_at_ms, s.created_at_ms) DESC
+                 LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, created_at_ms, reason, at, last, last_at) = row?;
+                Ok(ConversationSummary {
+                    session_id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at_ms,
+                    flag: read_flag(reason.zip(at))?,
+                    last_message: last,
+                    last_message_at_ms: last_at,
+                })
+            })
+            .collect()
         })
         .await
     }
@@ -276,8 +395,29 @@ impl Store {
 }
 
 /// Columns read by [`read_row`], in its order.
-const MESSAGE_COLUMNS: &str =
-    "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms";
+const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment";
+
+fn understood_columns(
+    understood: Option<&Understood>,
+) -> Result<(Option<String>, Option<String>), StoreError> {
+    fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+    Ok(match understood {
+        Some(u) => (Some(json(&u.intent)?), Some(json(&u.sentiment)?)),
+        None => (None, None),
+    })
+}
+
+fn read_flag(column: Option<(String, i64)>) -> Result<Option<Flag>, StoreError> {
+    column
+        .map(|(reason, at_ms)| {
+            let reason = FlagReason::parse(&reason)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown flag reason {reason:?}")))?;
+            Ok(Flag { reason, at_ms })
+        })
+        .transpose()
+}
 
 /// Runs `SELECT <MESSAGE_COLUMNS> FROM messages m <tail>` and reads the rows.
 fn query_messages(
@@ -314,7 +454,18 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
     let seq: i64 = row.get(0)?;
     let client_id: Option<String> = row.get(3)?;
     let created_at_ms: i64 = row.get(8)?;
+    let intent: Option<String> = row.get(9)?;
+    let sentiment: Option<String> = row.get(10)?;
     Ok((|| {
+        let understood = match (intent, sentiment) {
+            (Some(intent), Some(sentiment)) => Some(Understood {
+                intent: serde_json::from_str::<Intent>(&intent)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                sentiment: serde_json::from_str::<Sentiment>(&sentiment)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            }),
+            _ => None,
+        };
         let role = Role::parse(&role)?;
         let reply = match (role, reply_id) {
             (Role::Bot, Some(id)) => Some(BotReply {
@@ -334,6 +485,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
             text,
             client_id,
             reply,
+            understood,
             created_at_ms,
         })
     })())

@@ -2,7 +2,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         created_at_ms INTEGER NOT NULL,
         last_seq INTEGER NOT NULL
@@ -22,7 +23,14 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
     );
     CREATE UNIQUE INDEX messages_customer_client_id
         ON messages (session_id, client_id) WHERE role = 'customer';
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // Understanding: each message's intent and sentiment (JSON), and why a
+    // session was flagged for a person.
+    "ALTER TABLE messages ADD COLUMN intent TEXT;
+    ALTER TABLE messages ADD COLUMN sentiment TEXT;
+    ALTER TABLE sessions ADD COLUMN flag_reason TEXT;
+    ALTER TABLE sessions ADD COLUMN flagged_at_ms INTEGER;",
+];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -10,7 +10,9 @@ use actix_web::dev::ServerHandle;
 use frontdesk::config::{Config, DeviceKind};
 use frontdesk::generation::{Admission, MistralGenerator, TextGenerator};
 use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
-use frontdesk::startup::Application;
+use frontdesk::startup::{Application, load_understanding};
+use frontdesk::state::{AppState, Models};
+use frontdesk::understanding::Understanding;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -28,6 +30,7 @@ pub fn model_path() -> PathBuf {
 
 struct Shared {
     generator: Arc<MistralGenerator>,
+    understanding: Arc<Understanding>,
     // The runtime the model was loaded on stays alive with it.
     _runtime: tokio::runtime::Runtime,
 }
@@ -39,16 +42,34 @@ fn shared() -> &'static Shared {
         std::thread::spawn(|| {
             frontdesk::telemetry::init(frontdesk::config::LogFormat::Text);
             let runtime = tokio::runtime::Runtime::new().expect("runtime");
-            let generator = runtime.block_on(async {
+            let (generator, understanding) = runtime.block_on(async {
                 models::ensure(&DEFAULT_CHAT_MODEL, &model_path())
                     .await
                     .expect("fetch the default model");
-                MistralGenerator::load(&model_path(), DeviceKind::Cpu, Admission::new(1, 32), 1)
+                let generator = MistralGenerator::load(
+                    &model_path(),
+                    DeviceKind::Cpu,
+                    Admission::new(1, 32),
+                    1,
+                )
+                .await
+                .expect("load the default model");
+                // The trained models are cached under target/, so only the
+                // first run after a catalogue change trains them.
+                let config = Config::for_dirs(
+                    &repo_path("target/test-data"),
+                    &repo_path("knowledge"),
+                    &model_path(),
+                )
+                .unwrap();
+                let understanding = load_understanding(&config)
                     .await
-                    .expect("load the default model")
+                    .expect("load the understanding models");
+                (generator, understanding)
             });
             Shared {
                 generator: Arc::new(generator),
+                understanding,
                 _runtime: runtime,
             }
         })
@@ -70,12 +91,16 @@ pub fn generator_with(admission: Admission) -> Arc<dyn TextGenerator> {
 pub struct TestApp {
     pub port: u16,
     pub data_dir: TempDir,
+    pub state: Arc<AppState>,
     handle: ServerHandle,
 }
 
 pub struct AppOptions {
     pub knowledge: PathBuf,
     pub generator: Option<Arc<dyn TextGenerator>>,
+    /// Train the understanding models from `knowledge` instead of sharing
+    /// the default ones.
+    pub own_understanding: bool,
     /// Changes to the default test configuration.
     pub configure: fn(&mut Config),
 }
@@ -85,6 +110,7 @@ impl Default for AppOptions {
         AppOptions {
             knowledge: repo_path("knowledge"),
             generator: None,
+            own_understanding: false,
             configure: |_| {},
         }
     }
@@ -98,13 +124,29 @@ pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
     let mut config = Config::for_dirs(data_dir.path(), &options.knowledge, &model_path()).unwrap();
     (options.configure)(&mut config);
     let generator = options.generator.unwrap_or_else(generator);
-    let app = Application::with_generator(config, generator).expect("app starts");
+    let understanding = if options.own_understanding {
+        load_understanding(&config)
+            .await
+            .expect("train the understanding models")
+    } else {
+        shared().understanding.clone()
+    };
+    let app = Application::with_models(
+        config,
+        Models {
+            generator,
+            understanding,
+        },
+    )
+    .expect("app starts");
     let port = app.port();
     let handle = app.handle();
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
         data_dir,
+        state,
         handle,
     }
 }

@@ -5,3 +5,4 @@ mod helpers;
 mod protocol;
 mod sessions;
 mod startup;
+mod understanding;

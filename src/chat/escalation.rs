@@ -1,0 +1,228 @@
+//! When a conversation needs a person: the per-session sentiment trend and
+//! the rules that flag a session for the agent console.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{ReplyKind, Role, StoredMessage};
+use crate::understanding::Understood;
+use crate::understanding::sentiment::SentimentLabel;
+use crate::understanding::signals::Signal;
+
+/// Sentiment scores kept per session for the trend.
+pub const TREND_LEN: usize = 5;
+/// At or below this score one message is enough to flag.
+pub const STRONGLY_NEGATIVE: f32 = -0.6;
+/// The intent that asks for a person.
+pub const HUMAN_INTENT: &str = "contact_human_agent";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    AskedForHuman,
+    StronglyNegative,
+    NegativeTwice,
+    CouldNotAnswerTwice,
+    OutOfScopeRepeatedly,
+}
+
+impl FlagReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AskedForHuman => "asked_for_human",
+            Self::StronglyNegative => "strongly_negative",
+            Self::NegativeTwice => "negative_twice",
+            Self::CouldNotAnswerTwice => "could_not_answer_twice",
+            Self::OutOfScopeRepeatedly => "out_of_scope_repeatedly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::AskedForHuman,
+            Self::StronglyNegative,
+            Self::NegativeTwice,
+            Self::CouldNotAnswerTwice,
+            Self::OutOfScopeRepeatedly,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// Whether a message asks for a person, by intent or in so many words.
+pub fn asks_for_human(understood: &Understood) -> bool {
+    understood.intent.name == HUMAN_INTENT
+        || understood.sentiment.signals.contains(&Signal::HumanRequest)
+}
+
+#[derive(Debug, Default)]
+pub struct Escalation {
+    trend: VecDeque<f32>,
+    last_negative: bool,
+    out_of_scope_streak: u32,
+    unanswered_streak: u32,
+}
+
+impl Escalation {
+    /// Rebuilds the state from stored messages, oldest first.
+    pub fn from_history(history: &[StoredMessage]) -> Self {
+        let mut state = Self::default();
+        for m in history {
+            match (m.role, &m.understood, &m.reply) {
+                (Role::Customer, Some(u), _) => {
+                    state.observe_message(u);
+                }
+                (Role::Bot, _, Some(reply)) => {
+                    state.observe_reply(reply.kind);
+                }
+                _ => {}
+            }
+        }
+        state
+    }
+
+    pub fn trend(&self) -> Vec<f32> {
+        self.trend.iter().copied().collect()
+    }
+
+    /// Takes in a customer message; returns why the session should be
+    /// flagged, if it should.
+    pub fn observe_message(&mut self, understood: &Understood) -> Option<FlagReason> {
+        let sentiment = &understood.sentiment;
+        self.trend.push_back(sentiment.score);
+        if self.trend.len() > TREND_LEN {
+            self.trend.pop_front();
+        }
+        let negative = sentiment.label == SentimentLabel::Negative;
+        let twice = negative && self.last_negative;
+        self.last_negative = negative;
+        self.out_of_scope_streak = if understood.intent.is_out_of_scope() {
+            self.out_of_scope_streak + 1
+        } else {
+            0
+        };
+        let heated = sentiment
+            .signals
+            .iter()
+            .any(|s| matches!(s, Signal::Anger | Signal::Profanity | Signal::CancelThreat));
+        if asks_for_human(understood) {
+            Some(FlagReason::AskedForHuman)
+        } else if sentiment.score <= STRONGLY_NEGATIVE || (negative && heated) {
+            Some(FlagReason::StronglyNegative)
+        } else if twice {
+            Some(FlagReason::NegativeTwice)
+        } else if self.out_of_scope_streak >= 3 {
+            Some(FlagReason::OutOfScopeRepeatedly)
+        } else {
+            None
+        }
+    }
+
+    /// Takes in a bot reply; flags when the bot could not help twice running.
+    pub fn observe_reply(&mut self, kind: ReplyKind) -> Option<FlagReason> {
+        match kind {
+            ReplyKind::NoAnswer | ReplyKind::Declined => {
+                self.unanswered_streak += 1;
+                (self.unanswered_streak >= 2).then_some(FlagReason::CouldNotAnswerTwice)
+            }
+            ReplyKind::Busy => None,
+            _ => {
+                self.unanswered_streak = 0;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::understanding::intent::Intent;
+    use crate::understanding::sentiment::Sentiment;
+
+    fn message(
+        intent: &str,
+        label: SentimentLabel,
+        score: f32,
+        signals: Vec<Signal>,
+    ) -> Understood {
+        Understood {
+            intent: Intent {
+                name: intent.into(),
+                confidence: 0.9,
+                alternatives: Vec::new(),
+            },
+            sentiment: Sentiment {
+                label,
+                score,
+                signals,
+            },
+        }
+    }
+
+    #[test]
+    fn flags_follow_the_rules() {
+        use SentimentLabel::*;
+        let mut e = Escalation::default();
+        assert_eq!(
+            e.observe_message(&message("track_order", Neutral, 0.0, vec![])),
+            None
+        );
+        assert_eq!(
+            e.observe_message(&message("track_order", Negative, -0.4, vec![])),
+            None
+        );
+        assert_eq!(
+            e.observe_message(&message("track_order", Negative, -0.3, vec![])),
+            Some(FlagReason::NegativeTwice)
+        );
+        let mut e = Escalation::default();
+        assert_eq!(
+            e.observe_message(&message("complaint", Negative, -0.8, vec![])),
+            Some(FlagReason::StronglyNegative)
+        );
+        assert_eq!(
+            e.observe_message(&message(
+                "complaint",
+                Negative,
+                -0.2,
+                vec![Signal::Profanity]
+            ))
+            .map(FlagReason::as_str),
+            Some("strongly_negative")
+        );
+        let mut e = Escalation::default();
+        assert_eq!(
+            e.observe_message(&message(
+                "track_order",
+                Neutral,
+                0.0,
+                vec![Signal::HumanRequest]
+            )),
+            Some(FlagReason::AskedForHuman)
+        );
+        assert_eq!(e.observe_reply(ReplyKind::NoAnswer), None);
+        assert_eq!(
+            e.observe_reply(ReplyKind::Declined),
+            Some(FlagReason::CouldNotAnswerTwice)
+        );
+        assert_eq!(e.observe_reply(ReplyKind::Generated), None);
+        assert_eq!(e.observe_reply(ReplyKind::NoAnswer), None);
+    }
+
+    #[test]
+    fn the_trend_keeps_the_last_messages() {
+        let mut e = Escalation::default();
+        for i in 0..8 {
+            e.observe_message(&message(
+                "greeting",
+                SentimentLabel::Neutral,
+                i as f32 / 10.0,
+                vec![],
+            ));
+        }
+        assert_eq!(e.trend(), vec![0.3, 0.4, 0.5, 0.6, 0.7]);
+    }
+}

@@ -1,0 +1,154 @@
+//! Understanding in the conversation: intents steer the reply, sentiment and
+//! requests for a person flag the session, and a shop's edited catalogue
+//! takes effect without a rebuild.
+
+use std::path::Path;
+
+use frontdesk::chat::escalation::FlagReason;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use crate::helpers::{AppOptions, TestApp, repo_path, spawn_app, spawn_app_with};
+
+async fn flag_of(app: &TestApp, session: &str) -> Option<FlagReason> {
+    let id = Uuid::parse_str(session).unwrap();
+    app.state.store.flag_of(id).await.unwrap().map(|f| f.reason)
+}
+
+#[tokio::test]
+async fn asking_for_a_person_flags_the_session_and_offers_one() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    let ex = ws.ask("q1", "I want to talk to a real person").await;
+    assert_eq!(ex.reply["kind"], "handoff", "{}", ex.reply);
+    assert_eq!(ex.reply["intent"]["name"], "contact_human_agent");
+    assert!(ex.tokens.is_empty(), "no model involved");
+    assert!(ex.text().contains("someone from our team"), "{}", ex.text());
+    assert_eq!(
+        flag_of(&app, &session).await,
+        Some(FlagReason::AskedForHuman)
+    );
+}
+
+#[tokio::test]
+async fn an_angry_message_is_flagged_with_its_signals() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    let ex = ws
+        .ask(
+            "q1",
+            "This is the third time I ask!!! Where is my damn refund? Absolutely ridiculous",
+        )
+        .await;
+    let sentiment = &ex.reply["sentiment"];
+    assert_eq!(sentiment["label"], "negative", "{sentiment}");
+    assert!(sentiment["score"].as_f64().unwrap() < 0.0);
+    let signals: Vec<&str> = sentiment["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for expected in ["anger", "profanity", "repeated_failure"] {
+        assert!(signals.contains(&expected), "{expected} in {signals:?}");
+    }
+    assert_eq!(
+        flag_of(&app, &session).await,
+        Some(FlagReason::StronglyNegative)
+    );
+}
+
+#[tokio::test]
+async fn small_talk_is_answered_without_retrieval_or_the_model() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    for (id, text, intent) in [
+        ("g", "hi there!", "greeting"),
+        ("t", "thanks a lot", "thanks"),
+    ] {
+        let ex = ws.ask(id, text).await;
+        assert_eq!(ex.reply["kind"], "smalltalk", "{}", ex.reply);
+        assert_eq!(ex.reply["intent"]["name"], intent);
+        assert!(ex.tokens.is_empty());
+        assert!(ex.reply["sentiment"]["label"].is_string());
+        let alternatives = ex.reply["intent"]["alternatives"].as_array().unwrap();
+        assert_eq!(alternatives.len(), 3, "top-3 intents are reported");
+    }
+    // A pleasant conversation is not flagged.
+    assert_eq!(flag_of(&app, &session).await, None);
+}
+
+#[tokio::test]
+async fn stored_messages_keep_their_intent_and_sentiment() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    ws.ask("q1", "where is my order? I placed it last week")
+        .await;
+    let mut again = app.connect().await;
+    again.hello(Some(&session), Some(0)).await;
+    let history = again.recv_until("history").await;
+    let customer = &history[0];
+    assert_eq!(customer["role"], "customer", "{customer}");
+    assert_eq!(customer["intent"]["name"], "track_order", "{customer}");
+    assert!(customer["sentiment"]["label"].is_string());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_edited_catalogue_changes_classification_without_a_rebuild() {
+    let knowledge = TempDir::new().unwrap();
+    copy_dir(&repo_path("knowledge"), knowledge.path());
+    std::fs::write(
+        knowledge.path().join("intents/showroom_visit.yaml"),
+        "name: showroom_visit
+description: The customer wants to visit the showroom in person.
+action: reply
+reply: Our showroom at Oudegracht 12 is open Thursday to Saturday, 10:00-17:00.
+examples:
+  - can I visit your showroom
+  - where is your showroom
+  - can I come see the furniture in person
+  - do you have a store I can visit
+  - when is the showroom open
+  - is there a place to look at the tables before buying
+  - can i drop by your shop
+  - showroom opening hours
+  - i'd like to see the sofa in real life
+  - where can I try the chairs
+",
+    )
+    .unwrap();
+    let app = spawn_app_with(
+        AppOptions {
+            knowledge: knowledge.path().to_path_buf(),
+            own_understanding: true,
+            ..Default::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    let ex = ws
+        .ask("q1", "Could I visit the showroom this Saturday?")
+        .await;
+    assert_eq!(ex.reply["intent"]["name"], "showroom_visit", "{}", ex.reply);
+    assert_eq!(ex.reply["kind"], "smalltalk");
+    assert!(ex.text().contains("Oudegracht 12"), "{}", ex.text());
+}
