@@ -77,6 +77,14 @@ pub struct ConfigLayer {
     #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
+    /// Bearer token for the operator APIs under /api/console (unset: those APIs are off)
+    #[arg(
+        long,
+        env = "FRONTDESK_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     #[arg(long, env = "FRONTDESK_LOG_FORMAT", global = true, value_enum)]
     /// Log line format [default: text]
     pub log_format: Option<LogFormat>,
@@ -103,6 +111,7 @@ impl ConfigLayer {
             client_timeout_secs: self.client_timeout_secs.or(lower.client_timeout_secs),
             device: self.device.or(lower.device),
             log_format: self.log_format.or(lower.log_format),
+            admin_token: self.admin_token.or(lower.admin_token),
         }
     }
 }
@@ -127,6 +136,7 @@ pub struct Config {
     pub client_timeout_secs: u64,
     pub device: DeviceKind,
     pub log_format: LogFormat,
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +197,7 @@ impl Config {
             client_timeout_secs: layer.client_timeout_secs.unwrap_or(45),
             device: layer.device.unwrap_or(DeviceKind::Cpu),
             log_format: layer.log_format.unwrap_or(LogFormat::Text),
+            admin_token: layer.admin_token.filter(|t| !t.is_empty()),
         };
         config.validate()?;
         Ok(config)

@@ -26,6 +26,7 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .route("/readyz", web::get().to(readyz))
             .route("/kb/{id}", web::get().to(article_page))
             .route("/ws", web::get().to(ws::route))
+            .configure(crate::console::routes)
     })
     .workers(2)
     .shutdown_timeout(5)

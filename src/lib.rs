@@ -6,6 +6,7 @@ pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod generation;
 pub mod http;
 pub mod knowledge;

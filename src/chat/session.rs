@@ -55,6 +55,11 @@ impl LiveSession {
         }
     }
 
+    /// Whether a connection of this session is open.
+    pub fn is_connected(&self) -> bool {
+        self.connections.load(Ordering::Relaxed) > 0
+    }
+
     /// The last few messages' sentiment scores, oldest first.
     pub fn sentiment_trend(&self) -> Vec<f32> {
         self.escalation

@@ -152,3 +152,65 @@ examples:
     assert_eq!(ex.reply["kind"], "smalltalk");
     assert!(ex.text().contains("Oudegracht 12"), "{}", ex.text());
 }
+
+#[tokio::test]
+async fn the_console_lists_flagged_conversations_first_behind_the_token() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| c.admin_token = Some("s3cret".into()),
+            ..Default::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let mut calm = app.connect().await;
+    calm.start_session().await;
+    calm.ask("c1", "hello").await;
+    let mut upset = app.connect().await;
+    let upset_id = upset.start_session().await;
+    upset.ask("u1", "get me a human, now").await;
+    calm.ask("c2", "thanks!").await;
+
+    let url = app.url("/api/console/conversations");
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+    let wrong = client.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let list: serde_json::Value = client
+        .get(&url)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversations = list["conversations"].as_array().unwrap();
+    assert_eq!(conversations.len(), 2);
+    // Flagged first, although the calm one wrote last.
+    assert_eq!(conversations[0]["session_id"], upset_id.as_str());
+    assert_eq!(conversations[0]["flag"]["reason"], "asked_for_human");
+    assert_eq!(conversations[1]["flagged"], false);
+    assert_eq!(
+        conversations[1]["sentiment_trend"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_console_api_is_off_without_a_token() {
+    let app = spawn_app().await;
+    let response = reqwest::get(app.url("/api/console/conversations"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "console_disabled");
+}
