@@ -375,6 +375,74 @@ mod tests {
         "#);
     }
 
+    #[test]
+    fn reply_frame_payload() {
+        use crate::storage::BotReply;
+        use crate::understanding::Understood;
+        use crate::understanding::intent::IntentScore;
+        use crate::understanding::sentiment::SentimentLabel;
+        use crate::understanding::signals::Signal;
+        let stored = StoredMessage {
+            seq: 2,
+            role: Role::Bot,
+            text: "I've asked someone from our team to join.".into(),
+            client_id: Some("m1".into()),
+            reply: Some(BotReply {
+                reply_id: Uuid::nil(),
+                text: "I've asked someone from our team to join.".into(),
+                citations: Vec::new(),
+                grounded: false,
+                kind: ReplyKind::Handoff,
+            }),
+            understood: Some(Understood {
+                intent: Intent {
+                    name: "contact_human_agent".into(),
+                    confidence: 0.5,
+                    alternatives: vec![IntentScore {
+                        name: "contact_human_agent".into(),
+                        confidence: 0.5,
+                    }],
+                },
+                sentiment: Sentiment {
+                    label: SentimentLabel::Negative,
+                    score: -0.75,
+                    signals: vec![Signal::HumanRequest, Signal::RepeatedFailure],
+                },
+            }),
+            created_at_ms: 0,
+        };
+        insta::assert_json_snapshot!(ServerFrame::reply(&stored).unwrap(), @r#"
+        {
+          "type": "reply",
+          "reply_id": "00000000-0000-0000-0000-000000000000",
+          "reply_to": "m1",
+          "seq": 2,
+          "text": "I've asked someone from our team to join.",
+          "citations": [],
+          "grounded": false,
+          "kind": "handoff",
+          "intent": {
+            "name": "contact_human_agent",
+            "confidence": 0.5,
+            "alternatives": [
+              {
+                "name": "contact_human_agent",
+                "confidence": 0.5
+              }
+            ]
+          },
+          "sentiment": {
+            "label": "negative",
+            "score": -0.75,
+            "signals": [
+              "human_request",
+              "repeated_failure"
+            ]
+          }
+        }
+        "#);
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_any_text(s in ".{0,200}") {

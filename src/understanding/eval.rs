@@ -224,7 +224,7 @@ pub fn intent(
             let embeddings = encoder
                 .embed_all(&texts)
                 .map_err(UnderstandingError::from)?;
-            trained = IntentModel::train(&embeddings, &labels, &intent_training_options())
+            trained = IntentModel::train(&texts, &embeddings, &labels, &intent_training_options())
                 .map_err(UnderstandingError::from)?;
             &trained
         }
@@ -236,7 +236,7 @@ pub fn intent(
         0.0
     };
     let known: BTreeSet<&str> = model.labels().iter().map(String::as_str).collect();
-    let (predictions, times) = timed(encoder, test, |_, e| model.classify(e).name)?;
+    let (predictions, times) = timed(encoder, test, |text, e| model.classify(text, e).name)?;
     let mut confusion = Confusion::default();
     let (mut in_scope, mut in_scope_right, mut unknown) = (0, 0, 0);
     for (row, predicted) in test.iter().zip(&predictions) {
@@ -316,7 +316,7 @@ pub fn sentiment(
     // what a message costs before the conversation can use it.
     let intent = understanding.intent_model();
     let (predictions, times) = timed(encoder, test, |text, e| {
-        let _ = intent.classify(e);
+        let _ = intent.classify(text, e);
         model.analyse(text, e).label
     })?;
     let mut confusion = Confusion::default();

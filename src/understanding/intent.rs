@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalogue::OUT_OF_SCOPE;
 use super::classifier::{Classifier, TrainError, TrainOptions, top_k};
+use super::ngrams::NgramModel;
 
 /// How many alternatives a result reports besides its top intent.
 const ALTERNATIVES: usize = 3;
@@ -31,11 +32,29 @@ impl Intent {
     }
 }
 
+/// Two views of a message, averaged: the sentence embedding (meaning) and
+/// character and word n-grams (wording).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntentModel {
     classifier: Classifier,
+    /// Not cached: it retrains from the examples in milliseconds, and its
+    /// table would make the cache file large.
+    #[serde(skip)]
+    ngrams: Option<NgramModel>,
     /// Below this top in-scope probability a message is out of scope.
     threshold: f32,
+}
+
+/// The label set and each example's index into it.
+fn targets_of(labels: &[&str]) -> (Vec<String>, Vec<usize>) {
+    let mut names: Vec<String> = labels.iter().map(|l| normalise_label(l).to_string()).collect();
+    names.sort();
+    names.dedup();
+    let targets = labels
+        .iter()
+        .map(|l| names.binary_search_by(|n| n.as_str().cmp(normalise_label(l))).unwrap_or(0))
+        .collect();
+    (names, targets)
 }
 
 /// Eval sets spell out-of-scope `oos`; the product says `out_of_scope`.
@@ -48,24 +67,12 @@ impl IntentModel {
     /// each intent is held out first to calibrate the out-of-scope threshold,
     /// then the final model learns from everything.
     pub fn train(
+        texts: &[&str],
         embeddings: &[Vec<f32>],
         labels: &[&str],
         options: &TrainOptions,
     ) -> Result<Self, TrainError> {
-        let mut names: Vec<String> = labels
-            .iter()
-            .map(|l| normalise_label(l).to_string())
-            .collect();
-        names.sort();
-        names.dedup();
-        let targets: Vec<usize> = labels
-            .iter()
-            .map(|l| {
-                names
-                    .binary_search_by(|n| n.as_str().cmp(normalise_label(l)))
-                    .unwrap_or(0)
-            })
-            .collect();
+        let (names, targets) = targets_of(labels);
         let mut seen = vec![0usize; names.len()];
         let held_out: Vec<bool> = targets
             .iter()
@@ -74,30 +81,52 @@ impl IntentModel {
                 seen[t] % 7 == 4
             })
             .collect();
-        let pick = |keep: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
-            embeddings
-                .iter()
-                .zip(&targets)
-                .zip(&held_out)
-                .filter(|(_, h)| **h != keep)
-                .map(|((e, t), _)| (e.clone(), *t))
-                .unzip()
+        type Split<'a> = (Vec<&'a str>, Vec<Vec<f32>>, Vec<usize>);
+        let pick = |keep: bool| -> Split<'_> {
+            let mut split: Split<'_> = (Vec::new(), Vec::new(), Vec::new());
+            for (i, _) in held_out.iter().enumerate().filter(|(_, h)| **h == keep) {
+                split.0.push(texts[i]);
+                split.1.push(embeddings[i].clone());
+                split.2.push(targets[i]);
+            }
+            split
         };
-        let (train_x, train_y) = pick(false);
-        let (check_x, check_y) = pick(true);
+        let (train_t, train_x, train_y) = pick(false);
+        let (check_t, check_x, check_y) = pick(true);
         let threshold = if check_x.is_empty() {
             0.0
         } else {
             let probe = Self {
                 classifier: Classifier::train(&train_x, &train_y, names.clone(), options)?,
+                ngrams: Some(NgramModel::train(&train_t, &train_y, names.len())),
                 threshold: 0.0,
             };
-            probe.calibrate(&check_x, &check_y)
+            probe.calibrate(&check_t, &check_x, &check_y)
         };
         Ok(Self {
+            ngrams: Some(NgramModel::train(texts, &targets, names.len())),
             classifier: Classifier::train(embeddings, &targets, names, options)?,
             threshold,
         })
+    }
+
+    /// Retrains the n-gram half after the model was read from a cache.
+    pub fn attach_ngrams(&mut self, texts: &[&str], labels: &[&str]) {
+        let (names, targets) = targets_of(labels);
+        if names == self.classifier.labels() {
+            self.ngrams = Some(NgramModel::train(texts, &targets, names.len()));
+        }
+    }
+
+    /// Class probabilities: the average of both models.
+    fn probabilities(&self, text: &str, embedding: &[f32]) -> Vec<f32> {
+        let mut probs = self.classifier.predict(embedding);
+        if let Some(ngrams) = &self.ngrams {
+            for (p, q) in probs.iter_mut().zip(ngrams.predict(text)) {
+                *p = (*p + q) / 2.0;
+            }
+        }
+        probs
     }
 
     pub fn threshold(&self) -> f32 {
@@ -127,14 +156,15 @@ impl IntentModel {
     /// Picks the threshold that maximises held-out in-scope accuracy plus
     /// out-of-scope recall (in-scope accuracy alone when there are no
     /// out-of-scope examples, which keeps the threshold low).
-    fn calibrate(&self, xs: &[Vec<f32>], ys: &[usize]) -> f32 {
+    fn calibrate(&self, texts: &[&str], xs: &[Vec<f32>], ys: &[usize]) -> f32 {
         let oos = self.oos_index();
         // (top in-scope probability, is an in-scope example, predicted right, predicted oos class)
         let scored: Vec<(f32, bool, bool, bool)> = xs
             .iter()
             .zip(ys)
-            .map(|(x, &y)| {
-                let probs = self.classifier.predict(x);
+            .zip(texts)
+            .map(|((x, &y), text)| {
+                let probs = self.probabilities(text, x);
                 let (best, p) = self.best_in_scope(&probs);
                 let argmax = top_k(&probs, 1)[0];
                 (
@@ -167,8 +197,8 @@ impl IntentModel {
         best.1
     }
 
-    pub fn classify(&self, embedding: &[f32]) -> Intent {
-        let probs = self.classifier.predict(embedding);
+    pub fn classify(&self, text: &str, embedding: &[f32]) -> Intent {
+        let probs = self.probabilities(text, embedding);
         let alternatives: Vec<IntentScore> = top_k(&probs, ALTERNATIVES)
             .into_iter()
             .map(|i| IntentScore {
@@ -222,10 +252,11 @@ mod tests {
             hidden: None,
             ..Default::default()
         };
-        let model = IntentModel::train(&xs, &ys, &options).unwrap();
-        assert_eq!(model.classify(&point(0.05)).name, "left");
-        assert_eq!(model.classify(&point(1.62)).name, "right");
-        let far = model.classify(&point(4.0));
+        let texts = vec![""; xs.len()];
+        let model = IntentModel::train(&texts, &xs, &ys, &options).unwrap();
+        assert_eq!(model.classify("", &point(0.05)).name, "left");
+        assert_eq!(model.classify("", &point(1.62)).name, "right");
+        let far = model.classify("", &point(4.0));
         assert!(far.is_out_of_scope(), "{far:?}");
         assert_eq!(far.alternatives.len(), 3);
         assert!(far.alternatives[0].confidence >= far.alternatives[1].confidence);

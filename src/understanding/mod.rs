@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod encoder;
 pub mod eval;
 pub mod intent;
+pub mod ngrams;
 pub mod sentiment;
 pub mod signals;
 pub mod worker;
@@ -30,7 +31,7 @@ use sentiment::{ExamplesError, Sentiment, SentimentModel};
 use worker::EncoderWorker;
 
 /// Bumped when training or features change, so old caches are not reused.
-const MODEL_VERSION: &str = "1";
+const MODEL_VERSION: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnderstandingError {
@@ -107,7 +108,10 @@ impl Understanding {
             .model_cache_dir()
             .join(format!("understanding-{key}.json"));
         let models = match read_cache(&cache) {
-            Some(models) => {
+            Some(mut models) => {
+                let (texts, labels) = catalogue.training_set();
+                let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                models.intent.attach_ngrams(&texts, &labels);
                 tracing::info!(cache = %cache.display(), "understanding models loaded from cache");
                 models
             }
@@ -159,7 +163,7 @@ impl Understanding {
 
     pub fn from_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
         Understood {
-            intent: self.models.intent.classify(embedding),
+            intent: self.models.intent.classify(text, embedding),
             sentiment: self.models.sentiment.analyse(text, embedding),
         }
     }
@@ -173,7 +177,7 @@ fn train(
     let (texts, labels) = catalogue.training_set();
     let embeddings = encoder.embed_all(&texts)?;
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    let intent = IntentModel::train(&embeddings, &labels, &intent_training_options())?;
+    let intent = IntentModel::train(&texts, &embeddings, &labels, &intent_training_options())?;
     let texts: Vec<&str> = examples.texts.iter().map(String::as_str).collect();
     let embeddings = encoder.embed_all(&texts)?;
     let sentiment = SentimentModel::train(
