@@ -188,3 +188,29 @@ fn fingerprint(config: &str, weights: &Path) -> Result<String, EncoderError> {
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_broken_files_are_named() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let err = Encoder::load(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("config.json") && err.contains("fetch-models"),
+            "{err}"
+        );
+        for name in ["config.json", "tokenizer.json", "model.safetensors"] {
+            std::fs::write(dir.path().join(name), "{ not json").unwrap();
+        }
+        let err = Encoder::load(dir.path()).err().unwrap();
+        assert!(matches!(err, EncoderError::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn cosine_of_unit_vectors() {
+        assert!((cosine(&[0.6, 0.8], &[0.6, 0.8]) - 1.0).abs() < 1e-6);
+        assert!(cosine(&[1.0, 0.0], &[0.0, 1.0]).abs() < 1e-6);
+    }
+}

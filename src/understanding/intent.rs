@@ -47,12 +47,19 @@ pub struct IntentModel {
 
 /// The label set and each example's index into it.
 fn targets_of(labels: &[&str]) -> (Vec<String>, Vec<usize>) {
-    let mut names: Vec<String> = labels.iter().map(|l| normalise_label(l).to_string()).collect();
+    let mut names: Vec<String> = labels
+        .iter()
+        .map(|l| normalise_label(l).to_string())
+        .collect();
     names.sort();
     names.dedup();
     let targets = labels
         .iter()
-        .map(|l| names.binary_search_by(|n| n.as_str().cmp(normalise_label(l))).unwrap_or(0))
+        .map(|l| {
+            names
+                .binary_search_by(|n| n.as_str().cmp(normalise_label(l)))
+                .unwrap_or(0)
+        })
         .collect();
     (names, targets)
 }
@@ -118,15 +125,23 @@ impl IntentModel {
         }
     }
 
-    /// Class probabilities: the average of both models.
+    /// Class probabilities: a weighted geometric mean of both models. The
+    /// n-gram model's probabilities are soft (it is trained briefly), so it
+    /// gets the larger exponent; measured on Banking77 (90/10 split) this
+    /// beats either model alone and their plain average.
     fn probabilities(&self, text: &str, embedding: &[f32]) -> Vec<f32> {
-        let mut probs = self.classifier.predict(embedding);
-        if let Some(ngrams) = &self.ngrams {
-            for (p, q) in probs.iter_mut().zip(ngrams.predict(text)) {
-                *p = (*p + q) / 2.0;
-            }
-        }
-        probs
+        const EMBEDDING_WEIGHT: f32 = 0.5;
+        const NGRAM_WEIGHT: f32 = 1.5;
+        let probs = self.classifier.predict(embedding);
+        let Some(ngrams) = &self.ngrams else {
+            return probs;
+        };
+        let logits: Vec<f32> = probs
+            .iter()
+            .zip(ngrams.predict(text))
+            .map(|(p, q)| EMBEDDING_WEIGHT * p.max(1e-9).ln() + NGRAM_WEIGHT * q.max(1e-9).ln())
+            .collect();
+        super::classifier::softmax(&logits)
     }
 
     pub fn threshold(&self) -> f32 {

@@ -77,7 +77,10 @@ impl NgramModel {
             }
         }
         let n = docs.len() as f32;
-        let idf: Vec<f32> = df.iter().map(|d| ((1.0 + n) / (1.0 + d)).ln() + 1.0).collect();
+        let idf: Vec<f32> = df
+            .iter()
+            .map(|d| ((1.0 + n) / (1.0 + d)).ln() + 1.0)
+            .collect();
         let mut model = Self {
             classes,
             idf,
@@ -126,7 +129,12 @@ impl NgramModel {
         for (b, value) in features.iter_mut() {
             *value = (1.0 + value.ln()) * self.idf[*b as usize];
         }
-        let norm = features.iter().map(|(_, v)| v * v).sum::<f32>().sqrt().max(1e-12);
+        let norm = features
+            .iter()
+            .map(|(_, v)| v * v)
+            .sum::<f32>()
+            .sqrt()
+            .max(1e-12);
         features.iter_mut().for_each(|(_, v)| *v /= norm);
         features
     }

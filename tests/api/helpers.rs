@@ -83,6 +83,11 @@ pub fn generator() -> Arc<dyn TextGenerator> {
     shared().generator.clone()
 }
 
+/// The default understanding models, loaded once for the whole test binary.
+pub fn understanding() -> Arc<Understanding> {
+    shared().understanding.clone()
+}
+
 /// The same loaded model behind its own admission queue.
 pub fn generator_with(admission: Admission) -> Arc<dyn TextGenerator> {
     Arc::new(shared().generator.with_admission(admission))

@@ -8,7 +8,7 @@ use frontdesk::chat::escalation::FlagReason;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::helpers::{AppOptions, TestApp, repo_path, spawn_app, spawn_app_with};
+use crate::helpers::{AppOptions, TestApp, repo_path, spawn_app, spawn_app_with, understanding};
 
 async fn flag_of(app: &TestApp, session: &str) -> Option<FlagReason> {
     let id = Uuid::parse_str(session).unwrap();
@@ -213,4 +213,29 @@ async fn the_console_api_is_off_without_a_token() {
     assert_eq!(response.status(), 403);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "console_disabled");
+}
+
+#[tokio::test]
+async fn messages_arriving_together_are_embedded_together_and_correctly() {
+    let understanding = understanding();
+    let texts = [
+        "where is my parcel",
+        "I forgot my password",
+        "hello!",
+        "this is the worst shop ever",
+        "can I pay with klarna",
+        "cancel my order please",
+    ];
+    let together =
+        futures_util::future::join_all(texts.iter().map(|t| understanding.understand(t))).await;
+    for (text, batched) in texts.iter().zip(together) {
+        let batched = batched.unwrap();
+        let alone = understanding.understand_now(text).unwrap();
+        assert_eq!(batched.intent.name, alone.intent.name, "{text}");
+        assert!(
+            (batched.intent.confidence - alone.intent.confidence).abs() < 1e-3,
+            "{text}: padding in a batch must not change the result"
+        );
+        assert_eq!(batched.sentiment.label, alone.sentiment.label, "{text}");
+    }
 }
