@@ -70,6 +70,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "articles": state.kb.article_count(),
         "passages": state.kb.passage_count(),
         "skipped_articles": state.skipped_articles,
+        "intents": state.understanding.catalogue().intents.len(),
+        "out_of_scope_threshold": state.understanding.intent_model().threshold(),
         "live_sessions": state.hub.len(),
     }))
 }

@@ -23,6 +23,7 @@ async fn health_readiness_demo_page_and_article_pages_are_served() {
     assert_eq!(ready["status"], "ready");
     assert!(ready["articles"].as_u64().unwrap() >= 40, "{ready}");
     assert_eq!(ready["skipped_articles"], serde_json::json!([]));
+    assert!(ready["intents"].as_u64().unwrap() >= 31, "{ready}");
     let page = http
         .get(app.url("/"))
         .send()
