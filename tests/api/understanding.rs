@@ -239,3 +239,76 @@ async fn messages_arriving_together_are_embedded_together_and_correctly() {
         assert_eq!(batched.sentiment.label, alone.sentiment.label, "{text}");
     }
 }
+
+#[tokio::test]
+async fn eval_trains_on_a_file_and_counts_unknown_labels_as_errors() {
+    use frontdesk::understanding::eval;
+    let dir = TempDir::new().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut train = String::from("text,label\n");
+    for (label, words) in [
+        (
+            "weather",
+            [
+                "is it going to rain",
+                "weather forecast today",
+                "will it be sunny",
+                "how cold is it outside",
+                "do I need an umbrella",
+            ],
+        ),
+        (
+            "music",
+            [
+                "play some jazz",
+                "put on my playlist",
+                "next song please",
+                "turn the music up",
+                "play the new album",
+            ],
+        ),
+        (
+            "oos",
+            [
+                "what is the meaning of life",
+                "tell me about dinosaurs",
+                "how do magnets work",
+                "who painted the mona lisa",
+                "what's a black hole",
+            ],
+        ),
+    ] {
+        for w in words {
+            train.push_str(&format!("{w},{label}\n"));
+        }
+    }
+    let train = write("train.csv", &train);
+    let test = write(
+        "test.csv",
+        "text,label\n\"will it rain tomorrow, do you think\",weather\nplay something by Miles Davis,music\norder a taxi,taxi\n",
+    );
+    let understanding = understanding();
+    let (test_rows, train_rows) = (
+        eval::read_csv(&test).unwrap(),
+        eval::read_csv(&train).unwrap(),
+    );
+    let report = tokio::task::spawn_blocking(move || {
+        eval::intent(&understanding, &test_rows, Some(&train_rows)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.n, 3);
+    assert_eq!(report.unknown_labels, 1, "`taxi` is not a trained label");
+    assert!(
+        report.accuracy <= 0.667,
+        "the unknown label is a miss: {report:?}"
+    );
+    assert!(
+        report.p50_ms > 0.0 && report.train_seconds > 0.0,
+        "{report:?}"
+    );
+}
