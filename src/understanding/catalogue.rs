@@ -70,12 +70,7 @@ impl Catalogue {
             path: dir.to_path_buf(),
             source,
         };
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        paths.sort();
+        let paths = yaml_files(dir).map_err(io)?;
         let mut hasher = Sha256::new();
         let mut intents: Vec<IntentSpec> = Vec::new();
         for path in paths {
@@ -120,6 +115,17 @@ impl Catalogue {
             .flat_map(|i| i.examples.iter().map(move |e| (e.as_str(), i.name.clone())))
             .unzip()
     }
+}
+
+/// The `.yaml`/`.yml` files of a folder, in name order so digests are
+/// stable.
+pub(crate) fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 fn validate(spec: &IntentSpec) -> Result<(), String> {

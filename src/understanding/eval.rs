@@ -182,6 +182,27 @@ fn round(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
+/// A training file's texts and their embeddings.
+fn embed_rows<'a>(
+    encoder: &Encoder,
+    rows: &'a [Row],
+) -> Result<(Vec<&'a str>, Vec<Vec<f32>>), EvalError> {
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let embeddings = encoder
+        .embed_all(&texts)
+        .map_err(UnderstandingError::from)?;
+    Ok((texts, embeddings))
+}
+
+/// Seconds since `started` when a model was trained, else 0.
+fn seconds_if(trained: bool, started: Instant) -> f64 {
+    if trained {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    }
+}
+
 /// Embeds and classifies each test message alone, as a chat message would
 /// be, timing each after one warm-up call.
 fn timed<T>(
@@ -219,22 +240,15 @@ pub fn intent(
     let trained;
     let model: &IntentModel = match train {
         Some(rows) => {
-            let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+            let (texts, embeddings) = embed_rows(encoder, rows)?;
             let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-            let embeddings = encoder
-                .embed_all(&texts)
-                .map_err(UnderstandingError::from)?;
             trained = IntentModel::train(&texts, &embeddings, &labels, &intent_training_options())
                 .map_err(UnderstandingError::from)?;
             &trained
         }
         None => understanding.intent_model(),
     };
-    let train_seconds = if train.is_some() {
-        started.elapsed().as_secs_f64()
-    } else {
-        0.0
-    };
+    let train_seconds = seconds_if(train.is_some(), started);
     let known: BTreeSet<&str> = model.labels().iter().map(String::as_str).collect();
     let (predictions, times) = timed(encoder, test, |text, e| model.classify(text, e).name)?;
     let mut confusion = Confusion::default();
@@ -292,10 +306,7 @@ pub fn sentiment(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-            let embeddings = encoder
-                .embed_all(&texts)
-                .map_err(UnderstandingError::from)?;
+            let (texts, embeddings) = embed_rows(encoder, rows)?;
             trained = SentimentModel::train(
                 &texts,
                 &embeddings,
@@ -307,11 +318,7 @@ pub fn sentiment(
         }
         None => understanding.sentiment_model(),
     };
-    let train_seconds = if train.is_some() {
-        started.elapsed().as_secs_f64()
-    } else {
-        0.0
-    };
+    let train_seconds = seconds_if(train.is_some(), started);
     // Timed with the intent classifier too: the figure that matters is
     // what a message costs before the conversation can use it.
     let intent = understanding.intent_model();

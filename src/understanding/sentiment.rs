@@ -161,12 +161,7 @@ pub fn load_examples(dir: &Path) -> Result<SentimentExamples, ExamplesError> {
         let path = path.to_path_buf();
         move |source| ExamplesError::Io { path, source }
     };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    paths.sort();
+    let paths = super::catalogue::yaml_files(dir).map_err(io(dir))?;
     let mut hasher = Sha256::new();
     let (mut texts, mut labels) = (Vec::new(), Vec::new());
     for path in &paths {
