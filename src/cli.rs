@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigLayer};
 use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
 use crate::startup::Application;
-use crate::understanding::{Understanding, eval as evaluate};
+use crate::understanding::eval as evaluate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,9 +98,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
-    models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+    let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let understanding = Understanding::load(&config)?;
         let (args, report) = match command {
             EvalCommand::Intent(args) => {
                 let test = evaluate::read_csv(&args.test)?;

@@ -57,33 +57,18 @@ pub async fn answer(
     let mut stats = AnswerStats::default();
     let reply_id = Uuid::new_v4();
     let understood = understand(&state, &live, &question).await;
-    let reply = match understood.as_ref().map(|u| plan(&state, u)) {
-        Some(Plan::Fixed(kind, text)) => BotReply {
-            reply_id,
-            text,
-            citations: Vec::new(),
-            grounded: false,
-            kind,
-        },
-        plan => {
-            let prefer_tags = match &plan {
-                Some(Plan::Search { prefer_tags, .. }) => prefer_tags.clone(),
-                _ => Vec::new(),
-            };
-            let confidently_out_of_scope = matches!(
-                plan,
-                Some(Plan::Search {
-                    out_of_scope: true,
-                    ..
-                })
-            );
+    let plan = understood
+        .as_ref()
+        .map_or(Plan::Search(Vec::new()), |u| plan(&state, u));
+    let reply = match plan {
+        Plan::Fixed(kind, text) => BotReply::without_sources(reply_id, kind, text),
+        Plan::Search(prefer_tags) => {
             answer_from_kb(
                 &state,
                 &live,
                 reply_id,
                 &question.text,
                 prefer_tags,
-                confidently_out_of_scope,
                 &mut stats,
             )
             .await
@@ -182,68 +167,57 @@ async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
 /// What the intent asks the bot to do.
 enum Plan {
     Fixed(ReplyKind, String),
-    Search {
-        prefer_tags: Vec<String>,
-        /// The classifier itself (not only its threshold) says out of scope.
-        out_of_scope: bool,
-    },
+    /// Answer from the knowledge base, preferring articles with these tags.
+    Search(Vec<String>),
 }
 
+/// A message the threshold called out of scope is still searched for, and
+/// answered when a passage clearly covers it (typos push real questions
+/// under the threshold); one the classifier itself put out of scope is
+/// declined.
 fn plan(state: &AppState, understood: &Understood) -> Plan {
     if asks_for_human(understood) {
         return Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into());
     }
     let intent = &understood.intent;
+    let declined = || Plan::Fixed(ReplyKind::Declined, DECLINE_TEXT.into());
     let spec = state.understanding.catalogue().get(&intent.name);
     match spec.map(|s| (s.action, s)) {
         Some((IntentAction::Reply, spec)) => {
             Plan::Fixed(ReplyKind::Smalltalk, spec.reply.clone().unwrap_or_default())
         }
         Some((IntentAction::Handoff, _)) => Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into()),
-        Some((IntentAction::Decline, _)) | None if intent.is_out_of_scope() => Plan::Search {
-            prefer_tags: Vec::new(),
-            out_of_scope: intent
-                .alternatives
-                .iter()
-                .any(|a| a.name == OUT_OF_SCOPE && a.confidence >= 0.5),
-        },
-        Some((IntentAction::Decline, _)) => Plan::Fixed(ReplyKind::Declined, DECLINE_TEXT.into()),
-        Some((_, spec)) => Plan::Search {
-            prefer_tags: std::iter::once(spec.name.clone())
+        Some((IntentAction::Answer, spec)) => Plan::Search(
+            std::iter::once(spec.name.clone())
                 .chain(spec.tags.iter().cloned())
                 .collect(),
-            out_of_scope: false,
-        },
-        None => Plan::Search {
-            prefer_tags: Vec::new(),
-            out_of_scope: false,
-        },
+        ),
+        Some((IntentAction::Decline, _)) | None if intent.is_out_of_scope() => {
+            let classifier_says_so = intent
+                .alternatives
+                .iter()
+                .any(|a| a.name == OUT_OF_SCOPE && a.confidence >= 0.5);
+            if classifier_says_so {
+                declined()
+            } else {
+                Plan::Search(Vec::new())
+            }
+        }
+        Some((IntentAction::Decline, _)) => declined(),
+        None => Plan::Search(Vec::new()),
     }
 }
 
-/// Retrieves and answers from the knowledge base. A message the threshold
-/// called out of scope is still answered when a passage clearly covers it
-/// (typos push real questions under the threshold); one the classifier
-/// itself put out of scope is declined.
+/// Retrieves and answers from the knowledge base: no relevant passage
+/// gives `no_answer`, otherwise the model phrases the best one.
 async fn answer_from_kb(
     state: &Arc<AppState>,
     live: &LiveSession,
     reply_id: Uuid,
     question: &str,
     prefer_tags: Vec<String>,
-    out_of_scope: bool,
     stats: &mut AnswerStats,
 ) -> BotReply {
-    let fixed = |kind, text: &str| BotReply {
-        reply_id,
-        text: text.into(),
-        citations: Vec::new(),
-        grounded: false,
-        kind,
-    };
-    if out_of_scope {
-        return fixed(ReplyKind::Declined, DECLINE_TEXT);
-    }
     let started = Instant::now();
     let history = live.turns();
     let previous_question = history
@@ -285,7 +259,7 @@ async fn answer_from_kb(
     );
 
     if relevant.is_empty() {
-        fixed(ReplyKind::NoAnswer, NO_ANSWER_TEXT)
+        BotReply::without_sources(reply_id, ReplyKind::NoAnswer, NO_ANSWER_TEXT)
     } else {
         generate(state, live, reply_id, &history, &query, &relevant, stats).await
     }
@@ -322,13 +296,7 @@ async fn generate(
     let mut events = match state.generator.start(request) {
         Ok(rx) => rx,
         Err(_busy) => {
-            return BotReply {
-                reply_id,
-                text: BUSY_TEXT.into(),
-                citations: Vec::new(),
-                grounded: false,
-                kind: ReplyKind::Busy,
-            };
+            return BotReply::without_sources(reply_id, ReplyKind::Busy, BUSY_TEXT);
         }
     };
     let started = Instant::now();

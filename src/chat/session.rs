@@ -62,27 +62,18 @@ impl LiveSession {
 
     /// The last few messages' sentiment scores, oldest first.
     pub fn sentiment_trend(&self) -> Vec<f32> {
-        self.escalation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .trend()
+        lock(&self.escalation).trend()
     }
 
     /// Records a customer message's meaning; returns a reason to flag the
     /// session, if there is one.
     pub fn observe_message(&self, understood: &Understood) -> Option<FlagReason> {
-        self.escalation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe_message(understood)
+        lock(&self.escalation).observe_message(understood)
     }
 
     /// Records how the bot replied; returns a reason to flag, if any.
     pub fn observe_reply(&self, kind: ReplyKind) -> Option<FlagReason> {
-        self.escalation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe_reply(kind)
+        lock(&self.escalation).observe_reply(kind)
     }
 
     /// Sends a frame to every connection of the session.
@@ -100,11 +91,11 @@ impl LiveSession {
     }
 
     pub fn turns(&self) -> Vec<ChatTurn> {
-        self.turns.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.turns).clone()
     }
 
     pub fn push_turns(&self, new: impl IntoIterator<Item = ChatTurn>) {
-        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut turns = lock(&self.turns);
         turns.extend(new);
         let excess = turns.len().saturating_sub(KEPT_TURNS);
         if excess > 0 {
@@ -125,6 +116,12 @@ impl LiveSession {
         self.touch();
         ConnectionGuard(self.clone())
     }
+}
+
+/// Locks a session's state. A panic elsewhere while it was held leaves
+/// plain data behind, still usable, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub struct ConnectionGuard(Arc<LiveSession>);

@@ -74,6 +74,19 @@ pub struct BotReply {
     pub kind: ReplyKind,
 }
 
+impl BotReply {
+    /// A reply that cites nothing: a fixed text, a decline, a hand-off.
+    pub fn without_sources(reply_id: Uuid, kind: ReplyKind, text: impl Into<String>) -> Self {
+        Self {
+            reply_id,
+            text: text.into(),
+            citations: Vec::new(),
+            grounded: false,
+            kind,
+        }
+    }
+}
+
 /// One stored message of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {

@@ -182,6 +182,16 @@ fn round(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
+/// With `FRONTDESK_EVAL_ERRORS` set, prints a miss to stderr.
+fn show_miss(row: &Row, truth: &str, predicted: &str) {
+    if truth != predicted && std::env::var_os("FRONTDESK_EVAL_ERRORS").is_some() {
+        eprintln!(
+            "line {}: {:?} -> {predicted} (expected {truth})",
+            row.line, row.text
+        );
+    }
+}
+
 /// A training file's texts and their embeddings.
 fn embed_rows<'a>(
     encoder: &Encoder,
@@ -262,12 +272,7 @@ pub fn intent(
             in_scope += 1;
             in_scope_right += usize::from(truth == predicted);
         }
-        if truth != predicted && std::env::var_os("FRONTDESK_EVAL_ERRORS").is_some() {
-            eprintln!(
-                "line {}: {:?} -> {predicted} (expected {truth})",
-                row.line, row.text
-            );
-        }
+        show_miss(row, truth, predicted);
         confusion.add(truth, predicted);
     }
     let (oos_precision, oos_recall, _) = confusion.class(OUT_OF_SCOPE);
@@ -332,15 +337,7 @@ pub fn sentiment(
         if SentimentLabel::parse(&row.label).is_none() {
             unknown += 1;
         }
-        if row.label != predicted.as_str() && std::env::var_os("FRONTDESK_EVAL_ERRORS").is_some() {
-            eprintln!(
-                "line {}: {:?} -> {} (expected {})",
-                row.line,
-                row.text,
-                predicted.as_str(),
-                row.label
-            );
-        }
+        show_miss(row, &row.label, predicted.as_str());
         confusion.add(&row.label, predicted.as_str());
     }
     let (negative_precision, negative_recall, negative_f1) = confusion.class("negative");

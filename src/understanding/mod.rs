@@ -152,16 +152,16 @@ impl Understanding {
 
     pub async fn understand(&self, text: &str) -> Result<Understood, EncoderError> {
         let embedding = self.worker.embed(text).await?;
-        Ok(self.from_embedding(text, &embedding))
+        Ok(self.classify_embedding(text, &embedding))
     }
 
     /// Blocking, for tools: embeds on the calling thread.
     pub fn understand_now(&self, text: &str) -> Result<Understood, EncoderError> {
         let embedding = self.encoder().embed(&[text])?.remove(0);
-        Ok(self.from_embedding(text, &embedding))
+        Ok(self.classify_embedding(text, &embedding))
     }
 
-    pub fn from_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
+    fn classify_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
         Understood {
             intent: self.models.intent.classify(text, embedding),
             sentiment: self.models.sentiment.analyse(text, embedding),
