@@ -47,6 +47,23 @@ pub enum EvalCommand {
     Intent(EvalArgs),
     /// Sentiment accuracy and latency
     Sentiment(EvalArgs),
+    /// Retrieval quality (recall@k, MRR, NDCG@10) and latency on a JSON-lines KB
+    Retrieval(RetrievalEvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetrievalEvalArgs {
+    /// Knowledge base, JSON lines of `{"id","title","body","tags","url"}`
+    #[arg(long)]
+    kb: PathBuf,
+    /// Questions, CSV with header `query,doc_id`
+    #[arg(long)]
+    queries: PathBuf,
+    /// Which retrievers rank the passages
+    #[arg(long, value_enum, default_value = "hybrid")]
+    retriever: crate::knowledge::RetrieverKind,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +93,8 @@ pub enum KbCommand {
         #[arg(long)]
         context: Option<String>,
     },
+    /// Rebuild the search index and every passage embedding from the database
+    Reindex,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -92,30 +111,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
-        Command::Kb(KbCommand::Search { query, context }) => kb_search(&config, query, context)?,
+        Command::Kb(command) => kb(config, command).await?,
     }
     Ok(())
 }
 
 async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
+    let min_relevance = config.min_relevance;
     let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let (args, report) = match command {
+        let (format, report) = match command {
             EvalCommand::Intent(args) => {
                 let test = evaluate::read_csv(&args.test)?;
                 let train = args.train.as_deref().map(evaluate::read_csv).transpose()?;
                 let report = evaluate::intent(&understanding, &test, train.as_deref())?;
-                (args, serde_json::to_value(report)?)
+                (args.format, serde_json::to_value(report)?)
             }
             EvalCommand::Sentiment(args) => {
                 let test = evaluate::read_csv(&args.test)?;
                 let train = args.train.as_deref().map(evaluate::read_csv).transpose()?;
                 let train = args.train.as_deref().zip(train.as_deref());
                 let report = evaluate::sentiment(&understanding, &test, train)?;
-                (args, serde_json::to_value(report)?)
+                (args.format, serde_json::to_value(report)?)
+            }
+            EvalCommand::Retrieval(args) => {
+                let report = crate::knowledge::eval::retrieval(
+                    understanding.encoder(),
+                    &args.kb,
+                    &args.queries,
+                    args.retriever,
+                    min_relevance,
+                )?;
+                (args.format, serde_json::to_value(report)?)
             }
         };
-        match args.format {
+        match format {
             OutputFormat::Json => println!("{report}"),
             OutputFormat::Text => print!("{}", evaluate::to_text(&report)),
         }
@@ -124,36 +154,71 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
     .await?
 }
 
-fn kb_search(config: &Config, text: String, context: Option<String>) -> anyhow::Result<()> {
-    let load = crate::knowledge::load_dir(&config.knowledge)?;
-    let (index, _) = crate::knowledge::KbIndex::open_or_build(&config.index_dir(), &load)?;
-    let hits = index.search(
-        &crate::knowledge::RetrievalQuery {
-            text,
-            context,
-            prefer_tags: Vec::new(),
-        },
-        8,
-    )?;
-    for hit in &hits {
-        let answers = hit.relevance >= config.min_relevance;
-        println!(
-            "{:>7.3}  relevance {:.2}{}  {}  ({})",
-            hit.score,
-            hit.relevance,
-            if answers { " ✓" } else { "  " },
-            hit.passage.id,
-            hit.passage.heading
-        );
-    }
-    let would_answer = hits.iter().any(|h| h.relevance >= config.min_relevance);
-    println!(
-        "would {}",
-        if would_answer {
-            "answer"
-        } else {
-            "decline and offer a person"
+/// Knowledge-base tools work on the server's database (seeding it from
+/// `knowledge/` when it is empty, as the server does).
+async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
+    use crate::knowledge::live::{KnowledgeBase, hit_test};
+    use crate::knowledge::{Answerability, RetrievalQuery};
+    let understanding = crate::startup::load_understanding(&config).await?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = crate::storage::Store::open(&config.database_path())?;
+        store.seed_if_empty(&crate::knowledge::load_dir(&config.knowledge)?.articles)?;
+        let cache = config.embedding_cache_path();
+        if matches!(command, KbCommand::Reindex) && cache.exists() {
+            std::fs::remove_file(&cache)?;
         }
-    );
-    Ok(())
+        let started = std::time::Instant::now();
+        let encoder = understanding.encoder();
+        let kb = KnowledgeBase::build(store.active_articles_blocking()?, encoder, &cache)?;
+        let corpus = kb.snapshot();
+        match command {
+            KbCommand::Reindex => println!(
+                "indexed {} articles ({} passages) in {:.1} s",
+                corpus.article_count(),
+                corpus.passage_count(),
+                started.elapsed().as_secs_f32()
+            ),
+            KbCommand::Search { query, context } => {
+                let embedding = encoder.embed(&[query.as_str()])?.remove(0);
+                let rule = Answerability {
+                    min_relevance: config.min_relevance,
+                    min_similarity: config.min_similarity,
+                };
+                let query = RetrievalQuery {
+                    text: query,
+                    context,
+                    prefer_tags: Vec::new(),
+                };
+                let report = hit_test(&corpus, &query, Some(&embedding), rule, 8)?;
+                println!("  fused  bm25  dense  relevance similarity  passage");
+                for hit in &report.passages {
+                    let rank = |s: Option<crate::knowledge::retriever::Scored>| {
+                        s.map_or("-".to_string(), |s| s.rank.to_string())
+                    };
+                    println!(
+                        "{:>7.4} {:>5} {:>6} {:>10.2} {:>10.2}{} {} ({})",
+                        hit.fused,
+                        rank(hit.bm25),
+                        rank(hit.dense),
+                        hit.relevance,
+                        hit.similarity,
+                        if hit.answers(&rule) { " ✓" } else { "  " },
+                        hit.passage.id,
+                        hit.passage.heading
+                    );
+                }
+                println!(
+                    "would {}",
+                    if report.would_answer {
+                        "answer"
+                    } else {
+                        "decline and offer a person"
+                    }
+                );
+            }
+        }
+        Ok(())
+    })
+    .await?
 }

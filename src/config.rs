@@ -47,6 +47,9 @@ pub struct ConfigLayer {
     /// Largest accepted customer message, in bytes [default: 4096]
     #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", global = true)]
     pub max_message_bytes: Option<usize>,
+    /// Largest accepted admin request body (imports), in bytes [default: 10485760]
+    #[arg(long, env = "FRONTDESK_MAX_UPLOAD_BYTES", global = true)]
+    pub max_upload_bytes: Option<usize>,
     /// Seconds an idle session stays in memory (it stays on disk) [default: 1800]
     #[arg(long, env = "FRONTDESK_SESSION_IDLE_SECS", global = true)]
     pub session_idle_secs: Option<u64>,
@@ -68,6 +71,9 @@ pub struct ConfigLayer {
     /// Share (0..1, weighted by rarity) of the question's words a passage must contain to be used [default: 0.5]
     #[arg(long, env = "FRONTDESK_MIN_RELEVANCE", global = true)]
     pub min_relevance: Option<f32>,
+    /// Cosine similarity (0..1) of question and passage at which a passage is used even without the question's words [default: 0.55]
+    #[arg(long, env = "FRONTDESK_MIN_SIMILARITY", global = true)]
+    pub min_similarity: Option<f32>,
     /// Seconds between websocket pings [default: 15]
     #[arg(long, env = "FRONTDESK_HEARTBEAT_SECS", global = true)]
     pub heartbeat_secs: Option<u64>,
@@ -100,6 +106,7 @@ impl ConfigLayer {
             encoder: self.encoder.or(lower.encoder),
             knowledge: self.knowledge.or(lower.knowledge),
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            max_upload_bytes: self.max_upload_bytes.or(lower.max_upload_bytes),
             session_idle_secs: self.session_idle_secs.or(lower.session_idle_secs),
             context_tokens: self.context_tokens.or(lower.context_tokens),
             max_reply_tokens: self.max_reply_tokens.or(lower.max_reply_tokens),
@@ -107,6 +114,7 @@ impl ConfigLayer {
             generation_queue: self.generation_queue.or(lower.generation_queue),
             retrieval_top_k: self.retrieval_top_k.or(lower.retrieval_top_k),
             min_relevance: self.min_relevance.or(lower.min_relevance),
+            min_similarity: self.min_similarity.or(lower.min_similarity),
             heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
             client_timeout_secs: self.client_timeout_secs.or(lower.client_timeout_secs),
             device: self.device.or(lower.device),
@@ -125,6 +133,7 @@ pub struct Config {
     pub encoder: PathBuf,
     pub knowledge: PathBuf,
     pub max_message_bytes: usize,
+    pub max_upload_bytes: usize,
     pub session_idle_secs: u64,
     pub context_tokens: usize,
     pub max_reply_tokens: usize,
@@ -132,6 +141,7 @@ pub struct Config {
     pub generation_queue: usize,
     pub retrieval_top_k: usize,
     pub min_relevance: f32,
+    pub min_similarity: f32,
     pub heartbeat_secs: u64,
     pub client_timeout_secs: u64,
     pub device: DeviceKind,
@@ -186,6 +196,7 @@ impl Config {
                 .knowledge
                 .unwrap_or_else(|| PathBuf::from("knowledge")),
             max_message_bytes: layer.max_message_bytes.unwrap_or(4096),
+            max_upload_bytes: layer.max_upload_bytes.unwrap_or(10 << 20),
             session_idle_secs: layer.session_idle_secs.unwrap_or(1800),
             context_tokens: layer.context_tokens.unwrap_or(600),
             max_reply_tokens: layer.max_reply_tokens.unwrap_or(120),
@@ -193,6 +204,7 @@ impl Config {
             generation_queue: layer.generation_queue.unwrap_or(8),
             retrieval_top_k: layer.retrieval_top_k.unwrap_or(3),
             min_relevance: layer.min_relevance.unwrap_or(0.5),
+            min_similarity: layer.min_similarity.unwrap_or(0.55),
             heartbeat_secs: layer.heartbeat_secs.unwrap_or(15),
             client_timeout_secs: layer.client_timeout_secs.unwrap_or(45),
             device: layer.device.unwrap_or(DeviceKind::Cpu),
@@ -206,6 +218,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("max_message_bytes", self.max_message_bytes),
+            ("max_upload_bytes", self.max_upload_bytes),
             ("context_tokens", self.context_tokens),
             ("max_reply_tokens", self.max_reply_tokens),
             ("generation_concurrency", self.generation_concurrency),
@@ -225,11 +238,16 @@ impl Config {
                 reason: "must be at most 1048576 (1 MiB)".into(),
             });
         }
-        if !(0.0..=1.0).contains(&self.min_relevance) {
-            return Err(ConfigError::Invalid {
-                field: "min_relevance",
-                reason: format!("must be between 0 and 1, got {}", self.min_relevance),
-            });
+        for (field, value) in [
+            ("min_relevance", self.min_relevance),
+            ("min_similarity", self.min_similarity),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!("must be between 0 and 1, got {value}"),
+                });
+            }
         }
         if self.heartbeat_secs == 0 || self.client_timeout_secs <= self.heartbeat_secs {
             return Err(ConfigError::Invalid {
@@ -274,8 +292,9 @@ impl Config {
         self.data_dir.join("frontdesk.sqlite3")
     }
 
-    pub fn index_dir(&self) -> PathBuf {
-        self.data_dir.join("index")
+    /// Passage embeddings, derived from the store and kept between runs.
+    pub fn embedding_cache_path(&self) -> PathBuf {
+        self.data_dir.join("index").join("passages.emb")
     }
 
     /// The intent catalogue, one YAML file per intent.

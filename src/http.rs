@@ -13,20 +13,24 @@ use crate::chat::ws;
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
+const ADMIN_HTML: &str = include_str!("../static/admin.html");
 
 /// Starts serving on `listener`. The returned server must be awaited or spawned.
 pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
     spawn_reaper(Arc::downgrade(&state));
+    let max_upload = state.config.max_upload_bytes;
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .route("/", web::get().to(index))
+            .route("/admin.html", web::get().to(admin_page))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/kb/{id}", web::get().to(article_page))
             .route("/ws", web::get().to(ws::route))
             .configure(crate::console::routes)
+            .configure(|cfg| crate::admin::routes(cfg, max_upload))
     })
     .workers(2)
     .shutdown_timeout(5)
@@ -57,6 +61,12 @@ async fn index() -> HttpResponse {
         .body(INDEX_HTML)
 }
 
+async fn admin_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(ADMIN_HTML)
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -67,8 +77,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ready",
         "model": state.generator.describe(),
-        "articles": state.kb.article_count(),
-        "passages": state.kb.passage_count(),
+        "articles": state.kb.snapshot().article_count(),
+        "passages": state.kb.snapshot().passage_count(),
         "skipped_articles": state.skipped_articles,
         "intents": state.understanding.catalogue().intents.len(),
         "out_of_scope_threshold": state.understanding.intent_model().threshold(),
@@ -77,7 +87,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn article_page(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    let Some(article) = state.articles.get(id.as_str()) else {
+    let corpus = state.kb.snapshot();
+    let Some(article) = corpus.article(id.as_str()) else {
         return HttpResponse::NotFound()
             .content_type("text/html; charset=utf-8")
             .body("<!doctype html><title>Not found</title><p>There is no help article with that id.</p>");

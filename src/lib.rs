@@ -2,6 +2,8 @@
 //!
 //! `docs/ARCHITECTURE.md` explains how the modules fit together.
 
+pub mod admin;
+pub mod api;
 pub mod bench;
 pub mod chat;
 pub mod cli;

@@ -1,12 +1,12 @@
 //! Everything a request handler needs, built once at start-up.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::chat::SessionHub;
 use crate::config::Config;
 use crate::generation::TextGenerator;
-use crate::knowledge::{self, Article, ArticleError, KbIndex, KbIndexError};
+use crate::knowledge::live::KnowledgeBase;
+use crate::knowledge::{self, ArticleError, RetrievalError};
 use crate::storage::{Store, StoreError};
 use crate::understanding::{Understanding, UnderstandingError};
 
@@ -22,8 +22,8 @@ pub enum StartupError {
     Understanding(#[from] UnderstandingError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot open the knowledge base: {0}")]
-    Index(#[from] KbIndexError),
+    #[error("cannot index the knowledge base: {0}")]
+    Index(#[from] RetrievalError),
     #[error("cannot use {path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -34,8 +34,8 @@ pub enum StartupError {
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    pub kb: KbIndex,
-    pub articles: HashMap<String, Article>,
+    pub kb: KnowledgeBase,
+    /// Files of `knowledge/` that could not seed the store at this start.
     pub skipped_articles: Vec<ArticleError>,
     pub generator: Arc<dyn TextGenerator>,
     pub understanding: Arc<Understanding>,
@@ -59,28 +59,45 @@ impl AppState {
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
         let store = Store::open(&config.database_path())?;
+        // `knowledge/` seeds an empty store; after that the store is the
+        // source of truth and the folder is not read again.
         let load = knowledge::load_dir(&config.knowledge).map_err(io(&config.knowledge))?;
-        let (kb, rebuilt) = KbIndex::open_or_build(&config.index_dir(), &load)?;
-        tracing::info!(
-            articles = kb.article_count(),
-            passages = kb.passage_count(),
-            skipped = load.skipped.len(),
-            rebuilt,
-            "knowledge base ready"
-        );
+        let seeded = store.seed_if_empty(&load.articles)?;
+        let kb = KnowledgeBase::build(
+            store.active_articles_blocking()?,
+            models.understanding.encoder(),
+            &config.embedding_cache_path(),
+        )?;
+        tracing::info!(seeded, skipped = load.skipped.len(), "knowledge base ready");
         Ok(AppState {
-            articles: load
-                .articles
-                .iter()
-                .map(|a| (a.id.clone(), a.clone()))
-                .collect(),
-            skipped_articles: load.skipped,
+            kb,
+            skipped_articles: if seeded > 0 { load.skipped } else { Vec::new() },
             config,
             store,
-            kb,
             generator: models.generator,
             understanding: models.understanding,
             hub: SessionHub::default(),
         })
+    }
+}
+
+impl AppState {
+    /// Makes the store's current articles live. Call after every change;
+    /// it returns once chat answers from them.
+    pub async fn reload_kb(self: &Arc<Self>) -> Result<(), StartupError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            state.kb.rebuild(state.understanding.encoder(), || {
+                state
+                    .store
+                    .active_articles_blocking()
+                    .map_err(StartupError::from)
+            })
+        })
+        .await
+        .map_err(|e| StartupError::Io {
+            path: "knowledge base".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 }

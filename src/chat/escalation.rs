@@ -159,6 +159,7 @@ mod tests {
                 score,
                 signals,
             },
+            embedding: Vec::new(),
         }
     }
 

@@ -408,6 +408,7 @@ mod tests {
                     score: -0.75,
                     signals: vec![Signal::HumanRequest, Signal::RepeatedFailure],
                 },
+                embedding: Vec::new(),
             }),
             created_at_ms: 0,
         };

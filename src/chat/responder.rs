@@ -11,8 +11,11 @@ use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
 use crate::generation::grounding;
 use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
-use crate::knowledge::{Analyzer, Citation, Hit, Passage, RetrievalQuery};
+use crate::knowledge::{
+    Analyzer, Answerability, Citation, Passage, RetrievalQuery, Retrieved, RetrieverKind,
+};
 use crate::state::AppState;
+use crate::storage::gaps::GapReason;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
 use crate::understanding::Understood;
 use crate::understanding::catalogue::{IntentAction, OUT_OF_SCOPE};
@@ -60,20 +63,28 @@ pub async fn answer(
     let plan = understood
         .as_ref()
         .map_or(Plan::Search(Vec::new()), |u| plan(&state, u));
-    let reply = match plan {
-        Plan::Fixed(kind, text) => BotReply::without_sources(reply_id, kind, text),
+    let embedding = understood.as_ref().map(|u| u.embedding.clone());
+    let (reply, best) = match plan {
+        Plan::Fixed(kind, text) => (BotReply::without_sources(reply_id, kind, text), None),
         Plan::Search(prefer_tags) => {
             answer_from_kb(
                 &state,
                 &live,
                 reply_id,
                 &question.text,
+                embedding.as_deref(),
                 prefer_tags,
                 &mut stats,
             )
             .await
         }
     };
+    let previous_question = live
+        .turns()
+        .iter()
+        .rev()
+        .find(|t| t.speaker == Speaker::Customer)
+        .map(|t| t.text.clone());
     let reply_to = question.id.clone();
     let stored = match state
         .store
@@ -97,6 +108,12 @@ pub async fn answer(
         .and_then(|r| live.observe_reply(r.kind))
     {
         flag(&state, &live, reason).await;
+    }
+    if let Some(kind) = stored.reply.as_ref().map(|r| r.kind) {
+        let gap = gap_of(&state, kind, best, &question.text, previous_question);
+        if let Some((reason, text)) = gap {
+            record_gap(&state, live.id, reason, text, best, embedding).await;
+        }
     }
     live.push_turns([
         ChatTurn {
@@ -164,8 +181,52 @@ async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
     }
 }
 
+/// Whether this reply shows a hole in the knowledge base, and which
+/// question it is about: for a hand-off, the question asked before it.
+fn gap_of(
+    state: &AppState,
+    kind: ReplyKind,
+    best: Option<f32>,
+    question: &str,
+    previous_question: Option<String>,
+) -> Option<(GapReason, String)> {
+    match kind {
+        ReplyKind::NoAnswer => Some((GapReason::NoAnswer, question.to_string())),
+        ReplyKind::Declined => Some((GapReason::Declined, question.to_string())),
+        ReplyKind::Handoff => previous_question.map(|q| (GapReason::HandedOff, q)),
+        ReplyKind::Generated | ReplyKind::Extractive
+            if best.is_some_and(|s| s < state.config.min_similarity) =>
+        {
+            Some((GapReason::LowScore, question.to_string()))
+        }
+        _ => None,
+    }
+}
+
+async fn record_gap(
+    state: &AppState,
+    session: Uuid,
+    reason: GapReason,
+    text: String,
+    best: Option<f32>,
+    embedding: Option<Vec<f32>>,
+) {
+    // A hand-off is about the earlier question, whose embedding is not at hand.
+    let embedding = match (reason, embedding) {
+        (GapReason::HandedOff, _) | (_, None) => state.understanding.embed(&text).await.ok(),
+        (_, Some(e)) => Some(e),
+    };
+    if let Err(e) = state
+        .store
+        .record_gap(session, text, reason, best, embedding)
+        .await
+    {
+        tracing::error!(error = %e, "cannot record a knowledge-base gap");
+    }
+}
+
 /// What the intent asks the bot to do.
-enum Plan {
+pub enum Plan {
     Fixed(ReplyKind, String),
     /// Answer from the knowledge base, preferring articles with these tags.
     Search(Vec<String>),
@@ -175,7 +236,7 @@ enum Plan {
 /// answered when a passage clearly covers it (typos push real questions
 /// under the threshold); one the classifier itself put out of scope is
 /// declined.
-fn plan(state: &AppState, understood: &Understood) -> Plan {
+pub fn plan(state: &AppState, understood: &Understood) -> Plan {
     if asks_for_human(understood) {
         return Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into());
     }
@@ -208,16 +269,26 @@ fn plan(state: &AppState, understood: &Understood) -> Plan {
     }
 }
 
-/// Retrieves and answers from the knowledge base: no relevant passage
-/// gives `no_answer`, otherwise the model phrases the best one.
+/// The answerability rule in force.
+pub fn answerability(state: &AppState) -> Answerability {
+    Answerability {
+        min_relevance: state.config.min_relevance,
+        min_similarity: state.config.min_similarity,
+    }
+}
+
+/// Retrieves and answers from the knowledge base: no passage good enough
+/// to answer from gives `no_answer`, otherwise the model phrases the best
+/// one. Also returns the best passage's similarity, for gap tracking.
 async fn answer_from_kb(
     state: &Arc<AppState>,
     live: &LiveSession,
     reply_id: Uuid,
     question: &str,
+    embedding: Option<&[f32]>,
     prefer_tags: Vec<String>,
     stats: &mut AnswerStats,
-) -> BotReply {
+) -> (BotReply, Option<f32>) {
     let started = Instant::now();
     let history = live.turns();
     let previous_question = history
@@ -231,38 +302,48 @@ async fn answer_from_kb(
         prefer_tags,
     };
 
+    let embedding = match (&query.context, embedding) {
+        (Some(context), _) if query.leans_on_context(&mut Analyzer::default()) => state
+            .understanding
+            .embed(&format!("{context}\n{question}"))
+            .await
+            .ok(),
+        (_, embedding) => embedding.map(<[f32]>::to_vec),
+    };
     let hits = {
-        let state = state.clone();
+        let corpus = state.kb.snapshot();
         let query = query.clone();
+        let limit = state.config.retrieval_top_k * 2;
         tokio::task::spawn_blocking(move || {
-            state.kb.search(&query, state.config.retrieval_top_k * 2)
+            corpus.search(&query, embedding.as_deref(), RetrieverKind::Hybrid, limit)
         })
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))
     };
     stats.retrieval = started.elapsed();
-    let relevant: Vec<Hit> = match hits {
-        Ok(hits) => hits
-            .into_iter()
-            .filter(|h| h.relevance >= state.config.min_relevance)
-            .take(state.config.retrieval_top_k)
-            .collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "knowledge-base search failed");
-            Vec::new()
-        }
-    };
+    let rule = answerability(state);
+    let hits = hits.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "knowledge-base search failed");
+        Vec::new()
+    });
+    let best = hits.iter().map(|h| h.similarity).reduce(f32::max);
+    let relevant: Vec<Retrieved> = hits
+        .into_iter()
+        .filter(|h| h.answers(&rule))
+        .take(state.config.retrieval_top_k)
+        .collect();
     tracing::debug!(
-        hits = ?relevant.iter().map(|h| (&h.passage.id, h.relevance)).collect::<Vec<_>>(),
+        hits = ?relevant.iter().map(|h| (&h.passage.id, h.relevance, h.similarity)).collect::<Vec<_>>(),
         "retrieved"
     );
 
-    if relevant.is_empty() {
+    let reply = if relevant.is_empty() {
         BotReply::without_sources(reply_id, ReplyKind::NoAnswer, NO_ANSWER_TEXT)
     } else {
         generate(state, live, reply_id, &history, &query, &relevant, stats).await
-    }
+    };
+    (reply, best)
 }
 
 async fn generate(
@@ -271,7 +352,7 @@ async fn generate(
     reply_id: Uuid,
     history: &[ChatTurn],
     query: &RetrievalQuery,
-    hits: &[Hit],
+    hits: &[Retrieved],
     stats: &mut AnswerStats,
 ) -> BotReply {
     // Code picks the answer's source; the model only phrases it.

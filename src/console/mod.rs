@@ -4,79 +4,18 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::api::{ApiError, Area, authorize};
 use crate::chat::escalation::Escalation;
 use crate::state::AppState;
-use crate::storage::{Flag, StoreError};
-
-/// Console API errors, each with a stable `code`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsoleError {
-    #[error("the console API is disabled: set `admin_token` (FRONTDESK_ADMIN_TOKEN)")]
-    Disabled,
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-    #[error("storage error: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl ConsoleError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Disabled => "console_disabled",
-            Self::Unauthorized => "unauthorized",
-            Self::Store(_) => "internal",
-        }
-    }
-}
-
-impl ResponseError for ConsoleError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Disabled => StatusCode::FORBIDDEN,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let Self::Store(e) = self {
-            tracing::error!(error = %e, "console request failed");
-        }
-        HttpResponse::build(self.status_code())
-            .json(json!({"code": self.code(), "message": self.to_string()}))
-    }
-}
+use crate::storage::Flag;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/console/conversations", web::get().to(conversations));
-}
-
-fn authorize(state: &AppState, request: &HttpRequest) -> Result<(), ConsoleError> {
-    let expected = state
-        .config
-        .admin_token
-        .as_deref()
-        .ok_or(ConsoleError::Disabled)?;
-    let given = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compared in constant time so the token cannot be guessed byte by byte.
-    match given {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(ConsoleError::Unauthorized),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,9 +47,9 @@ async fn conversations(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ConsoleError> {
+) -> Result<HttpResponse, ApiError> {
     let state: Arc<AppState> = state.into_inner();
-    authorize(&state, &request)?;
+    authorize(&state, &request, Area::Console)?;
     let summaries = state.store.conversations(query.limit.clamp(1, 500)).await?;
     let mut views = Vec::with_capacity(summaries.len());
     for s in summaries {

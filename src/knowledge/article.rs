@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// A knowledge-base article as written by shop staff.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Article {
     pub id: String,
     pub title: String,
@@ -15,7 +17,7 @@ pub struct Article {
 }
 
 /// A searchable piece of an article: the text under one heading.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
     /// `article-id#n`, n counting from 0 in document order.
     pub id: String,
@@ -106,6 +108,136 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
         url: front.url,
         body,
     })
+}
+
+/// Longest accepted title and body, in bytes, and most tags per article.
+pub const MAX_TITLE_BYTES: usize = 300;
+pub const MAX_BODY_BYTES: usize = 200_000;
+pub const MAX_TAGS: usize = 20;
+
+/// An article as written through the API or an import, before it is checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// What is wrong with an article, field by field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FieldErrors(pub BTreeMap<&'static str, String>);
+
+impl std::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl ArticleInput {
+    /// Checks every field and tidies whitespace. Without an id, one is made
+    /// from the title.
+    pub fn validate(self) -> Result<Article, FieldErrors> {
+        let mut errors = BTreeMap::new();
+        let title = self.title.trim().to_string();
+        let body = self.body.trim().to_string();
+        let id = match self.id.map(|i| i.trim().to_string()) {
+            Some(id) if !is_valid_id(&id) => {
+                errors.insert(
+                    "id",
+                    "use 1 to 100 lowercase letters, digits, dashes and underscores".into(),
+                );
+                id
+            }
+            Some(id) => id,
+            None => slug(&title),
+        };
+        if title.is_empty() {
+            errors.insert("title", "must not be empty".into());
+        } else if title.len() > MAX_TITLE_BYTES {
+            errors.insert("title", format!("must be at most {MAX_TITLE_BYTES} bytes"));
+        }
+        if body.is_empty() {
+            errors.insert("body", "must not be empty".into());
+        } else if body.len() > MAX_BODY_BYTES {
+            errors.insert("body", format!("must be at most {MAX_BODY_BYTES} bytes"));
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for tag in self.tags {
+            let tag = tag.trim().to_lowercase();
+            if tag.is_empty() || tag.len() > 50 || tag.contains(',') {
+                errors.insert(
+                    "tags",
+                    "each tag must be 1 to 50 characters, without commas".into(),
+                );
+            } else if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        if tags.len() > MAX_TAGS {
+            errors.insert("tags", format!("at most {MAX_TAGS} tags"));
+        }
+        let url = self
+            .url
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &url
+            && !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+        {
+            errors.insert("url", "must start with https://, http:// or /".into());
+        }
+        if !errors.is_empty() {
+            return Err(FieldErrors(errors));
+        }
+        Ok(Article {
+            id,
+            title,
+            tags,
+            url,
+            body,
+        })
+    }
+}
+
+impl From<&Article> for ArticleInput {
+    fn from(a: &Article) -> Self {
+        ArticleInput {
+            id: Some(a.id.clone()),
+            title: a.title.clone(),
+            body: a.body.clone(),
+            tags: a.tags.clone(),
+            url: a.url.clone(),
+        }
+    }
+}
+
+/// An id from free text: lowercase words joined by dashes, at most 80 bytes.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for word in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if out.len() + word.len() + 1 > 80 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&word.to_ascii_lowercase());
+    }
+    if out.is_empty() {
+        out.push_str("article");
+    }
+    out
 }
 
 fn is_valid_id(id: &str) -> bool {

@@ -3,8 +3,6 @@
 //! passage is about the question at all.
 
 use std::collections::HashSet;
-use std::path::Path;
-
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -13,15 +11,14 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
 use super::terms::{ANALYZER_NAME, Analyzer, analyzer};
-use super::{KbLoad, Passage};
+use super::{Article, Passage};
 
-/// Bump when the schema or analyzer changes, so existing indexes are rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
-const DIGEST_FILE: &str = "kb.digest";
 /// Weight of the previous customer turn's words. A message with few content
 /// words of its own ("and how much does it cost?") leans on the previous turn more.
 const CONTEXT_BOOST: f32 = 0.35;
 const SHORT_FOLLOW_UP_CONTEXT_BOOST: f32 = 0.7;
+/// A message with at most this many content words leans on the previous turn.
+const SHORT_FOLLOW_UP_TERMS: usize = 2;
 /// Score factor for passages tagged with the message's intent: enough to
 /// settle near ties between sibling articles, not to beat a clear match.
 const INTENT_BOOST: f32 = 1.3;
@@ -33,11 +30,6 @@ const CUES: &[(&str, &str, f32)] = &[("how long", "day", 0.5), ("how many days",
 pub enum KbIndexError {
     #[error("search index error: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error("cannot prepare index directory {path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +91,12 @@ pub struct RetrievalQuery {
 }
 
 impl RetrievalQuery {
+    /// A follow-up too short to stand alone ("and how much is it?"): its
+    /// meaning, for dense retrieval, is the previous turn's plus its own.
+    pub fn leans_on_context(&self, analyzer: &mut Analyzer) -> bool {
+        self.context.is_some() && analyzer.distinct_terms(&self.text).len() <= SHORT_FOLLOW_UP_TERMS
+    }
+
     /// The terms that say what the question is about: its own content words,
     /// or, for a follow-up made only of filler ("and how long does that
     /// take?"), the previous turn's.
@@ -118,9 +116,46 @@ pub struct Hit {
     pub passage: Passage,
     /// BM25 score with field weights; comparable only within one query.
     pub score: f32,
-    /// Share of the question's content words found in the passage, weighted by
-    /// their rarity in the knowledge base (0..1). Comparable across queries.
-    pub relevance: f32,
+}
+
+/// The question's subject terms with their weights.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    terms: Vec<String>,
+    weights: Vec<f32>,
+}
+
+impl Judge {
+    /// Share of the question's content words found in the passage, weighted
+    /// by rarity (0..1). Comparable across queries.
+    pub fn relevance(&self, passage_terms: &HashSet<String>) -> f32 {
+        let total: f32 = self.weights.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let matched: f32 = self
+            .terms
+            .iter()
+            .zip(&self.weights)
+            .filter(|(t, _)| passage_terms.contains(*t))
+            .map(|(_, w)| w)
+            .sum();
+        matched / total
+    }
+}
+
+/// The distinct terms of everything a passage is indexed under.
+pub fn passage_terms(passage: &Passage, analyzer: &mut Analyzer) -> HashSet<String> {
+    analyzer
+        .terms(&format!(
+            "{} {} {} {}",
+            passage.article_title,
+            passage.heading,
+            passage.tags.join(" "),
+            passage.text
+        ))
+        .into_iter()
+        .collect()
 }
 
 pub struct KbIndex {
@@ -131,29 +166,15 @@ pub struct KbIndex {
 }
 
 impl KbIndex {
-    /// Opens the index in `dir`, rebuilding it only when the articles changed.
-    /// Returns the index and whether it was rebuilt.
-    pub fn open_or_build(dir: &Path, load: &KbLoad) -> Result<(KbIndex, bool), KbIndexError> {
-        let io = |source| KbIndexError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let digest_path = dir.join(DIGEST_FILE);
-        let current = std::fs::read_to_string(&digest_path).ok();
-        if current.as_deref() == Some(load.digest.as_str())
-            && let Ok(index) = Index::open_in_dir(dir)
-        {
-            return Ok((KbIndex::from_index(index, load)?, false));
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io)?;
-        }
-        std::fs::create_dir_all(dir).map_err(io)?;
+    /// Builds the index in memory from the active articles. It is derived
+    /// from the store and rebuilt whole on every change: a few milliseconds
+    /// per hundred articles, and never out of step with the store.
+    pub fn build(articles: &[Article]) -> Result<KbIndex, KbIndexError> {
         let (schema, fields) = schema();
-        let index = Index::create_in_dir(dir, schema)?;
+        let index = Index::create_in_ram(schema);
         index.tokenizers().register(ANALYZER_NAME, analyzer());
-        let mut writer = index.writer::<TantivyDocument>(30_000_000)?;
-        for article in &load.articles {
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
+        for article in articles {
             for p in article.passages() {
                 let tags = p.tags.join(", ");
                 let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
@@ -179,14 +200,6 @@ impl KbIndex {
             }
         }
         writer.commit()?;
-        writer.wait_merging_threads()?;
-        std::fs::write(&digest_path, &load.digest).map_err(io)?;
-        Ok((KbIndex::from_index(index, load)?, true))
-    }
-
-    fn from_index(index: Index, load: &KbLoad) -> Result<KbIndex, KbIndexError> {
-        index.tokenizers().register(ANALYZER_NAME, analyzer());
-        let (_, fields) = schema();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -196,7 +209,7 @@ impl KbIndex {
             reader,
             fields,
             passages,
-            articles: load.articles.len(),
+            articles: articles.len(),
         })
     }
 
@@ -225,7 +238,7 @@ impl KbIndex {
         if judged_terms.is_empty() {
             return Ok(Vec::new());
         }
-        let context_boost = if main_terms.len() <= 2 {
+        let context_boost = if main_terms.len() <= SHORT_FOLLOW_UP_TERMS {
             SHORT_FOLLOW_UP_CONTEXT_BOOST
         } else {
             CONTEXT_BOOST
@@ -262,36 +275,10 @@ impl KbIndex {
             &BooleanQuery::new(clauses),
             &TopDocs::with_limit(limit.max(1)).order_by_score(),
         )?;
-        let n_docs = searcher.num_docs() as f32;
-        let idf = |term: &str| -> tantivy::Result<f32> {
-            let df = searcher.doc_freq(&Term::from_field_text(self.fields.all, term))? as f32;
-            Ok((1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln())
-        };
-        let weights: Vec<f32> = judged_terms
-            .iter()
-            .map(|t| idf(t))
-            .collect::<tantivy::Result<_>>()?;
-        let total_weight: f32 = weights.iter().sum();
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
             let passage = self.passage_from(&doc);
-            let present: HashSet<String> = analyzer
-                .terms(&format!(
-                    "{} {} {} {}",
-                    passage.article_title,
-                    passage.heading,
-                    passage.tags.join(" "),
-                    passage.text
-                ))
-                .into_iter()
-                .collect();
-            let matched: f32 = judged_terms
-                .iter()
-                .zip(&weights)
-                .filter(|(t, _)| present.contains(*t))
-                .map(|(_, w)| w)
-                .sum();
             let preferred = passage.tags.iter().any(|t| query.prefer_tags.contains(t));
             hits.push(Hit {
                 passage,
@@ -300,15 +287,27 @@ impl KbIndex {
                 } else {
                     score
                 },
-                relevance: if total_weight > 0.0 {
-                    matched / total_weight
-                } else {
-                    0.0
-                },
             });
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(hits)
+    }
+
+    /// Weighs the question's subject terms by their rarity in the knowledge
+    /// base, to judge any passage's relevance to it.
+    pub fn judge(&self, query: &RetrievalQuery) -> Result<Judge, KbIndexError> {
+        let mut analyzer = Analyzer::default();
+        let terms = query.subject_terms(&mut analyzer);
+        let searcher = self.reader.searcher();
+        let n_docs = searcher.num_docs() as f32;
+        let weights = terms
+            .iter()
+            .map(|t| {
+                let df = searcher.doc_freq(&Term::from_field_text(self.fields.all, t))? as f32;
+                Ok((1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln())
+            })
+            .collect::<tantivy::Result<Vec<f32>>>()?;
+        Ok(Judge { terms, weights })
     }
 
     fn passage_from(&self, doc: &TantivyDocument) -> Passage {

@@ -8,11 +8,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod article;
+pub mod dense;
+pub mod eval;
+pub mod import;
 mod index;
+pub mod live;
+pub mod retriever;
 mod terms;
 
-pub use article::{Article, ArticleError, Passage, parse_article};
+pub use article::{Article, ArticleError, ArticleInput, FieldErrors, Passage, parse_article, slug};
 pub use index::{Hit, KbIndex, KbIndexError, RetrievalQuery};
+pub use retriever::{Answerability, Corpus, RetrievalError, Retrieved, RetrieverKind};
 pub use terms::Analyzer;
 
 /// A source cited by a reply.
@@ -52,7 +58,6 @@ pub fn load_dir(dir: &Path) -> std::io::Result<KbLoad> {
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
     let mut hasher = Sha256::new();
-    hasher.update(index::SCHEMA_VERSION.to_le_bytes());
     for file in files {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,

@@ -14,6 +14,8 @@ use crate::understanding::Understood;
 use crate::understanding::intent::Intent;
 use crate::understanding::sentiment::Sentiment;
 
+pub mod articles;
+pub mod gaps;
 mod schema;
 
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +150,11 @@ impl Store {
     }
 
     /// Runs blocking SQLite work off the async executor.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
@@ -159,7 +162,12 @@ impl Store {
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// The connection, for blocking callers already off the executor.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Creates the session if it does not exist. Returns true if it existed.
@@ -476,6 +484,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 sentiment: serde_json::from_str::<Sentiment>(&sentiment)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                embedding: Vec::new(),
             }),
             _ => None,
         };

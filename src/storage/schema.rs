@@ -30,6 +30,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN sentiment TEXT;
     ALTER TABLE sessions ADD COLUMN flag_reason TEXT;
     ALTER TABLE sessions ADD COLUMN flagged_at_ms INTEGER;",
+    // The knowledge base: every version of every article (the source of
+    // truth; the search index is derived), and the questions it could not
+    // answer.
+    "CREATE TABLE article_versions (
+        article_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        url TEXT,
+        retired INTEGER NOT NULL,
+        change TEXT NOT NULL CHECK (change IN ('created', 'updated', 'retired', 'restored')),
+        author TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (article_id, version)
+    );
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        retired INTEGER NOT NULL,
+        FOREIGN KEY (id, version) REFERENCES article_versions (article_id, version)
+    );
+    CREATE TABLE gaps (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        question TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        score REAL,
+        embedding BLOB,
+        at_ms INTEGER NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

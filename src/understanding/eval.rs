@@ -24,8 +24,12 @@ pub enum EvalError {
         line: u64,
         message: String,
     },
-    #[error("{path}: the header must be `text,label`, found `{found}`")]
-    Header { path: PathBuf, found: String },
+    #[error("{path}: the header must be `{expected}`, found `{found}`")]
+    Header {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error(
         "{path}, line {line}: unknown sentiment label `{label}` (use negative, neutral or positive)"
     )]
@@ -45,14 +49,21 @@ pub struct Row {
 }
 
 pub fn read_csv(path: &Path) -> Result<Vec<Row>, EvalError> {
+    read_pairs(path, ["text", "label"])
+}
+
+/// Reads a two-column CSV whose header must be `columns`; the first column
+/// lands in `text`, the second in `label`.
+pub fn read_pairs(path: &Path, columns: [&str; 2]) -> Result<Vec<Row>, EvalError> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| EvalError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     let header = reader.headers().map_err(|e| malformed(path, &e))?.clone();
-    if header.len() != 2 || &header[0] != "text" || &header[1] != "label" {
+    if header.len() != 2 || header[0] != *columns[0] || header[1] != *columns[1] {
         return Err(EvalError::Header {
             path: path.to_path_buf(),
+            expected: columns.join(","),
             found: header.iter().collect::<Vec<_>>().join(","),
         });
     }

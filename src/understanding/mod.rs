@@ -50,6 +50,9 @@ pub enum UnderstandingError {
 pub struct Understood {
     pub intent: Intent,
     pub sentiment: Sentiment,
+    /// The message's sentence embedding, reused by retrieval; not stored.
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,6 +158,11 @@ impl Understanding {
         Ok(self.classify_embedding(text, &embedding))
     }
 
+    /// A sentence embedding from the encoder's thread.
+    pub async fn embed(&self, text: &str) -> Result<encoder::Embedding, EncoderError> {
+        self.worker.embed(text).await
+    }
+
     /// Blocking, for tools: embeds on the calling thread.
     pub fn understand_now(&self, text: &str) -> Result<Understood, EncoderError> {
         let embedding = self.encoder().embed(&[text])?.remove(0);
@@ -165,6 +173,7 @@ impl Understanding {
         Understood {
             intent: self.models.intent.classify(text, embedding),
             sentiment: self.models.sentiment.analyse(text, embedding),
+            embedding: embedding.to_vec(),
         }
     }
 }

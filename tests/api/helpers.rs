@@ -136,6 +136,15 @@ pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
     } else {
         shared().understanding.clone()
     };
+    // Passage embeddings are shared between tests like the models: the
+    // first app to embed the default knowledge base leaves its cache here.
+    let shared_cache = repo_path("target/test-data/passages.emb");
+    let default_kb = options.knowledge == repo_path("knowledge");
+    let cache = config.embedding_cache_path();
+    if shared_cache.exists() && !cache.exists() {
+        std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+        std::fs::copy(&shared_cache, &cache).unwrap();
+    }
     let app = Application::with_models(
         config,
         Models {
@@ -144,6 +153,11 @@ pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
         },
     )
     .expect("app starts");
+    if default_kb && !shared_cache.exists() && cache.exists() {
+        let part = shared_cache.with_extension(format!("part{}", std::process::id()));
+        std::fs::copy(&cache, &part).unwrap();
+        std::fs::rename(&part, &shared_cache).unwrap();
+    }
     let port = app.port();
     let handle = app.handle();
     let state = app.state().clone();

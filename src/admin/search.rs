@@ -1,0 +1,260 @@
+//! Hit testing ("what would the bot do with this question?") and the gaps
+//! report ("what did customers ask that the knowledge base could not answer?").
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::authorize;
+use crate::api::ApiError;
+use crate::chat::responder::{self, NO_ANSWER_TEXT, Plan};
+use crate::generation::grounding;
+use crate::knowledge::live::hit_test as run_hit_test;
+use crate::knowledge::{Analyzer, Citation, Passage, RetrievalQuery};
+use crate::state::AppState;
+use crate::storage::ReplyKind;
+use crate::storage::gaps::{Gap, GapReason};
+use crate::understanding::encoder::cosine;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    query: String,
+    /// The customer's previous message, for follow-up questions.
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub async fn hit_test(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<SearchBody>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &request)?;
+    let body = body.into_inner();
+    let text = body.query.trim().to_string();
+    if text.is_empty() || text.len() > state.config.max_message_bytes {
+        return Err(ApiError::Invalid(crate::knowledge::FieldErrors(
+            [(
+                "query",
+                format!(
+                    "must be 1 to {} bytes of text",
+                    state.config.max_message_bytes
+                ),
+            )]
+            .into(),
+        )));
+    }
+    let understood = state
+        .understanding
+        .understand(&text)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let plan = responder::plan(&state, &understood);
+    let prefer_tags = match &plan {
+        Plan::Search(tags) => tags.clone(),
+        Plan::Fixed(..) => Vec::new(),
+    };
+    let query = RetrievalQuery {
+        text: text.clone(),
+        context: body.context,
+        prefer_tags,
+    };
+    let corpus = state.kb.snapshot();
+    let rule = responder::answerability(&state);
+    let limit = body.limit.unwrap_or(10).clamp(1, 50);
+    let (report, query) = {
+        let embedding = understood.embedding.clone();
+        tokio::task::spawn_blocking(move || {
+            run_hit_test(&corpus, &query, Some(&embedding), rule, limit).map(|r| (r, query))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    };
+    let (kind, reply, citation) = match plan {
+        Plan::Fixed(kind, text) => (kind, text, None),
+        Plan::Search(_) => {
+            let answerable: Vec<(f32, &Passage)> = report
+                .passages
+                .iter()
+                .filter(|p| p.answers(&rule))
+                .take(state.config.retrieval_top_k)
+                .map(|p| (p.relevance, &p.passage))
+                .collect();
+            if answerable.is_empty() {
+                (ReplyKind::NoAnswer, NO_ANSWER_TEXT.to_string(), None)
+            } else {
+                // The extract the model is given to phrase; chat may word it differently.
+                let source = answerable[grounding::best_source(&text, &answerable)].1;
+                let terms = query.subject_terms(&mut Analyzer::default());
+                (
+                    ReplyKind::Extractive,
+                    grounding::extractive(&text, &terms, source),
+                    Some(Citation::of(source)),
+                )
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "query": text,
+        "intent": understood.intent,
+        "sentiment": understood.sentiment,
+        "would_answer": kind == ReplyKind::Extractive,
+        "reply": {"kind": kind, "text": reply, "citation": citation},
+        "rule": report.rule,
+        "passages": report.passages,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapsQuery {
+    /// How many recent gaps to group.
+    #[serde(default = "default_gap_window")]
+    window: usize,
+}
+
+fn default_gap_window() -> usize {
+    1000
+}
+
+/// Questions this similar (cosine of embeddings) are one gap.
+const SAME_GAP: f32 = 0.75;
+
+/// A group of similar unanswered questions.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct GapGroup {
+    /// The group's first (most recent) question.
+    pub question: String,
+    pub count: usize,
+    pub reasons: BTreeMap<GapReason, usize>,
+    /// Up to five distinct wordings.
+    pub examples: Vec<String>,
+    pub last_at_ms: i64,
+    pub sessions: usize,
+}
+
+/// Groups gaps (newest first) greedily: each joins the first group whose
+/// first question is similar enough; larger groups come first.
+pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
+    let mut groups: Vec<(GapGroup, Option<&[f32]>, Vec<uuid::Uuid>)> = Vec::new();
+    for gap in gaps {
+        let key = normalise(&gap.question);
+        let found = groups
+            .iter_mut()
+            .find(|(g, e, _)| match (gap.embedding.as_deref(), e) {
+                (Some(a), Some(b)) => cosine(a, b) >= SAME_GAP,
+                _ => normalise(&g.question) == key,
+            });
+        match found {
+            Some((group, _, sessions)) => {
+                group.count += 1;
+                *group.reasons.entry(gap.reason).or_default() += 1;
+                if group.examples.len() < 5 && !group.examples.iter().any(|e| normalise(e) == key) {
+                    group.examples.push(gap.question.clone());
+                }
+                if !sessions.contains(&gap.session_id) {
+                    sessions.push(gap.session_id);
+                }
+            }
+            None => groups.push((
+                GapGroup {
+                    question: gap.question.clone(),
+                    count: 1,
+                    reasons: [(gap.reason, 1)].into(),
+                    examples: vec![gap.question.clone()],
+                    last_at_ms: gap.at_ms,
+                    sessions: 0,
+                },
+                gap.embedding.as_deref(),
+                vec![gap.session_id],
+            )),
+        }
+    }
+    let mut out: Vec<GapGroup> = groups
+        .into_iter()
+        .map(|(mut g, _, sessions)| {
+            g.sessions = sessions.len();
+            g
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at_ms.cmp(&a.last_at_ms)));
+    out
+}
+
+fn normalise(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .trim_end_matches(['?', '!', '.'])
+        .to_string()
+}
+
+pub async fn gaps(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<GapsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &request)?;
+    let gaps = state
+        .store
+        .recent_gaps(query.window.clamp(1, 10_000))
+        .await?;
+    let total = gaps.len();
+    let groups = group_gaps(&gaps);
+    Ok(HttpResponse::Ok().json(json!({"gaps": groups, "questions": total})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap(q: &str, e: Option<Vec<f32>>, reason: GapReason, at_ms: i64) -> Gap {
+        Gap {
+            session_id: uuid::Uuid::nil(),
+            question: q.into(),
+            reason,
+            score: None,
+            embedding: e,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn similar_questions_group_and_big_groups_come_first() {
+        let gaps = [
+            gap(
+                "Do you sell gift wrap?",
+                Some(vec![1.0, 0.0]),
+                GapReason::NoAnswer,
+                5,
+            ),
+            gap(
+                "Weather tomorrow?",
+                Some(vec![0.0, 1.0]),
+                GapReason::Declined,
+                4,
+            ),
+            gap(
+                "can you gift wrap it",
+                Some(vec![0.8, 0.6]),
+                GapReason::LowScore,
+                3,
+            ),
+            gap("do you sell gift wrap", None, GapReason::HandedOff, 2),
+        ];
+        let groups = group_gaps(&gaps);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].question, "Do you sell gift wrap?");
+        assert_eq!(groups[0].count, 3);
+        assert_eq!(groups[0].examples.len(), 2, "same wording counted once");
+        assert_eq!(groups[0].reasons[&GapReason::HandedOff], 1);
+        assert_eq!(groups[1].count, 1);
+    }
+}
