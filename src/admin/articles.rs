@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::authorize;
 use crate::api::{ApiError, author};
 use crate::knowledge::{ArticleInput, FieldErrors};
 use crate::state::AppState;
@@ -67,10 +66,8 @@ fn summary(v: &ArticleVersion) -> Summary<'_> {
 
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let q = query.into_inner();
     let per_page = q.per_page.clamp(1, 200);
     let page = q.page.max(1);
@@ -103,10 +100,8 @@ async fn current(state: &AppState, id: &str) -> Result<ArticleVersion, ApiError>
 
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     Ok(HttpResponse::Ok().json(current(&state, &id).await?))
 }
 
@@ -115,7 +110,6 @@ pub async fn create(
     request: HttpRequest,
     body: web::Json<ArticleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let article = body.into_inner().validate().map_err(ApiError::Invalid)?;
     let state = state.into_inner();
     let created = state
@@ -150,7 +144,6 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let body = body.into_inner();
     let input = ArticleInput {
         id: Some(id.into_inner()),
@@ -216,7 +209,6 @@ async fn set_retired(
     expected: Option<i64>,
     retire: bool,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let state: Arc<AppState> = state.into_inner();
     let changed = state
         .store
@@ -228,10 +220,8 @@ async fn set_retired(
 
 pub async fn versions(
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let versions = state.store.article_versions(id.to_string()).await?;
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("there is no article {id:?}")));
@@ -255,10 +245,8 @@ async fn find_version(
 
 pub async fn version(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<(String, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let (id, version) = path.into_inner();
     Ok(HttpResponse::Ok().json(find_version(&state, &id, version).await?))
 }
@@ -274,11 +262,9 @@ pub struct DiffQuery {
 /// body as a unified diff.
 pub async fn diff(
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
     query: web::Query<DiffQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let from = find_version(&state, &id, query.from).await?;
     let to = match query.to {
         Some(v) => find_version(&state, &id, v).await?,

@@ -6,8 +6,11 @@ mod articles;
 mod import;
 mod search;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::JsonPayloadError;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpResponse, web};
 
 use crate::api::{ApiError, Area};
 use crate::state::AppState;
@@ -20,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_upload_bytes: usize) {
         .error_handler(move |e, _| json_error(e, max_upload_bytes).into());
     cfg.service(
         web::scope("/api/admin")
+            .wrap(from_fn(require_admin))
             .app_data(json)
             .app_data(web::PayloadConfig::new(max_upload_bytes))
             .route("/openapi.yaml", web::get().to(openapi))
@@ -57,8 +61,22 @@ fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {
     }
 }
 
-fn authorize(state: &AppState, request: &HttpRequest) -> Result<(), ApiError> {
-    crate::api::authorize(state, request, Area::Admin)
+/// Checks the token before anything reads the body, so an anonymous caller
+/// learns nothing about what a valid request looks like.
+async fn require_admin(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let public = request.path() == "/api/admin/openapi.yaml";
+    let denied = match request.app_data::<web::Data<AppState>>() {
+        _ if public => None,
+        Some(state) => crate::api::authorize(state, request.request(), Area::Admin).err(),
+        None => Some(ApiError::Internal("application state is missing".into())),
+    };
+    match denied {
+        Some(e) => Ok(request.error_response(e).map_into_right_body()),
+        None => Ok(next.call(request).await?.map_into_left_body()),
+    }
 }
 
 /// The API's OpenAPI document; public, like the API's shape.

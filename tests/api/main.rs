@@ -1,5 +1,6 @@
 //! Integration tests: the real server, model, index and database.
 
+mod admin;
 mod chat;
 mod helpers;
 mod protocol;
