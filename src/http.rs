@@ -93,9 +93,7 @@ async fn article_page(state: web::Data<AppState>, id: web::Path<String>) -> Http
             .content_type("text/html; charset=utf-8")
             .body("<!doctype html><title>Not found</title><p>There is no help article with that id.</p>");
     };
-    let mut body = String::new();
-    let parser = pulldown_cmark::Parser::new(&article.body);
-    pulldown_cmark::html::push_html(&mut body, parser);
+    let body = crate::knowledge::render_markdown(&article.body);
     let title = html_escape(&article.title);
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_upload_bytes: usize) {
             .route("/export", web::get().to(import::export))
             .route("/search", web::post().to(search::hit_test))
             .route("/gaps", web::get().to(search::gaps))
+            .route("/preview", web::post().to(preview))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound("no such admin route".into()))
             })),
@@ -84,4 +85,17 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/yaml")
         .body(OPENAPI)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    body: String,
+}
+
+/// The article body as customers will see it on its `/kb/{id}` page.
+async fn preview(body: web::Json<PreviewBody>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "html": crate::knowledge::render_markdown(&body.body)
+    }))
 }

@@ -136,20 +136,29 @@ pub struct GapGroup {
     pub sessions: usize,
 }
 
+/// A group being formed: its first question's embedding, and who asked.
+struct Forming<'a> {
+    group: GapGroup,
+    embedding: Option<&'a [f32]>,
+    sessions: Vec<uuid::Uuid>,
+}
+
 /// Groups gaps (newest first) greedily: each joins the first group whose
 /// first question is similar enough; larger groups come first.
 pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
-    let mut groups: Vec<(GapGroup, Option<&[f32]>, Vec<uuid::Uuid>)> = Vec::new();
+    let mut groups: Vec<Forming<'_>> = Vec::new();
     for gap in gaps {
         let key = normalise(&gap.question);
         let found = groups
             .iter_mut()
-            .find(|(g, e, _)| match (gap.embedding.as_deref(), e) {
+            .find(|f| match (gap.embedding.as_deref(), f.embedding) {
                 (Some(a), Some(b)) => cosine(a, b) >= SAME_GAP,
-                _ => normalise(&g.question) == key,
+                _ => normalise(&f.group.question) == key,
             });
         match found {
-            Some((group, _, sessions)) => {
+            Some(Forming {
+                group, sessions, ..
+            }) => {
                 group.count += 1;
                 *group.reasons.entry(gap.reason).or_default() += 1;
                 if group.examples.len() < 5 && !group.examples.iter().any(|e| normalise(e) == key) {
@@ -159,8 +168,8 @@ pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
                     sessions.push(gap.session_id);
                 }
             }
-            None => groups.push((
-                GapGroup {
+            None => groups.push(Forming {
+                group: GapGroup {
                     question: gap.question.clone(),
                     count: 1,
                     reasons: [(gap.reason, 1)].into(),
@@ -168,16 +177,16 @@ pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
                     last_at_ms: gap.at_ms,
                     sessions: 0,
                 },
-                gap.embedding.as_deref(),
-                vec![gap.session_id],
-            )),
+                embedding: gap.embedding.as_deref(),
+                sessions: vec![gap.session_id],
+            }),
         }
     }
     let mut out: Vec<GapGroup> = groups
         .into_iter()
-        .map(|(mut g, _, sessions)| {
-            g.sessions = sessions.len();
-            g
+        .map(|f| GapGroup {
+            sessions: f.sessions.len(),
+            ..f.group
         })
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at_ms.cmp(&a.last_at_ms)));

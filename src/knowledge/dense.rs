@@ -67,10 +67,14 @@ const MAGIC: &[u8; 8] = b"FDEMB001";
 impl EmbeddingCache {
     /// An empty cache that lives only in memory.
     pub fn in_memory(encoder: &Encoder) -> Self {
+        EmbeddingCache::empty(encoder.fingerprint(), encoder.dim())
+    }
+
+    fn empty(fingerprint: &str, dim: usize) -> Self {
         EmbeddingCache {
             path: None,
-            fingerprint: encoder.fingerprint().to_string(),
-            dim: encoder.dim(),
+            fingerprint: fingerprint.to_string(),
+            dim,
             vectors: HashMap::new(),
             dirty: false,
         }
@@ -78,7 +82,11 @@ impl EmbeddingCache {
 
     /// Opens the cache file; a missing, foreign or damaged file starts empty.
     pub fn open(path: &Path, encoder: &Encoder) -> Self {
-        let mut cache = EmbeddingCache::in_memory(encoder);
+        EmbeddingCache::open_for(path, encoder.fingerprint(), encoder.dim())
+    }
+
+    fn open_for(path: &Path, fingerprint: &str, dim: usize) -> Self {
+        let mut cache = EmbeddingCache::empty(fingerprint, dim);
         cache.path = Some(path.to_path_buf());
         match cache.read(path) {
             Ok(n) => tracing::debug!(cached = n, "passage embeddings loaded"),
@@ -206,5 +214,36 @@ mod tests {
         let s = index.similarities(&[0.6, 0.8]);
         assert!((s[0] - 0.6).abs() < 1e-6 && (s[1] - 1.0).abs() < 1e-6);
         assert!(index.similarities(&[1.0]).is_empty(), "wrong dimension");
+    }
+
+    #[test]
+    fn the_cache_survives_a_restart_and_ignores_another_encoder() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("passages.emb");
+        let mut cache = EmbeddingCache::open_for(&path, "enc-a", 2);
+        let texts = ["first passage".to_string(), "second".to_string()];
+        for (t, v) in texts.iter().zip([[0.6, 0.8], [1.0, 0.0]]) {
+            let key = cache.key(t);
+            cache.vectors.insert(key, v.to_vec());
+        }
+        cache.dirty = true;
+        cache.retain_and_save(&texts[..1]);
+        let reopened = EmbeddingCache::open_for(&path, "enc-a", 2);
+        assert_eq!(reopened.vectors.len(), 1, "only kept passages are saved");
+        assert_eq!(
+            reopened.vectors[&reopened.key("first passage")],
+            vec![0.6, 0.8]
+        );
+        assert!(
+            EmbeddingCache::open_for(&path, "enc-b", 2)
+                .vectors
+                .is_empty()
+        );
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(
+            EmbeddingCache::open_for(&path, "enc-a", 2)
+                .vectors
+                .is_empty()
+        );
     }
 }

@@ -47,6 +47,10 @@ pub struct RetrievalReport {
     /// Per query: embedding the question (hybrid and dense) and searching.
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The search alone, as in chat, where the question's embedding is
+    /// already made for the intent model.
+    pub search_p50_ms: f64,
+    pub search_p99_ms: f64,
     pub articles: usize,
     pub passages: usize,
     pub index_seconds: f64,
@@ -148,6 +152,7 @@ pub fn retrieval(
 
     let (mut r1, mut r5, mut mrr, mut ndcg) = (0.0, 0.0, 0.0, 0.0);
     let mut times = Vec::with_capacity(rows.len());
+    let mut search_times = Vec::with_capacity(rows.len());
     let mut misses = Vec::new();
     let mut judged = Vec::new();
     for row in &rows {
@@ -160,7 +165,9 @@ pub fn retrieval(
             text: row.text.clone(),
             ..Default::default()
         };
+        let searching = Instant::now();
         let hits = corpus.search(&query, embedding.as_deref(), kind, 30)?;
+        search_times.push(searching.elapsed().as_secs_f64() * 1000.0);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         let ranking = article_ranking(&hits);
         let best = |keep: &dyn Fn(&str) -> bool| {
@@ -203,6 +210,7 @@ pub fn retrieval(
     }
     let n = rows.len().max(1) as f64;
     let (p50, p99) = percentiles(times);
+    let (search_p50, search_p99) = percentiles(search_times);
     let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
     Ok(RetrievalReport {
         retriever: kind,
@@ -213,6 +221,8 @@ pub fn retrieval(
         n: rows.len(),
         p50_ms: round(p50),
         p99_ms: round(p99),
+        search_p50_ms: round(search_p50),
+        search_p99_ms: round(search_p99),
         articles: corpus.article_count(),
         passages: corpus.passage_count(),
         index_seconds: round(index_seconds),

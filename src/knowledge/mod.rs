@@ -21,6 +21,20 @@ pub use index::{Hit, KbIndex, KbIndexError, RetrievalQuery};
 pub use retriever::{Answerability, Corpus, RetrievalError, Retrieved, RetrieverKind};
 pub use terms::Analyzer;
 
+/// Renders an article body to HTML for people: the `/kb/{id}` page and
+/// the admin page's preview. Raw HTML in the Markdown is shown as text, so
+/// an imported page cannot run scripts in a customer's browser.
+pub fn render_markdown(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser};
+    let events = Parser::new(markdown).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
 /// A source cited by a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Citation {
