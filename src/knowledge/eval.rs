@@ -64,8 +64,8 @@ pub struct RetrievalReport {
 /// out, the best remaining passage judged instead.
 #[derive(Debug, Serialize)]
 pub struct ThresholdPoint {
-    pub min_similarity: f32,
-    pub min_relevance: f32,
+    pub min_similarity: f64,
+    pub min_relevance: f64,
     /// Share of questions answered, from the right article.
     pub answered_correctly: f64,
     /// Share of unanswerable questions answered anyway.
@@ -95,8 +95,8 @@ fn curve(judged: &[Judged], min_relevance: f32) -> Vec<ThresholdPoint> {
                     (judged.iter().filter(|j| f(j)).count() as f64 / n * 1e4).round() / 1e4
                 };
                 ThresholdPoint {
-                    min_similarity: (t * 100.0).round() / 100.0,
-                    min_relevance: min_rel.min(1.0),
+                    min_similarity: f64::from((t * 100.0).round()) / 100.0,
+                    min_relevance: f64::from((min_rel.min(1.0) * 100.0).round()) / 100.0,
                     answered_correctly: share(&|j| j.right_top && rule.passes(j.with.0, j.with.1)),
                     answered_wrongly: share(&|j| rule.passes(j.without.0, j.without.1)),
                 }
