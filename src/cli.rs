@@ -157,8 +157,8 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
 /// Knowledge-base tools work on the server's database (seeding it from
 /// `knowledge/` when it is empty, as the server does).
 async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
+    use crate::knowledge::RetrievalQuery;
     use crate::knowledge::live::{KnowledgeBase, hit_test};
-    use crate::knowledge::{Answerability, RetrievalQuery};
     let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)?;
@@ -181,10 +181,7 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
             ),
             KbCommand::Search { query, context } => {
                 let embedding = encoder.embed(&[query.as_str()])?.remove(0);
-                let rule = Answerability {
-                    min_relevance: config.min_relevance,
-                    min_similarity: config.min_similarity,
-                };
+                let rule = config.answerability();
                 let query = RetrievalQuery {
                     text: query,
                     context,

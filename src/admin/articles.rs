@@ -152,8 +152,8 @@ pub async fn update(
         tags: body.tags,
         url: body.url,
     };
-    let validated = input.validate();
-    let version = match (body.version, validated) {
+    // Every field's problem in one answer, the missing version included.
+    let (expected, article) = match (body.version, input.validate()) {
         (Some(version), Ok(article)) => (version, article),
         (version, result) => {
             let mut errors = result.err().unwrap_or_default();
@@ -166,7 +166,6 @@ pub async fn update(
             return Err(ApiError::Invalid(errors));
         }
     };
-    let (expected, article) = version;
     let state = state.into_inner();
     let updated = state
         .store

@@ -62,7 +62,7 @@ pub async fn hit_test(
         prefer_tags,
     };
     let corpus = state.kb.snapshot();
-    let rule = responder::answerability(&state);
+    let rule = state.config.answerability();
     let limit = body.limit.unwrap_or(10).clamp(1, 50);
     let (report, query) = {
         let embedding = understood.embedding.clone();

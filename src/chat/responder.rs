@@ -11,9 +11,7 @@ use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
 use crate::generation::grounding;
 use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
-use crate::knowledge::{
-    Analyzer, Answerability, Citation, Passage, RetrievalQuery, Retrieved, RetrieverKind,
-};
+use crate::knowledge::{Analyzer, Citation, Passage, RetrievalQuery, Retrieved, RetrieverKind};
 use crate::state::AppState;
 use crate::storage::gaps::GapReason;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
@@ -79,12 +77,7 @@ pub async fn answer(
             .await
         }
     };
-    let previous_question = live
-        .turns()
-        .iter()
-        .rev()
-        .find(|t| t.speaker == Speaker::Customer)
-        .map(|t| t.text.clone());
+    let previous_question = live.previous_question();
     let reply_to = question.id.clone();
     let stored = match state
         .store
@@ -269,14 +262,6 @@ pub fn plan(state: &AppState, understood: &Understood) -> Plan {
     }
 }
 
-/// The answerability rule in force.
-pub fn answerability(state: &AppState) -> Answerability {
-    Answerability {
-        min_relevance: state.config.min_relevance,
-        min_similarity: state.config.min_similarity,
-    }
-}
-
 /// Retrieves and answers from the knowledge base: no passage good enough
 /// to answer from gives `no_answer`, otherwise the model phrases the best
 /// one. Also returns the best passage's similarity, for gap tracking.
@@ -291,14 +276,9 @@ async fn answer_from_kb(
 ) -> (BotReply, Option<f32>) {
     let started = Instant::now();
     let history = live.turns();
-    let previous_question = history
-        .iter()
-        .rev()
-        .find(|t| t.speaker == Speaker::Customer)
-        .map(|t| t.text.clone());
     let query = RetrievalQuery {
         text: question.to_string(),
-        context: previous_question,
+        context: live.previous_question(),
         prefer_tags,
     };
 
@@ -322,7 +302,7 @@ async fn answer_from_kb(
         .and_then(|r| r.map_err(|e| e.to_string()))
     };
     stats.retrieval = started.elapsed();
-    let rule = answerability(state);
+    let rule = state.config.answerability();
     let hits = hits.unwrap_or_else(|e| {
         tracing::error!(error = %e, "knowledge-base search failed");
         Vec::new()

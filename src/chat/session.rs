@@ -94,6 +94,15 @@ impl LiveSession {
         lock(&self.turns).clone()
     }
 
+    /// The customer's latest message before the one being answered.
+    pub fn previous_question(&self) -> Option<String> {
+        lock(&self.turns)
+            .iter()
+            .rev()
+            .find(|t| t.speaker == Speaker::Customer)
+            .map(|t| t.text.clone())
+    }
+
     pub fn push_turns(&self, new: impl IntoIterator<Item = ChatTurn>) {
         let mut turns = lock(&self.turns);
         turns.extend(new);
