@@ -184,7 +184,6 @@ impl Corpus {
         }
 
         let judge = self.bm25.judge(query)?;
-        let rrf = |s: &Option<Scored>, w: f32| s.map_or(0.0, |s| w / (RRF_K + s.rank as f32));
         let mut hits: Vec<Retrieved> = found
             .into_iter()
             .map(|(i, (bm25, dense))| {
@@ -192,7 +191,7 @@ impl Corpus {
                 Retrieved {
                     relevance: judge.relevance(&self.terms[i]),
                     similarity: similarities.get(i).copied().unwrap_or(0.0),
-                    fused: rrf(&bm25, BM25_WEIGHT) + rrf(&dense, DENSE_WEIGHT),
+                    fused: fused_score(bm25, dense),
                     passage,
                     bm25,
                     dense,
@@ -209,6 +208,13 @@ impl Corpus {
     }
 }
 
+/// Weighted reciprocal-rank fusion: each retriever that found the passage
+/// adds its weight over (k + rank).
+fn fused_score(bm25: Option<Scored>, dense: Option<Scored>) -> f32 {
+    let rrf = |s: Option<Scored>, w: f32| s.map_or(0.0, |s| w / (RRF_K + s.rank as f32));
+    rrf(bm25, BM25_WEIGHT) + rrf(dense, DENSE_WEIGHT)
+}
+
 /// Articles in the order their best passage ranks.
 pub fn article_ranking(hits: &[Retrieved]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
@@ -218,4 +224,23 @@ pub fn article_ranking(hits: &[Retrieved]) -> Vec<&str> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rank: usize) -> Option<Scored> {
+        Some(Scored { score: 0.0, rank })
+    }
+
+    #[test]
+    fn fusion_rewards_agreement_and_weighs_dense_double() {
+        let both = fused_score(at(3), at(3));
+        assert!(both > fused_score(at(1), None));
+        assert!(both > fused_score(None, at(1)));
+        assert!(fused_score(None, at(1)) > fused_score(at(1), None));
+        assert!(fused_score(at(1), at(40)) > fused_score(at(2), at(40)));
+        assert_eq!(fused_score(None, None), 0.0);
+    }
 }
