@@ -138,8 +138,8 @@ impl Judge {
             .iter()
             .zip(&self.weights)
             .filter(|(t, _)| passage_terms.contains(*t))
-            .map(|(_, w)| w)
-            .sum();
+            // A fold from +0.0: `sum` starts at -0.0, which would show as "-0".
+            .fold(0.0, |sum, (_, w)| sum + w);
         matched / total
     }
 }
