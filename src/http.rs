@@ -74,11 +74,12 @@ async fn healthz() -> HttpResponse {
 /// Ready once the model is loaded and the index is open, which the server
 /// waits for before it listens; the body says what was loaded.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let corpus = state.kb.snapshot();
     HttpResponse::Ok().json(json!({
         "status": "ready",
         "model": state.generator.describe(),
-        "articles": state.kb.snapshot().article_count(),
-        "passages": state.kb.snapshot().passage_count(),
+        "articles": corpus.article_count(),
+        "passages": corpus.passage_count(),
         "skipped_articles": state.skipped_articles,
         "intents": state.understanding.catalogue().intents.len(),
         "out_of_scope_threshold": state.understanding.intent_model().threshold(),

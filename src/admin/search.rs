@@ -9,9 +9,8 @@ use serde_json::json;
 
 use crate::api::ApiError;
 use crate::chat::responder::{self, NO_ANSWER_TEXT, Plan};
-use crate::generation::grounding;
 use crate::knowledge::live::hit_test as run_hit_test;
-use crate::knowledge::{Analyzer, Citation, Passage, RetrievalQuery};
+use crate::knowledge::{Citation, RetrievalQuery, Retrieved};
 use crate::state::AppState;
 use crate::storage::ReplyKind;
 use crate::storage::gaps::{Gap, GapReason};
@@ -76,24 +75,19 @@ pub async fn hit_test(
     let (kind, reply, citation) = match plan {
         Plan::Fixed(kind, text) => (kind, text, None),
         Plan::Search(_) => {
-            let answerable: Vec<(f32, &Passage)> = report
+            let answerable: Vec<Retrieved> = report
                 .passages
                 .iter()
                 .filter(|p| p.answers(&rule))
                 .take(state.config.retrieval_top_k)
-                .map(|p| (p.relevance, &p.passage))
+                .cloned()
                 .collect();
             if answerable.is_empty() {
                 (ReplyKind::NoAnswer, NO_ANSWER_TEXT.to_string(), None)
             } else {
                 // The extract the model is given to phrase; chat may word it differently.
-                let source = answerable[grounding::best_source(&text, &answerable)].1;
-                let terms = query.subject_terms(&mut Analyzer::default());
-                (
-                    ReplyKind::Extractive,
-                    grounding::extractive(&text, &terms, source),
-                    Some(Citation::of(source)),
-                )
+                let (source, extract) = responder::source_and_extract(&query, &answerable);
+                (ReplyKind::Extractive, extract, Some(Citation::of(source)))
             }
         }
     };

@@ -326,6 +326,19 @@ async fn answer_from_kb(
     (reply, best)
 }
 
+/// Code, not the model, picks the answer's source among passages good
+/// enough to answer from, and the sentences of it that answer the question:
+/// the fallback reply, and what hit testing shows.
+pub fn source_and_extract<'a>(
+    query: &RetrievalQuery,
+    hits: &'a [Retrieved],
+) -> (&'a Passage, String) {
+    let terms = query.subject_terms(&mut Analyzer::default());
+    let candidates: Vec<(f32, &Passage)> = hits.iter().map(|h| (h.relevance, &h.passage)).collect();
+    let source = &hits[grounding::best_source(&query.text, &candidates)].passage;
+    (source, grounding::extractive(&query.text, &terms, source))
+}
+
 async fn generate(
     state: &AppState,
     live: &LiveSession,
@@ -335,11 +348,7 @@ async fn generate(
     hits: &[Retrieved],
     stats: &mut AnswerStats,
 ) -> BotReply {
-    // Code picks the answer's source; the model only phrases it.
-    let terms = query.subject_terms(&mut Analyzer::default());
-    let candidates: Vec<(f32, &Passage)> = hits.iter().map(|h| (h.relevance, &h.passage)).collect();
-    let source = &hits[grounding::best_source(&query.text, &candidates)].passage;
-    let extract = grounding::extractive(&query.text, &terms, source);
+    let (source, extract) = source_and_extract(query, hits);
     let extractive_reply = BotReply {
         reply_id,
         text: extract,

@@ -10,8 +10,8 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
+use super::Passage;
 use super::terms::{ANALYZER_NAME, Analyzer, analyzer};
-use super::{Article, Passage};
 
 /// Weight of the previous customer turn's words. A message with few content
 /// words of its own ("and how much does it cost?") leans on the previous turn more.
@@ -161,64 +161,46 @@ pub fn passage_terms(passage: &Passage, analyzer: &mut Analyzer) -> HashSet<Stri
 pub struct KbIndex {
     reader: IndexReader,
     fields: Fields,
-    passages: usize,
-    articles: usize,
 }
 
 impl KbIndex {
-    /// Builds the index in memory from the active articles. It is derived
+    /// Builds the index in memory from the active articles' passages. It is derived
     /// from the store and rebuilt whole on every change: a few milliseconds
     /// per hundred articles, and never out of step with the store.
-    pub fn build(articles: &[Article]) -> Result<KbIndex, KbIndexError> {
+    pub fn build(passages: &[Passage]) -> Result<KbIndex, KbIndexError> {
         let (schema, fields) = schema();
         let index = Index::create_in_ram(schema);
         index.tokenizers().register(ANALYZER_NAME, analyzer());
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
-        for article in articles {
-            for p in article.passages() {
-                let tags = p.tags.join(", ");
-                let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
-                // An article's intro states what the title promises, so it is
-                // indexed under the title; otherwise sections whose heading
-                // repeats a question word outrank the intro that answers it.
-                let heading = if p.heading.is_empty() {
-                    p.article_title.as_str()
-                } else {
-                    p.heading.as_str()
-                };
-                writer.add_document(doc!(
-                    fields.passage_id => p.id.as_str(),
-                    fields.article_id => p.article_id.as_str(),
-                    fields.title => p.article_title.as_str(),
-                    fields.heading => heading,
-                    fields.heading_text => p.heading.as_str(),
-                    fields.tags => tags,
-                    fields.body => p.text.as_str(),
-                    fields.url => p.url.as_str(),
-                    fields.all => all,
-                ))?;
-            }
+        for p in passages {
+            let tags = p.tags.join(", ");
+            let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
+            // An article's intro states what the title promises, so it is
+            // indexed under the title; otherwise sections whose heading
+            // repeats a question word outrank the intro that answers it.
+            let heading = if p.heading.is_empty() {
+                p.article_title.as_str()
+            } else {
+                p.heading.as_str()
+            };
+            writer.add_document(doc!(
+                fields.passage_id => p.id.as_str(),
+                fields.article_id => p.article_id.as_str(),
+                fields.title => p.article_title.as_str(),
+                fields.heading => heading,
+                fields.heading_text => p.heading.as_str(),
+                fields.tags => tags,
+                fields.body => p.text.as_str(),
+                fields.url => p.url.as_str(),
+                fields.all => all,
+            ))?;
         }
         writer.commit()?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let passages = reader.searcher().num_docs() as usize;
-        Ok(KbIndex {
-            reader,
-            fields,
-            passages,
-            articles: articles.len(),
-        })
-    }
-
-    pub fn passage_count(&self) -> usize {
-        self.passages
-    }
-
-    pub fn article_count(&self) -> usize {
-        self.articles
+        Ok(KbIndex { reader, fields })
     }
 
     /// Ranked passages for a question, best first. CPU-bound: call it off the

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 mod article;
 pub mod dense;
@@ -58,8 +57,6 @@ impl Citation {
 pub struct KbLoad {
     pub articles: Vec<Article>,
     pub skipped: Vec<ArticleError>,
-    /// Digest of the loaded articles; the index is rebuilt when it changes.
-    pub digest: String,
 }
 
 /// Reads every `*.md` file under `dir` (sorted, recursively). A file that does
@@ -71,7 +68,6 @@ pub fn load_dir(dir: &Path) -> std::io::Result<KbLoad> {
     let mut articles = Vec::new();
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
-    let mut hasher = Sha256::new();
     for file in files {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
@@ -90,24 +86,14 @@ pub fn load_dir(dir: &Path) -> std::io::Result<KbLoad> {
                 line: 2,
                 message: format!("duplicate article id {:?}", article.id),
             }),
-            Ok(article) => {
-                hasher.update(article.id.as_bytes());
-                hasher.update([0]);
-                hasher.update(text.as_bytes());
-                hasher.update([0]);
-                articles.push(article);
-            }
+            Ok(article) => articles.push(article),
             Err(e) => skipped.push(e),
         }
     }
     for e in &skipped {
         tracing::warn!(file = %e.file.display(), line = e.line, reason = %e.message, "skipped knowledge-base article");
     }
-    Ok(KbLoad {
-        articles,
-        skipped,
-        digest: hex::encode(hasher.finalize()),
-    })
+    Ok(KbLoad { articles, skipped })
 }
 
 fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

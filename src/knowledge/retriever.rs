@@ -110,8 +110,8 @@ impl Corpus {
         encoder: &Encoder,
         cache: &mut EmbeddingCache,
     ) -> Result<Corpus, RetrievalError> {
-        let bm25 = KbIndex::build(&articles)?;
         let passages: Vec<Passage> = articles.iter().flat_map(Article::passages).collect();
+        let bm25 = KbIndex::build(&passages)?;
         let texts: Vec<String> = passages.iter().map(embedding_text).collect();
         let embeddings = cache.embed(encoder, &texts)?;
         cache.retain_and_save(&texts);
