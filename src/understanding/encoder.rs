@@ -1,15 +1,16 @@
 //! The sentence encoder: a BERT-family model (all-MiniLM-L6-v2 by default)
-//! run in-process with candle, mean-pooled and L2-normalised.
+//! run in-process (`bert.rs`, int8 dense layers), mean-pooled and
+//! L2-normalised.
 //!
 //! Any model in the Hugging Face layout works: a folder with `config.json`,
 //! `tokenizer.json` and `model.safetensors`.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use candle_transformers::models::bert::Config as BertConfig;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::bert::Bert;
 
 /// Longer inputs are cut: a chat message past this many word pieces adds
 /// little to its meaning and a lot to the cost.
@@ -42,9 +43,8 @@ impl From<candle_core::Error> for EncoderError {
 pub type Embedding = Vec<f32>;
 
 pub struct Encoder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
     dim: usize,
     /// Digest of the weights, so caches derived from embeddings can tell
     /// when the model changed.
@@ -79,12 +79,9 @@ impl Encoder {
                 path: tokenizer_path.clone(),
                 message: e.to_string(),
             })?;
-        // The shipped tokenizer pads every input to 128; pad only to the
-        // longest in a batch instead.
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        // The shipped tokenizer pads every input to 128; the model packs
+        // sequences without padding instead.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS.min(config.max_position_embeddings),
@@ -94,23 +91,14 @@ impl Encoder {
                 path: tokenizer_path.clone(),
                 message: e.to_string(),
             })?;
-        let device = Device::Cpu;
-        let weights_err = |source| EncoderError::Weights {
+        let model = Bert::load(&weights_path, &config).map_err(|source| EncoderError::Weights {
             path: weights_path.clone(),
             source,
-        };
-        // SAFETY: the weights file is memory-mapped read-only; it must not be
-        // modified while the server runs, like any model file.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device)
-                .map_err(weights_err)?
-        };
-        let model = BertModel::load(vb, &config).map_err(weights_err)?;
+        })?;
         let fingerprint = fingerprint(&config_text, &weights_path)?;
         Ok(Self {
             model,
             tokenizer,
-            device,
             dim: config.hidden_size,
             fingerprint,
         })
@@ -134,25 +122,25 @@ impl Encoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EncoderError::Run(e.to_string()))?;
-        let len = encodings[0].get_ids().len();
-        let mut ids = Vec::with_capacity(texts.len() * len);
-        let mut mask = Vec::with_capacity(texts.len() * len);
-        for encoding in &encodings {
-            ids.extend_from_slice(encoding.get_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (texts.len(), len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (texts.len(), len), &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        // Mean over real tokens only, then unit length.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let hidden = self.model.forward(&ids);
+        // Mean over each sequence's tokens, then unit length.
+        let mut start = 0;
+        let embeddings = ids
+            .iter()
+            .map(|ids| {
+                let tokens = &hidden[start * self.dim..(start + ids.len()) * self.dim];
+                start += ids.len();
+                let mut mean = vec![0f32; self.dim];
+                for token in tokens.chunks_exact(self.dim) {
+                    mean.iter_mut().zip(token).for_each(|(m, v)| *m += v);
+                }
+                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|v| *v /= norm);
+                mean
+            })
+            .collect();
+        Ok(embeddings)
     }
 
     /// Embeds many texts, in batches of similar length so little is padded.
@@ -179,6 +167,8 @@ fn fingerprint(config: &str, weights: &Path) -> Result<String, EncoderError> {
         path: weights.to_path_buf(),
     })?;
     let mut hasher = Sha256::new();
+    // The int8 forward pass gives slightly different embeddings from f32.
+    hasher.update(b"int8");
     hasher.update(config.as_bytes());
     hasher.update(meta.len().to_le_bytes());
     Ok(hex::encode(&hasher.finalize()[..8]))

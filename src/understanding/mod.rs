@@ -6,10 +6,12 @@
 //! load from a cache keyed on what they were trained on, so a shop edits
 //! `knowledge/intents/` and restarts: no rebuild.
 
+mod bert;
 pub mod catalogue;
 pub mod classifier;
 pub mod encoder;
 pub mod eval;
+mod int8;
 pub mod intent;
 pub mod ngrams;
 pub mod sentiment;

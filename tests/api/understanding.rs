@@ -240,6 +240,59 @@ async fn messages_arriving_together_are_embedded_together_and_correctly() {
     }
 }
 
+/// The encoder's own int8 forward pass against candle-transformers' f32
+/// `BertModel` on the same files: the embeddings must agree.
+#[test]
+fn the_int8_encoder_agrees_with_the_f32_reference() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+
+    let understanding = understanding();
+    let encoder = understanding.encoder();
+    let dir = repo_path("models").join(frontdesk::models::DEFAULT_ENCODER_DIR);
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    // SAFETY: the model file is not modified while the test runs.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[dir.join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let reference = BertModel::load(vb, &config).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    let texts = [
+        "hi",
+        "where is my parcel? it's been two weeks",
+        "I want to cancel my subscription and get a refund for last month",
+        "wat r ur opening hrs",
+    ];
+    let ours = encoder.embed(&texts).unwrap();
+    for (text, ours) in texts.iter().zip(ours) {
+        let ids = tokenizer.encode(*text, true).unwrap().get_ids().to_vec();
+        let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let hidden = reference
+            .forward(&ids, &ids.zeros_like().unwrap(), None)
+            .unwrap();
+        let mean: Vec<f32> = hidden
+            .mean(1)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let cosine: f32 = mean.iter().zip(&ours).map(|(r, o)| r / norm * o).sum();
+        assert!(cosine > 0.995, "{text}: cosine {cosine}");
+    }
+}
+
 #[tokio::test]
 async fn eval_trains_on_a_file_and_counts_unknown_labels_as_errors() {
     use frontdesk::understanding::eval;
