@@ -83,6 +83,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "skipped_articles": state.skipped_articles,
         "intents": state.understanding.catalogue().intents.len(),
         "out_of_scope_threshold": state.understanding.intent_model().threshold(),
+        "out_of_scope_min_similarity": state.understanding.intent_model().min_similarity(),
         "live_sessions": state.hub.len(),
     }))
 }

@@ -13,6 +13,7 @@ use candle_core::{DType, Device};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
+use super::encoder::dot;
 use super::int8::Int8Linear;
 
 pub struct Bert {
@@ -261,25 +262,6 @@ fn erf(x: f32) -> f32 {
             + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let y = 1.0 - poly * (-x * x).exp();
     y.copysign(x)
-}
-
-/// Eight partial sums, so the compiler can vectorise without reordering
-/// a single sum.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in a8.zip(b8) {
-        for i in 0..8 {
-            lanes[i] += a[i] * b[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 fn softmax(v: &mut [f32]) {

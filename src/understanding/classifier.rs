@@ -140,7 +140,15 @@ impl Classifier {
                         .broadcast_add(b.as_tensor())?
                         .relu()?;
                     if options.dropout > 0.0 {
-                        h = candle_nn::ops::dropout(&h, options.dropout)?;
+                        // Our own mask rather than candle's dropout, which
+                        // draws from an unseeded generator: training must
+                        // give the same model twice.
+                        let p = options.dropout;
+                        let mask: Vec<f32> = (0..h.elem_count())
+                            .map(|_| if rng.unit() < p { 0.0 } else { 1.0 / (1.0 - p) })
+                            .collect();
+                        let mask = Tensor::from_vec(mask, h.shape(), &device)?;
+                        h = (h * mask)?;
                     }
                 }
                 let logits = h
@@ -261,6 +269,27 @@ mod tests {
             assert!(model.predict(&[1.0, 0.0, 0.0])[0] > 0.9);
             assert!(model.predict(&[-1.0, 0.0, 0.0])[1] > 0.9);
         }
+    }
+
+    #[test]
+    fn training_twice_gives_the_same_model() {
+        let examples: Vec<Vec<f32>> = (0..30)
+            .map(|i| vec![(i % 3) as f32, (i % 5) as f32 * 0.1, 1.0])
+            .collect();
+        let targets: Vec<usize> = (0..30).map(|i| i % 3).collect();
+        let options = TrainOptions {
+            epochs: 5,
+            hidden: Some(8),
+            dropout: 0.5,
+            ..Default::default()
+        };
+        let labels = || vec!["a".into(), "b".into(), "c".into()];
+        let first = Classifier::train(&examples, &targets, labels(), &options).unwrap();
+        let second = Classifier::train(&examples, &targets, labels(), &options).unwrap();
+        assert_eq!(
+            first.logits(&[1.0, 0.2, 1.0]),
+            second.logits(&[1.0, 0.2, 1.0])
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod encoder;
 pub mod eval;
 mod int8;
 pub mod intent;
+mod neighbours;
 pub mod ngrams;
 pub mod sentiment;
 pub mod signals;
@@ -33,7 +34,7 @@ use sentiment::{ExamplesError, Sentiment, SentimentModel};
 use worker::EncoderWorker;
 
 /// Bumped when training or features change, so old caches are not reused.
-const MODEL_VERSION: &str = "2";
+const MODEL_VERSION: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnderstandingError {
