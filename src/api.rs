@@ -1,6 +1,6 @@
-//! What the operator APIs (`/api/admin`, `/api/console`) share: bearer-token
-//! authorisation and one error type, mapped once to HTTP statuses and
-//! stable JSON codes.
+//! What the operator APIs (`/api/admin`, `/api/console`) share: one error
+//! type, mapped once to HTTP statuses and stable JSON codes, and the admin
+//! API's bearer token (the console signs agents in: `console::auth`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -11,19 +11,20 @@ use crate::state::{AppState, StartupError};
 use crate::storage::StoreError;
 use crate::storage::articles::ArticleWriteError;
 
-/// Which API a request is for; says which `*_disabled` code an unset token gives.
-#[derive(Debug, Clone, Copy)]
-pub enum Area {
-    Admin,
-    Console,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("this API is disabled: set `admin_token` (FRONTDESK_ADMIN_TOKEN)")]
-    Disabled(Area),
+    AdminDisabled,
+    #[error("there are no agent accounts yet: create one with `frontdesk agent add NAME`")]
+    NoAgents,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("unknown agent or wrong password")]
+    InvalidCredentials,
+    #[error("{0} already has this conversation")]
+    Taken(String),
+    #[error("take the conversation over first")]
+    NotTaken,
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -45,9 +46,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Disabled(Area::Admin) => "admin_disabled",
-            Self::Disabled(Area::Console) => "console_disabled",
+            Self::AdminDisabled => "admin_disabled",
+            Self::NoAgents => "console_disabled",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Taken(_) => "conversation_taken",
+            Self::NotTaken => "not_taken",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::Exists(_) => "article_exists",
@@ -63,8 +67,9 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Disabled(_) => StatusCode::FORBIDDEN,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminDisabled | Self::NoAgents => StatusCode::FORBIDDEN,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Taken(_) | Self::NotTaken => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::VersionConflict { .. } | Self::Exists(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::ImportRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -83,6 +88,7 @@ impl ResponseError for ApiError {
             Self::Invalid(fields) => body["fields"] = json!(fields),
             Self::ImportRejected(report) => body["report"] = report.clone(),
             Self::VersionConflict { current, .. } => body["current_version"] = json!(current),
+            Self::Taken(agent) => body["agent"] = json!(agent),
             _ => {}
         }
         HttpResponse::build(self.status_code()).json(body)
@@ -92,6 +98,18 @@ impl ResponseError for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::storage::conversations::HandoverError> for ApiError {
+    fn from(e: crate::storage::conversations::HandoverError) -> Self {
+        use crate::storage::conversations::HandoverError;
+        match e {
+            HandoverError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            HandoverError::TakenBy(agent) => ApiError::Taken(agent),
+            HandoverError::NotYours => ApiError::NotTaken,
+            HandoverError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -116,22 +134,26 @@ impl From<ArticleWriteError> for ApiError {
 }
 
 /// Checks the request's bearer token against `admin_token`.
-pub fn authorize(state: &AppState, request: &HttpRequest, area: Area) -> Result<(), ApiError> {
+pub fn authorize_admin(state: &AppState, request: &HttpRequest) -> Result<(), ApiError> {
     let expected = state
         .config
         .admin_token
         .as_deref()
-        .ok_or(ApiError::Disabled(area))?;
-    let given = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .ok_or(ApiError::AdminDisabled)?;
+    let given = bearer_token(request);
     // Compared in constant time so the token cannot be guessed byte by byte.
     match given {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
+}
+
+pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,4 +1,4 @@
-//! Command line: `frontdesk [serve]`, `frontdesk fetch-models`, `frontdesk bench`.
+//! Command line: `frontdesk [serve]`, `fetch-models`, `bench`, `kb`, `eval`, `agent`.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,19 @@ pub enum Command {
     /// Measure understanding on labelled CSV files (`text,label`)
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Agent accounts for the console
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent account, or set its password; the password is read
+    /// from standard input (one line), so it stays out of shell history
+    Add {
+        /// The name the agent signs in with and customers see
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,7 +125,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
+        Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name)?,
     }
+    Ok(())
+}
+
+fn add_agent(config: &Config, name: &str) -> anyhow::Result<()> {
+    let name = name.trim();
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().count() <= 60,
+        "an agent name is 1 to 60 characters"
+    );
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(
+        password.chars().count() >= 8,
+        "the password must be at least 8 characters"
+    );
+    let hash = crate::console::auth::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = crate::storage::Store::open(&config.database_path())?;
+    let created = store.upsert_agent_blocking(name, &hash)?;
+    println!(
+        "{} agent {name:?}; sign in at /console.html",
+        if created {
+            "created"
+        } else {
+            "updated the password of"
+        }
+    );
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! HTTP routes and the server: health, readiness, the demo page, article
-//! pages for citations, and the chat websocket.
+//! HTTP routes and the server: health, readiness, the demo shop page, the
+//! chat widget, the console and admin pages, article pages for citations,
+//! and the chat websocket.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const ADMIN_HTML: &str = include_str!("../static/admin.html");
+const CONSOLE_HTML: &str = include_str!("../static/console.html");
+const WIDGET_JS: &str = include_str!("../static/widget.js");
 
 /// Starts serving on `listener`. The returned server must be awaited or spawned.
 pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
@@ -25,6 +28,8 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .app_data(data.clone())
             .route("/", web::get().to(index))
             .route("/admin.html", web::get().to(admin_page))
+            .route("/console.html", web::get().to(console_page))
+            .route("/widget.js", web::get().to(widget))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/kb/{id}", web::get().to(article_page))
@@ -65,6 +70,21 @@ async fn admin_page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(ADMIN_HTML)
+}
+
+async fn console_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(CONSOLE_HTML)
+}
+
+/// The widget shops embed with one script tag, from any origin.
+async fn widget() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(WIDGET_JS)
 }
 
 async fn healthz() -> HttpResponse {

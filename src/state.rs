@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::chat::SessionHub;
 use crate::config::Config;
+use crate::console::live::ConsoleHub;
 use crate::generation::TextGenerator;
 use crate::knowledge::live::KnowledgeBase;
 use crate::knowledge::{self, ArticleError, RetrievalError};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub generator: Arc<dyn TextGenerator>,
     pub understanding: Arc<Understanding>,
     pub hub: SessionHub,
+    /// Live updates for open agent consoles.
+    pub console: ConsoleHub,
 }
 
 /// The slow-to-load parts, passed in so tests can share them.
@@ -77,6 +80,7 @@ impl AppState {
             generator: models.generator,
             understanding: models.understanding,
             hub: SessionHub::default(),
+            console: ConsoleHub::default(),
         })
     }
 }

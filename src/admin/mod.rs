@@ -12,7 +12,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, web};
 
-use crate::api::{ApiError, Area};
+use crate::api::ApiError;
 use crate::state::AppState;
 
 const OPENAPI: &str = include_str!("openapi.yaml");
@@ -71,7 +71,7 @@ async fn require_admin(
     let public = request.path() == "/api/admin/openapi.yaml";
     let denied = match request.app_data::<web::Data<AppState>>() {
         _ if public => None,
-        Some(state) => crate::api::authorize(state, request.request(), Area::Admin).err(),
+        Some(state) => crate::api::authorize_admin(state, request.request()).err(),
         None => Some(ApiError::Internal("application state is missing".into())),
     };
     match denied {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::knowledge::Citation;
+use crate::storage::conversations::{ConversationEvent, Status};
 use crate::storage::{ReplyKind, Role, StoredMessage};
 use crate::understanding::intent::Intent;
 use crate::understanding::sentiment::Sentiment;
@@ -200,6 +201,11 @@ pub enum ServerFrame {
         resumed: bool,
         /// Highest seq stored for the session.
         last_seq: i64,
+        /// Who answers now: `bot`, `agent` (a person) or `closed`.
+        handled_by: Status,
+        /// The person answering, when `handled_by` is `agent`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
     },
     History(HistoryEntry),
     Ack {
@@ -225,6 +231,29 @@ pub enum ServerFrame {
         intent: Option<Intent>,
         #[serde(skip_serializing_if = "Option::is_none")]
         sentiment: Option<Sentiment>,
+    },
+    /// A streaming reply that was stopped (a person took over); drop its draft.
+    ReplyCancelled {
+        reply_id: Uuid,
+    },
+    /// A message from a person of the shop.
+    AgentMessage {
+        seq: i64,
+        agent: String,
+        text: String,
+        at: i64,
+    },
+    /// A person joined, handed back to the bot, or closed the conversation.
+    Event {
+        seq: i64,
+        event: ConversationEvent,
+        agent: String,
+        text: String,
+        at: i64,
+    },
+    /// A person is typing; not stored.
+    Typing {
+        agent: String,
     },
     Error {
         code: ErrorCode,
@@ -256,6 +285,11 @@ pub struct HistoryEntry {
     pub intent: Option<Intent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentiment: Option<Sentiment>,
+    /// The person who wrote an agent message or caused an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<ConversationEvent>,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
 }
@@ -273,6 +307,8 @@ impl From<&StoredMessage> for HistoryEntry {
             kind: m.reply.as_ref().map(|r| r.kind),
             intent: m.understood.as_ref().map(|u| u.intent.clone()),
             sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
+            agent: m.author.clone(),
+            event: m.event,
             at: m.created_at_ms,
         }
     }
@@ -300,6 +336,37 @@ impl ServerFrame {
             intent: m.understood.as_ref().map(|u| u.intent.clone()),
             sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
         })
+    }
+
+    /// The live frame of a stored agent message or event.
+    pub fn from_person(m: &StoredMessage) -> Option<ServerFrame> {
+        let agent = m.author.clone()?;
+        Some(match (m.role, m.event) {
+            (Role::Agent, _) => ServerFrame::AgentMessage {
+                seq: m.seq,
+                agent,
+                text: m.text.clone(),
+                at: m.created_at_ms,
+            },
+            (Role::Event, Some(event)) => ServerFrame::Event {
+                seq: m.seq,
+                event,
+                agent,
+                text: m.text.clone(),
+                at: m.created_at_ms,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The stored message's seq, for frames that carry one.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            ServerFrame::Reply { seq, .. }
+            | ServerFrame::AgentMessage { seq, .. }
+            | ServerFrame::Event { seq, .. } => Some(*seq),
+            _ => None,
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -410,6 +477,8 @@ mod tests {
                 },
                 embedding: Vec::new(),
             }),
+            author: None,
+            event: None,
             created_at_ms: 0,
         };
         insta::assert_json_snapshot!(ServerFrame::reply(&stored).unwrap(), @r#"
@@ -442,6 +511,32 @@ mod tests {
           }
         }
         "#);
+    }
+
+    #[test]
+    fn a_person_joining_is_an_event_frame() {
+        let stored = StoredMessage {
+            seq: 5,
+            role: Role::Event,
+            text: "Sam from our team joined the chat".into(),
+            client_id: None,
+            reply: None,
+            understood: None,
+            author: Some("Sam".into()),
+            event: Some(ConversationEvent::AgentJoined),
+            created_at_ms: 7,
+        };
+        insta::assert_json_snapshot!(ServerFrame::from_person(&stored).unwrap(), @r#"
+        {
+          "type": "event",
+          "seq": 5,
+          "event": "agent_joined",
+          "agent": "Sam",
+          "text": "Sam from our team joined the chat",
+          "at": 7
+        }
+        "#);
+        assert_eq!(ServerFrame::from_person(&stored).unwrap().seq(), Some(5));
     }
 
     proptest! {

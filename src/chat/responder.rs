@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::escalation::{FlagReason, asks_for_human};
@@ -36,6 +37,13 @@ pub struct AnswerStats {
     pub tokens: usize,
 }
 
+/// One reply the bot is writing, and the token that stops it when a person
+/// takes over.
+struct BotTurn {
+    reply_id: Uuid,
+    cancel: CancellationToken,
+}
+
 /// The stored customer message being answered.
 #[derive(Debug, Clone)]
 pub struct Question {
@@ -57,7 +65,15 @@ pub async fn answer(
     let started = Instant::now();
     let mut stats = AnswerStats::default();
     let reply_id = Uuid::new_v4();
+    let turn = BotTurn {
+        reply_id,
+        cancel: live.bot_turn(),
+    };
     let understood = understand(&state, &live, &question).await;
+    if !live.handler().is_bot() {
+        // A person has the conversation: the message is theirs to answer.
+        return None;
+    }
     let plan = understood
         .as_ref()
         .map_or(Plan::Search(Vec::new()), |u| plan(&state, u));
@@ -68,7 +84,7 @@ pub async fn answer(
             answer_from_kb(
                 &state,
                 &live,
-                reply_id,
+                &turn,
                 &question.text,
                 embedding.as_deref(),
                 prefer_tags,
@@ -77,6 +93,13 @@ pub async fn answer(
             .await
         }
     };
+    if turn.cancel.is_cancelled() || !live.handler().is_bot() {
+        tracing::info!(%reply_id, tokens = stats.tokens, "reply cancelled: a person took over");
+        if stats.tokens > 0 {
+            live.publish(ServerFrame::ReplyCancelled { reply_id });
+        }
+        return None;
+    }
     let previous_question = live.previous_question();
     let reply_to = question.id.clone();
     let stored = match state
@@ -121,6 +144,7 @@ pub async fn answer(
     if let Some(frame) = ServerFrame::reply(&stored) {
         live.publish(frame);
     }
+    crate::console::live::changed(&state, live.id, Some(stored.seq));
     let kind = stored.reply.as_ref().map(|r| r.kind);
     tracing::info!(
         seq = stored.seq,
@@ -140,7 +164,7 @@ pub async fn answer(
 /// when it should be. A failure here costs the reply its steering, not the
 /// customer their answer.
 async fn understand(
-    state: &AppState,
+    state: &Arc<AppState>,
     live: &LiveSession,
     question: &Question,
 ) -> Option<Understood> {
@@ -161,16 +185,31 @@ async fn understand(
     if let Some(reason) = live.observe_message(&understood) {
         flag(state, live, reason).await;
     }
+    crate::console::live::changed(state, live.id, Some(question.seq));
     Some(understood)
 }
 
+/// Flags the conversation for a person and leaves them a summary of it.
 async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
     match state.store.flag(live.id, reason).await {
         Ok(true) => {
             tracing::info!(session = %live.id, reason = reason.as_str(), "conversation flagged")
         }
-        Ok(false) => {}
-        Err(e) => tracing::error!(error = %e, "cannot flag conversation"),
+        Ok(false) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot flag conversation");
+            return;
+        }
+    }
+    let summary = match state.store.transcript(live.id).await {
+        Ok(messages) => crate::console::summary::summarize(&messages, reason),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the conversation to summarise it");
+            return;
+        }
+    };
+    if let Err(e) = state.store.set_summary(live.id, summary).await {
+        tracing::error!(error = %e, "cannot store the hand-off summary");
     }
 }
 
@@ -268,7 +307,7 @@ pub fn plan(state: &AppState, understood: &Understood) -> Plan {
 async fn answer_from_kb(
     state: &Arc<AppState>,
     live: &LiveSession,
-    reply_id: Uuid,
+    turn: &BotTurn,
     question: &str,
     embedding: Option<&[f32]>,
     prefer_tags: Vec<String>,
@@ -319,9 +358,9 @@ async fn answer_from_kb(
     );
 
     let reply = if relevant.is_empty() {
-        BotReply::without_sources(reply_id, ReplyKind::NoAnswer, NO_ANSWER_TEXT)
+        BotReply::without_sources(turn.reply_id, ReplyKind::NoAnswer, NO_ANSWER_TEXT)
     } else {
-        generate(state, live, reply_id, &history, &query, &relevant, stats).await
+        generate(state, live, turn, &history, &query, &relevant, stats).await
     };
     (reply, best)
 }
@@ -342,7 +381,7 @@ pub fn source_and_extract<'a>(
 async fn generate(
     state: &AppState,
     live: &LiveSession,
-    reply_id: Uuid,
+    turn: &BotTurn,
     history: &[ChatTurn],
     query: &RetrievalQuery,
     hits: &[Retrieved],
@@ -350,7 +389,7 @@ async fn generate(
 ) -> BotReply {
     let (source, extract) = source_and_extract(query, hits);
     let extractive_reply = BotReply {
-        reply_id,
+        reply_id: turn.reply_id,
         text: extract,
         citations: vec![Citation::of(source)],
         grounded: false,
@@ -366,20 +405,28 @@ async fn generate(
     let mut events = match state.generator.start(request) {
         Ok(rx) => rx,
         Err(_busy) => {
-            return BotReply::without_sources(reply_id, ReplyKind::Busy, BUSY_TEXT);
+            return BotReply::without_sources(turn.reply_id, ReplyKind::Busy, BUSY_TEXT);
         }
     };
     let started = Instant::now();
     let mut text = String::new();
     let mut failed = false;
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = tokio::select! {
+            // Dropping `events` on the way out stops the model.
+            _ = turn.cancel.cancelled() => break,
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+        };
         match event {
             GenEvent::Token(token) => {
                 stats.first_token.get_or_insert_with(|| started.elapsed());
                 stats.tokens += 1;
                 text.push_str(&token);
                 live.publish(ServerFrame::Token {
-                    reply_id,
+                    reply_id: turn.reply_id,
                     text: token,
                 });
             }
@@ -403,7 +450,7 @@ async fn generate(
     let verdict = grounding::check(&text, &[&source_text], &query.text);
     if verdict.is_acceptable() {
         BotReply {
-            reply_id,
+            reply_id: turn.reply_id,
             text,
             citations: vec![Citation::of(source)],
             grounded: true,

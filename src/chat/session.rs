@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::escalation::{Escalation, FlagReason};
 use super::protocol::ServerFrame;
 use crate::generation::{ChatTurn, Speaker};
 use crate::storage::ReplyKind;
+use crate::storage::conversations::{Handler, Status};
 use crate::storage::{Role, Store, StoreError, StoredMessage, now_ms};
 use crate::understanding::Understood;
 
@@ -30,18 +32,26 @@ pub struct LiveSession {
     last_active_ms: AtomicI64,
     connections: AtomicUsize,
     escalation: Mutex<Escalation>,
+    handler: Mutex<Handler>,
+    /// Cancelled when a person takes over, stopping the bot's reply in flight.
+    bot_turn: Mutex<CancellationToken>,
 }
 
 impl LiveSession {
-    fn new(id: Uuid, history: &[StoredMessage]) -> LiveSession {
+    fn new(id: Uuid, history: &[StoredMessage], handler: Handler) -> LiveSession {
+        // What a person wrote is part of the conversation the bot continues.
         let turns = history
             .iter()
-            .map(|m| ChatTurn {
-                speaker: match m.role {
+            .filter_map(|m| {
+                let speaker = match m.role {
                     Role::Customer => Speaker::Customer,
-                    Role::Bot => Speaker::Assistant,
-                },
-                text: m.text.clone(),
+                    Role::Bot | Role::Agent => Speaker::Assistant,
+                    Role::Event => return None,
+                };
+                Some(ChatTurn {
+                    speaker,
+                    text: m.text.clone(),
+                })
             })
             .collect();
         LiveSession {
@@ -52,7 +62,29 @@ impl LiveSession {
             last_active_ms: AtomicI64::new(now_ms()),
             connections: AtomicUsize::new(0),
             escalation: Mutex::new(Escalation::from_history(history)),
+            handler: Mutex::new(handler),
+            bot_turn: Mutex::new(CancellationToken::new()),
         }
+    }
+
+    pub fn handler(&self) -> Handler {
+        lock(&self.handler).clone()
+    }
+
+    /// Changes who answers. Taking the conversation from the bot stops any
+    /// reply it is writing.
+    pub fn set_handler(&self, handler: Handler) {
+        if handler.status == Status::Agent {
+            let mut turn = lock(&self.bot_turn);
+            turn.cancel();
+            *turn = CancellationToken::new();
+        }
+        *lock(&self.handler) = handler;
+    }
+
+    /// Cancelled if a person takes over while the bot answers.
+    pub fn bot_turn(&self) -> CancellationToken {
+        lock(&self.bot_turn).clone()
     }
 
     /// Whether a connection of this session is open.
@@ -171,10 +203,15 @@ impl SessionHub {
             }
             if store.session_exists(id).await? {
                 let history = store.recent_messages(id, KEPT_TURNS).await?;
+                let handler = match store.handler(id).await {
+                    Ok(h) => h,
+                    Err(crate::storage::conversations::HandoverError::Store(e)) => return Err(e),
+                    Err(_) => Handler::bot(),
+                };
                 let live = self
                     .sessions
                     .entry(id)
-                    .or_insert_with(|| Arc::new(LiveSession::new(id, &history)))
+                    .or_insert_with(|| Arc::new(LiveSession::new(id, &history, handler)))
                     .clone();
                 return Ok(Opened {
                     session: live,
@@ -185,7 +222,7 @@ impl SessionHub {
         }
         let id = Uuid::new_v4();
         store.open_session(id).await?;
-        let live = Arc::new(LiveSession::new(id, &[]));
+        let live = Arc::new(LiveSession::new(id, &[], Handler::bot()));
         self.sessions.insert(id, live.clone());
         Ok(Opened {
             session: live,

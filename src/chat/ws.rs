@@ -16,6 +16,7 @@ use super::protocol::{
 use super::responder;
 use super::session::{ConnectionGuard, LiveSession};
 use crate::state::AppState;
+use crate::storage::conversations::{Handler, Status};
 
 /// Errors in a row (without a good frame between) after which a client is
 /// treated as abusive and disconnected.
@@ -110,6 +111,9 @@ impl Connection {
         };
         if let Some(joined) = self.joined.take() {
             joined.forwarder.abort();
+            let session = joined.session.id;
+            drop(joined);
+            crate::console::live::changed(&self.state, session, None);
         }
         let _ = self.ws.close(close).await;
         tracing::debug!("connection closed");
@@ -233,10 +237,13 @@ impl Connection {
             Err(e) => return self.internal(e.to_string(), None).await,
         };
         let stored_last = history.last().map(|m| m.seq).unwrap_or(last_seq);
+        let handler = session.handler();
         let welcome = ServerFrame::Welcome {
             session_id: session.id,
             resumed: opened.resumed,
             last_seq: stored_last,
+            handled_by: handler.status,
+            agent: handler.agent.filter(|_| handler.status == Status::Agent),
         };
         if self.send(&welcome).await.is_err() {
             return Flow::Close(None);
@@ -261,6 +268,7 @@ impl Connection {
             session: session.clone(),
             forwarder,
         });
+        crate::console::live::changed(&self.state, session.id, None);
         if opened.loaded {
             self.answer_unanswered(session).await;
         }
@@ -316,6 +324,11 @@ impl Connection {
             return Flow::Close(None);
         }
         if !appended.duplicate {
+            // Writing into a closed conversation reopens it (the store did too).
+            if session.handler().status == Status::Closed {
+                session.set_handler(Handler::bot());
+            }
+            crate::console::live::changed(&self.state, session.id, Some(appended.seq));
             tokio::spawn(
                 responder::answer(
                     self.state.clone(),
@@ -355,7 +368,7 @@ async fn forward(
 ) {
     loop {
         match events.recv().await {
-            Ok(ServerFrame::Reply { seq, .. }) if seq <= replayed_up_to => {}
+            Ok(frame) if frame.seq().is_some_and(|seq| seq <= replayed_up_to) => {}
             Ok(frame) => {
                 if out.send(frame).await.is_err() {
                     return;

@@ -14,7 +14,9 @@ use crate::understanding::Understood;
 use crate::understanding::intent::Intent;
 use crate::understanding::sentiment::Sentiment;
 
+pub mod agents;
 pub mod articles;
+pub mod conversations;
 pub mod gaps;
 mod schema;
 
@@ -34,6 +36,10 @@ pub enum StoreError {
 pub enum Role {
     Customer,
     Bot,
+    /// A person from the shop, in the agent console.
+    Agent,
+    /// Something that happened to the conversation (a person joined, left, closed it).
+    Event,
 }
 
 impl Role {
@@ -41,6 +47,8 @@ impl Role {
         match s {
             "customer" => Ok(Role::Customer),
             "bot" => Ok(Role::Bot),
+            "agent" => Ok(Role::Agent),
+            "event" => Ok(Role::Event),
             other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
         }
     }
@@ -101,6 +109,10 @@ pub struct StoredMessage {
     /// A customer message's intent and sentiment; on a reply, those of the
     /// message it answers.
     pub understood: Option<Understood>,
+    /// The agent who wrote an agent message or caused an event.
+    pub author: Option<String>,
+    /// What happened, for an event.
+    pub event: Option<conversations::ConversationEvent>,
     pub created_at_ms: i64,
 }
 
@@ -119,6 +131,11 @@ pub struct ConversationSummary {
     pub flag: Option<Flag>,
     pub last_message: Option<String>,
     pub last_message_at_ms: Option<i64>,
+    /// Who wrote the last message.
+    pub last_role: Option<Role>,
+    pub handler: conversations::Handler,
+    /// What the bot gathered for the agent when it flagged the conversation.
+    pub summary: Option<String>,
 }
 
 /// Result of storing a customer message.
@@ -150,7 +167,7 @@ impl Store {
     }
 
     /// Runs blocking SQLite work off the async executor.
-    async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -205,6 +222,11 @@ impl Store {
     ) -> Result<Appended, StoreError> {
         self.run(move |conn| {
             let tx = conn.transaction()?;
+            // A customer writing into a closed conversation reopens it for the bot.
+            tx.execute(
+                "UPDATE sessions SET status = 'bot', agent = NULL WHERE id = ?1 AND status = 'closed'",
+                [session.to_string()],
+            )?;
             let existing: Option<i64> = tx
                 .query_row(
                     "SELECT seq FROM messages WHERE session_id = ?1 AND role = 'customer' AND client_id = ?2",
@@ -275,6 +297,8 @@ impl Store {
                 client_id: reply_to,
                 reply: Some(reply),
                 understood,
+                author: None,
+                event: None,
                 created_at_ms,
             })
         })
@@ -327,44 +351,6 @@ impl Store {
         .await
     }
 
-    /// Conversations, flagged first, then the most recently active.
-    pub async fn conversations(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms
-                 FROM sessions s
-                 LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq
-                 ORDER BY s.flag_reason IS NULL, COALESCE(m.created_at_ms, s.created_at_ms) DESC
-                 LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                ))
-            })?;
-            rows.map(|row| {
-                let (id, created_at_ms, reason, at, last, last_at) = row?;
-                Ok(ConversationSummary {
-                    session_id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    created_at_ms,
-                    flag: read_flag(reason.zip(at))?,
-                    last_message: last,
-                    last_message_at_ms: last_at,
-                })
-            })
-            .collect()
-        })
-        .await
-    }
-
     /// Messages with `seq > after`, oldest first.
     pub async fn messages_after(
         &self,
@@ -399,12 +385,16 @@ impl Store {
         .await
     }
 
-    /// Customer messages that have no reply yet (the server stopped while answering).
+    /// Customer messages that have no reply yet (the server stopped while
+    /// answering). Messages written while a person had the conversation, or
+    /// before they joined, were theirs to answer.
     pub async fn unanswered(&self, session: Uuid) -> Result<Vec<StoredMessage>, StoreError> {
         self.run(move |conn| {
             query_messages(
                 conn,
                 "WHERE session_id = ?1 AND role = 'customer'
+                 AND seq > COALESCE((SELECT MAX(seq) FROM messages e WHERE e.session_id = m.session_id
+                                     AND e.role IN ('agent', 'event')), 0)
                  AND NOT EXISTS (SELECT 1 FROM messages r WHERE r.session_id = m.session_id
                                  AND r.role = 'bot' AND r.client_id = m.client_id)
                  ORDER BY seq",
@@ -416,7 +406,7 @@ impl Store {
 }
 
 /// Columns read by [`read_row`], in its order.
-const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment";
+const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, author";
 
 fn understood_columns(
     understood: Option<&Understood>,
@@ -430,7 +420,7 @@ fn understood_columns(
     })
 }
 
-fn read_flag(column: Option<(String, i64)>) -> Result<Option<Flag>, StoreError> {
+pub(crate) fn read_flag(column: Option<(String, i64)>) -> Result<Option<Flag>, StoreError> {
     column
         .map(|(reason, at_ms)| {
             let reason = FlagReason::parse(&reason)
@@ -453,7 +443,7 @@ fn query_messages(
         .collect()
 }
 
-fn next_seq(tx: &rusqlite::Transaction<'_>, session: Uuid) -> Result<i64, StoreError> {
+pub(crate) fn next_seq(tx: &rusqlite::Transaction<'_>, session: Uuid) -> Result<i64, StoreError> {
     tx.query_row(
         "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
         [session.to_string()],
@@ -477,6 +467,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
     let created_at_ms: i64 = row.get(8)?;
     let intent: Option<String> = row.get(9)?;
     let sentiment: Option<String> = row.get(10)?;
+    let author: Option<String> = row.get(11)?;
     Ok((|| {
         let understood = match (intent, sentiment) {
             (Some(intent), Some(sentiment)) => Some(Understood {
@@ -496,9 +487,17 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
                 citations: serde_json::from_str(citations.as_deref().unwrap_or("[]"))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 grounded: grounded.unwrap_or(false),
-                kind: serde_json::from_value(serde_json::Value::String(kind.unwrap_or_default()))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                kind: serde_json::from_value(serde_json::Value::String(
+                    kind.clone().unwrap_or_default(),
+                ))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             }),
+            _ => None,
+        };
+        let event = match role {
+            Role::Event => Some(conversations::ConversationEvent::parse(
+                kind.as_deref().unwrap_or_default(),
+            )?),
             _ => None,
         };
         Ok(StoredMessage {
@@ -508,6 +507,8 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
             client_id,
             reply,
             understood,
+            author,
+            event,
             created_at_ms,
         })
     })())

@@ -61,6 +61,49 @@ const MIGRATIONS: &[&str] = &[
         embedding BLOB,
         at_ms INTEGER NOT NULL
     );",
+    // The agent console: agents' messages and conversation events (a person
+    // joined, left, closed) are stored messages too, so they replay in
+    // order; who handles a conversation; agent accounts and sign-ins.
+    // SQLite cannot widen a CHECK, so `messages` is rebuilt.
+    "CREATE TABLE messages_v4 (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('customer', 'bot', 'agent', 'event')),
+        text TEXT NOT NULL,
+        client_id TEXT,
+        reply_id TEXT,
+        citations TEXT,
+        grounded INTEGER,
+        kind TEXT,
+        created_at_ms INTEGER NOT NULL,
+        intent TEXT,
+        sentiment TEXT,
+        author TEXT,
+        PRIMARY KEY (session_id, seq)
+    );
+    INSERT INTO messages_v4 (session_id, seq, role, text, client_id, reply_id, citations,
+                             grounded, kind, created_at_ms, intent, sentiment)
+        SELECT session_id, seq, role, text, client_id, reply_id, citations,
+               grounded, kind, created_at_ms, intent, sentiment FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v4 RENAME TO messages;
+    CREATE UNIQUE INDEX messages_customer_client_id
+        ON messages (session_id, client_id) WHERE role = 'customer';
+    ALTER TABLE sessions ADD COLUMN status TEXT NOT NULL DEFAULT 'bot'
+        CHECK (status IN ('bot', 'agent', 'closed'));
+    ALTER TABLE sessions ADD COLUMN agent TEXT;
+    ALTER TABLE sessions ADD COLUMN outcome TEXT;
+    ALTER TABLE sessions ADD COLUMN summary TEXT;
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE agent_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        agent TEXT NOT NULL REFERENCES agents(name) ON DELETE CASCADE,
+        expires_at_ms INTEGER NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

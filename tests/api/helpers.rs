@@ -183,6 +183,42 @@ impl TestApp {
         WsClient { stream }
     }
 
+    /// Creates an agent account, as `frontdesk agent add` does.
+    pub fn add_agent(&self, name: &str, password: &str) {
+        let hash = frontdesk::console::auth::hash_password(password).unwrap();
+        self.state.store.upsert_agent_blocking(name, &hash).unwrap();
+    }
+
+    /// Signs an agent in and returns the console token.
+    pub async fn sign_in(&self, name: &str, password: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/console/login"))
+            .json(&json!({"name": name, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// The console's live feed, signed in with `token`; its `hello` is read.
+    pub async fn console_feed(&self, token: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://127.0.0.1:{}/api/console/ws", self.port)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("console websocket connects");
+        let mut feed = WsClient { stream };
+        assert_eq!(feed.recv().await["type"], "hello");
+        feed
+    }
+
     /// Stops the server and hands back its data directory.
     pub async fn stop(self) -> TempDir {
         self.handle.stop(true).await;
@@ -308,6 +344,32 @@ impl WsClient {
             reply["text"], reply["kind"], reply["citations"]
         );
         Exchange { ack, tokens, reply }
+    }
+
+    /// The next JSON frame if one comes within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.recv()).await.ok()
+    }
+
+    /// Frames until `done` holds for one (returned last), failing after `wait`.
+    pub async fn recv_until_where(
+        &mut self,
+        wait: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        let mut frames = Vec::new();
+        loop {
+            let left = wait.saturating_sub(started.elapsed());
+            let frame = self.recv_within(left).await.unwrap_or_else(|| {
+                panic!("the expected frame did not come in {wait:?}; got {frames:#?}")
+            });
+            let stop = done(&frame);
+            frames.push(frame);
+            if stop {
+                return frames;
+            }
+        }
     }
 
     /// Waits without reading, so websocket pings go unanswered.

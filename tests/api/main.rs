@@ -3,6 +3,7 @@
 mod admin;
 mod browser;
 mod chat;
+mod console;
 mod helpers;
 mod protocol;
 mod sessions;

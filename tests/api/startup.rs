@@ -32,7 +32,12 @@ async fn health_readiness_demo_page_and_article_pages_are_served() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("new WebSocket"));
+    assert!(page.contains(r#"<script src="/widget.js""#), "{page}");
+    let widget = http.get(app.url("/widget.js")).send().await.unwrap();
+    assert_eq!(widget.status(), 200);
+    assert!(widget.text().await.unwrap().contains("attachShadow"));
+    let console = http.get(app.url("/console.html")).send().await.unwrap();
+    assert_eq!(console.status(), 200);
     let article = http.get(app.url("/kb/return-policy")).send().await.unwrap();
     assert_eq!(article.status(), 200);
     assert!(article.text().await.unwrap().contains("30 days"));

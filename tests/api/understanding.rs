@@ -154,15 +154,10 @@ examples:
 }
 
 #[tokio::test]
-async fn the_console_lists_flagged_conversations_first_behind_the_token() {
-    let app = spawn_app_with(
-        AppOptions {
-            configure: |c| c.admin_token = Some("s3cret".into()),
-            ..Default::default()
-        },
-        TempDir::new().unwrap(),
-    )
-    .await;
+async fn the_console_lists_flagged_conversations_first() {
+    let app = spawn_app().await;
+    app.add_agent("sam", "correct horse battery");
+    let token = app.sign_in("sam", "correct horse battery").await;
     let mut calm = app.connect().await;
     calm.start_session().await;
     calm.ask("c1", "hello").await;
@@ -171,18 +166,9 @@ async fn the_console_lists_flagged_conversations_first_behind_the_token() {
     upset.ask("u1", "get me a human, now").await;
     calm.ask("c2", "thanks!").await;
 
-    let url = app.url("/api/console/conversations");
-    let client = reqwest::Client::new();
-    let anonymous = client.get(&url).send().await.unwrap();
-    assert_eq!(anonymous.status(), 401);
-    let body: serde_json::Value = anonymous.json().await.unwrap();
-    assert_eq!(body["code"], "unauthorized");
-    let wrong = client.get(&url).bearer_auth("guess").send().await.unwrap();
-    assert_eq!(wrong.status(), 401);
-
-    let list: serde_json::Value = client
-        .get(&url)
-        .bearer_auth("s3cret")
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(app.url("/api/console/conversations"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
@@ -202,17 +188,6 @@ async fn the_console_lists_flagged_conversations_first_behind_the_token() {
             .len(),
         2
     );
-}
-
-#[tokio::test]
-async fn the_console_api_is_off_without_a_token() {
-    let app = spawn_app().await;
-    let response = reqwest::get(app.url("/api/console/conversations"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "console_disabled");
 }
 
 #[tokio::test]

@@ -1,0 +1,170 @@
+//! What an agent does to a conversation: take it over from the bot (which
+//! stops at once, mid-reply if need be), write to the customer, hand it
+//! back, close it with an outcome.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::SignedIn;
+use super::{live, parse_id};
+use crate::api::ApiError;
+use crate::chat::protocol::{HistoryEntry, ServerFrame};
+use crate::state::AppState;
+use crate::storage::StoredMessage;
+use crate::storage::conversations::{Handler, Outcome, Status};
+
+/// Longest agent message, as for customers' messages.
+fn check_text(state: &AppState, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("the message is empty".into()));
+    }
+    if text.len() > state.config.max_message_bytes {
+        return Err(ApiError::BadRequest(format!(
+            "the message is {} bytes; the limit is {}",
+            text.len(),
+            state.config.max_message_bytes
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Applies a change to the live session (who answers, the frame the
+/// customer sees), tells the consoles, and answers with the conversation.
+async fn respond(
+    state: &Arc<AppState>,
+    session: uuid::Uuid,
+    stored: Option<StoredMessage>,
+    handler: Option<Handler>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(live) = state.hub.get(session) {
+        if let Some(handler) = handler {
+            live.set_handler(handler);
+        }
+        if let Some(frame) = stored.as_ref().and_then(ServerFrame::from_person) {
+            live.publish(frame);
+        }
+    }
+    live::changed(state, session, stored.as_ref().map(|m| m.seq));
+    let summary = state
+        .store
+        .conversation(session)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {session}")))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "conversation": super::view(state, summary).await?,
+        "message": stored.as_ref().map(HistoryEntry::from),
+    })))
+}
+
+pub async fn take_over(
+    state: web::Data<AppState>,
+    agent: web::ReqData<SignedIn>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let session = parse_id(&id)?;
+    let name = agent.into_inner().name;
+    let joined = state.store.take_over(session, name.clone()).await?;
+    tracing::info!(%session, agent = %name, "conversation taken over");
+    let handler = Handler {
+        status: Status::Agent,
+        agent: Some(name),
+        outcome: None,
+    };
+    respond(&state, session, joined, Some(handler)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    text: String,
+}
+
+pub async fn send(
+    state: web::Data<AppState>,
+    agent: web::ReqData<SignedIn>,
+    id: web::Path<String>,
+    body: web::Json<MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let session = parse_id(&id)?;
+    let text = check_text(&state, &body.text)?;
+    let stored = state
+        .store
+        .append_agent(session, agent.into_inner().name, text)
+        .await?;
+    if let Some(live) = state.hub.get(session) {
+        live.push_turns([crate::generation::ChatTurn {
+            speaker: crate::generation::Speaker::Assistant,
+            text: stored.text.clone(),
+        }]);
+    }
+    let mut response = respond(&state, session, Some(stored), None).await?;
+    *response.status_mut() = actix_web::http::StatusCode::CREATED;
+    Ok(response)
+}
+
+pub async fn hand_back(
+    state: web::Data<AppState>,
+    agent: web::ReqData<SignedIn>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let session = parse_id(&id)?;
+    let left = state
+        .store
+        .release(session, agent.into_inner().name, None)
+        .await?;
+    respond(&state, session, Some(left), Some(Handler::bot())).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBody {
+    outcome: Outcome,
+}
+
+pub async fn close(
+    state: web::Data<AppState>,
+    agent: web::ReqData<SignedIn>,
+    id: web::Path<String>,
+    body: web::Json<CloseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let session = parse_id(&id)?;
+    let name = agent.into_inner().name;
+    let outcome = body.outcome;
+    let closed = state
+        .store
+        .release(session, name.clone(), Some(outcome))
+        .await?;
+    tracing::info!(%session, agent = %name, ?outcome, "conversation closed");
+    let handler = Handler {
+        status: Status::Closed,
+        agent: Some(name),
+        outcome: Some(outcome),
+    };
+    respond(&state, session, Some(closed), Some(handler)).await
+}
+
+/// Shows the customer that the agent is typing; nothing is stored.
+pub async fn typing(
+    state: web::Data<AppState>,
+    agent: web::ReqData<SignedIn>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = parse_id(&id)?;
+    let name = agent.into_inner().name;
+    let handler = state.store.handler(session).await?;
+    if handler.status != Status::Agent || handler.agent.as_deref() != Some(name.as_str()) {
+        return Err(ApiError::NotTaken);
+    }
+    if let Some(live) = state.hub.get(session) {
+        live.publish(ServerFrame::Typing { agent: name });
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
