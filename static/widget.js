@@ -85,7 +85,7 @@
   .send:disabled { opacity: .5; cursor: default; }
   .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
   @media (max-width: 480px) {
-    .panel { right: 0; bottom: 0; width: 100vw; height: 100dvh; border-radius: 0; }
+    .panel { inset: 0; width: auto; height: auto; border-radius: 0; }
     .panel.open ~ .launcher { display: none; }
   }
   @media (prefers-reduced-motion: reduce) { * { animation: none !important; transition: none !important; } }

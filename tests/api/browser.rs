@@ -5,11 +5,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::admin::{TOKEN, spawn_admin_app};
-use crate::helpers::repo_path;
+use crate::helpers::{repo_path, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -184,4 +184,185 @@ async fn the_admin_page_creates_an_article_and_finds_it_with_try_a_question() {
     browser
         .text_where("#versions", |t| t.contains("created") && t.contains("Ana"))
         .await;
+}
+
+impl Browser {
+    /// Runs `body` with `root` bound to the chat widget's shadow root
+    /// (`null` until the widget has mounted).
+    async fn in_widget(&self, body: &str, args: Vec<Value>) -> Value {
+        let script = format!(
+            "const host = document.getElementById('frontdesk-widget'); \
+             const root = host && host.shadowRoot; if (!root) return null; {body}"
+        );
+        self.client.execute(&script, args).await.unwrap()
+    }
+
+    /// Texts of the widget's elements matching `css`.
+    async fn widget_texts(&self, css: &str) -> Vec<String> {
+        let found = self
+            .in_widget(
+                "return [...root.querySelectorAll(arguments[0])].map((e) => e.textContent);",
+                vec![json!(css)],
+            )
+            .await;
+        serde_json::from_value(found).unwrap_or_default()
+    }
+
+    /// Waits until the widget's texts for `css` satisfy `ok`.
+    async fn widget_where(&self, css: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let texts = self.widget_texts(css).await;
+            if ok(&texts) {
+                return texts;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "widget {css} never matched; last: {texts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn widget_send(&self, text: &str) {
+        self.in_widget(
+            "root.getElementById('fd-input').value = arguments[0]; \
+             root.getElementById('fd-form').requestSubmit(); return true;",
+            vec![json!(text)],
+        )
+        .await;
+    }
+
+    async fn open_widget(&self) {
+        let started = Instant::now();
+        while self.in_widget("return true;", vec![]).await.is_null() {
+            assert!(started.elapsed() < WAIT, "the widget never mounted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.in_widget(
+            "if (!root.getElementById('fd-panel').classList.contains('open')) \
+             root.getElementById('fd-launcher').click(); return true;",
+            vec![],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_customer_on_the_demo_page_is_flagged_taken_over_and_keeps_the_conversation() {
+    const PASSWORD: &str = "correct horse battery";
+    let app = spawn_app().await;
+    app.add_agent("Sam", PASSWORD);
+    let customer = Browser::start().await;
+    customer.client.goto(&app.url("/")).await.unwrap();
+    customer.open_widget().await;
+
+    // A question: the answer streams in, then settles with its citation.
+    customer
+        .widget_send("How long do I have to return something?")
+        .await;
+    let started = Instant::now();
+    let mut saw_streaming = false;
+    loop {
+        saw_streaming |= !customer.widget_texts(".streaming").await.is_empty();
+        let cited = customer.widget_texts(".msg.bot .sources a").await;
+        if !cited.is_empty() && customer.widget_texts(".streaming").await.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < WAIT * 3, "no cited answer");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert!(saw_streaming, "the answer did not stream");
+    let href = customer
+        .in_widget(
+            "return root.querySelector('.msg.bot .sources a').href;",
+            vec![],
+        )
+        .await;
+    assert!(href.as_str().unwrap().contains("/kb/"), "{href}");
+    customer.screenshot("widget-answer.png").await;
+
+    // The agent console, signed in.
+    let console = Browser::start().await;
+    console
+        .client
+        .goto(&app.url("/console.html"))
+        .await
+        .unwrap();
+    console.type_into("#name", "Sam").await;
+    console.type_into("#password", PASSWORD).await;
+    console.click("#signin-form button[type=submit]").await;
+    console.find("#list li[data-id]").await;
+    console.text_where("#live", |t| t == "Live").await;
+
+    // An angry message is flagged in the console within a second.
+    customer
+        .widget_send("This is a joke. Third time I ask: where is my parcel?! I'll cancel and shop elsewhere.")
+        .await;
+    let sent = Instant::now();
+    console.find("#list li.flagged").await;
+    let flagged_after = sent.elapsed();
+    eprintln!("flagged in the console {flagged_after:?} after sending");
+    assert!(flagged_after <= Duration::from_secs(1), "{flagged_after:?}");
+    console
+        .text_where("#list li.flagged", |t| t.contains("Very unhappy"))
+        .await;
+
+    // The agent opens it, reads the hand-off note, takes over and replies.
+    console.click("#list li.flagged button").await;
+    console
+        .text_where("#summary-text", |t| t.contains("Flagged: very unhappy"))
+        .await;
+    console
+        .text_where("#transcript", |t| t.contains("cancel threat"))
+        .await;
+    console.click("#actions button.primary").await;
+    customer
+        .widget_where(".event", |t| {
+            t.iter().any(|e| e.contains("Sam from our team joined"))
+        })
+        .await;
+    customer
+        .widget_where("#fd-status", |t| {
+            t.first().is_some_and(|s| s.contains("chatting with Sam"))
+        })
+        .await;
+    console
+        .type_into(
+            "#reply",
+            "Hi, this is Sam. I'm sorry about the wait; I'm checking your parcel now.",
+        )
+        .await;
+    console.click("#compose button").await;
+    customer
+        .widget_where(".msg.agent", |t| {
+            t.iter().any(|m| m.contains("checking your parcel now"))
+        })
+        .await;
+    console
+        .text_where("#transcript", |t| t.contains("checking your parcel now"))
+        .await;
+    console.screenshot("console-takeover.png").await;
+    customer.screenshot("widget-agent.png").await;
+
+    // A reload keeps the whole conversation, each message once.
+    customer.client.refresh().await.unwrap();
+    customer.open_widget().await;
+    // Give the resumed connection time to replay anything it would.
+    customer.widget_where(".msg.agent", |t| t.len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let customer_messages = customer.widget_texts(".msg.customer").await;
+    assert_eq!(customer_messages.len(), 2, "{customer_messages:?}");
+    assert_eq!(customer.widget_texts(".msg.agent").await.len(), 1);
+    assert_eq!(customer.widget_texts(".event").await.len(), 1);
+    assert!(
+        !customer
+            .widget_texts(".msg.bot .sources a")
+            .await
+            .is_empty()
+    );
+
+    // On a phone-sized screen the chat fills the screen.
+    customer.client.set_window_size(390, 844).await.unwrap();
+    customer.screenshot("widget-phone.png").await;
 }
