@@ -83,7 +83,7 @@ pub struct ConfigLayer {
     #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
-    /// Bearer token for the operator APIs under /api/console (unset: those APIs are off)
+    /// Bearer token for the knowledge-base admin API under /api/admin (unset: it is off)
     #[arg(
         long,
         env = "FRONTDESK_ADMIN_TOKEN",

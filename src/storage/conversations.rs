@@ -205,6 +205,22 @@ fn append(
     })
 }
 
+fn append_event(
+    tx: &rusqlite::Transaction<'_>,
+    session: Uuid,
+    agent: &str,
+    event: ConversationEvent,
+) -> Result<StoredMessage, StoreError> {
+    append(
+        tx,
+        session,
+        Role::Event,
+        event.text(agent),
+        agent,
+        Some(event),
+    )
+}
+
 impl Store {
     /// Conversations, flagged and waiting for a person first, then the most
     /// recently active.
@@ -278,14 +294,7 @@ impl Store {
                 params![session.to_string(), agent],
             )?;
             let event = ConversationEvent::AgentJoined;
-            let stored = append(
-                &tx,
-                session,
-                Role::Event,
-                event.text(&agent),
-                &agent,
-                Some(event),
-            )?;
+            let stored = append_event(&tx, session, &agent, event)?;
             tx.commit()?;
             Ok(Some(stored))
         })
@@ -340,14 +349,7 @@ impl Store {
                     outcome_name
                 ],
             )?;
-            let stored = append(
-                &tx,
-                session,
-                Role::Event,
-                event.text(&agent),
-                &agent,
-                Some(event),
-            )?;
+            let stored = append_event(&tx, session, &agent, event)?;
             tx.commit()?;
             Ok(stored)
         })

@@ -32,6 +32,18 @@ async fn call(
     (status, body)
 }
 
+/// `POST /api/console/conversations/{session}/{action}` as the agent of `token`.
+async fn act(
+    app: &TestApp,
+    token: &str,
+    session: &str,
+    action: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let path = format!("/conversations/{session}/{action}");
+    call(app, Method::POST, &path, token, body).await
+}
+
 fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |f| f["type"] == kind
 }
@@ -77,7 +89,7 @@ async fn every_console_route_and_the_console_socket_refuse_anonymous_and_bad_tok
             client
                 .request(method.clone(), &url)
                 .header("cookie", "fd_agent=guess"),
-            client.request(method.clone(), &format!("{url}?token=guess")),
+            client.request(method.clone(), format!("{url}?token=guess")),
         ];
         for attempt in attempts {
             let response = attempt
@@ -166,14 +178,7 @@ async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_clo
         .send_json(json!({"type": "message", "id": "q1", "text": "How long do I have to return something?"}))
         .await;
     let first_token = customer.recv_until("token").await.pop().unwrap();
-    let (status, taken) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/takeover"),
-        &token,
-        None,
-    )
-    .await;
+    let (status, taken) = act(&app, &token, &session, "takeover", None).await;
     assert_eq!(status, StatusCode::OK, "{taken}");
     assert_eq!(taken["conversation"]["status"], "agent");
     assert_eq!(taken["conversation"]["agent"], "sam");
@@ -194,11 +199,11 @@ async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_clo
     );
 
     // The agent writes; the customer gets it live.
-    let (status, sent) = call(
+    let (status, sent) = act(
         &app,
-        Method::POST,
-        &format!("/conversations/{session}/messages"),
         &token,
+        &session,
+        "messages",
         Some(json!({"text": "Hi, I'm Sam. Returns are free within 30 days."})),
     )
     .await;
@@ -235,14 +240,7 @@ async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_clo
     }
 
     // Handed back, the bot answers again.
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/handback"),
-        &token,
-        None,
-    )
-    .await;
+    let (status, _) = act(&app, &token, &session, "handback", None).await;
     assert_eq!(status, StatusCode::OK);
     let left = customer
         .recv_until_where(SOON, is("event"))
@@ -250,11 +248,11 @@ async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_clo
         .pop()
         .unwrap();
     assert_eq!(left["event"], "agent_left");
-    let (status, body) = call(
+    let (status, body) = act(
         &app,
-        Method::POST,
-        &format!("/conversations/{session}/messages"),
         &token,
+        &session,
+        "messages",
         Some(json!({"text": "still here?"})),
     )
     .await;
@@ -266,11 +264,11 @@ async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_clo
     assert_eq!(answered.reply["kind"], "smalltalk");
 
     // Closed with an outcome.
-    let (status, closed) = call(
+    let (status, closed) = act(
         &app,
-        Method::POST,
-        &format!("/conversations/{session}/close"),
         &token,
+        &session,
+        "close",
         Some(json!({"outcome": "resolved"})),
     )
     .await;
@@ -360,14 +358,7 @@ async fn a_handoff_reaches_every_console_at_once_with_a_summary_and_one_agent_ge
     );
 
     // Sam takes it; Ana sees that, and cannot take it or write into it.
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/takeover"),
-        &sam,
-        None,
-    )
-    .await;
+    let (status, _) = act(&app, &sam, &session, "takeover", None).await;
     assert_eq!(status, StatusCode::OK);
     let taken = ana_feed
         .recv_until_where(SOON, |f| {
@@ -377,14 +368,7 @@ async fn a_handoff_reaches_every_console_at_once_with_a_summary_and_one_agent_ge
         .pop()
         .unwrap();
     assert_eq!(taken["conversation"]["agent"], "sam");
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/takeover"),
-        &ana,
-        None,
-    )
-    .await;
+    let (status, body) = act(&app, &ana, &session, "takeover", None).await;
     assert_eq!(
         (status, body["code"].as_str(), body["agent"].as_str()),
         (
@@ -393,34 +377,20 @@ async fn a_handoff_reaches_every_console_at_once_with_a_summary_and_one_agent_ge
             Some("sam")
         )
     );
-    let (status, _) = call(
+    let (status, _) = act(
         &app,
-        Method::POST,
-        &format!("/conversations/{session}/messages"),
         &ana,
+        &session,
+        "messages",
         Some(json!({"text": "hello"})),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // Taking it again is harmless for the one who has it.
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/takeover"),
-        &sam,
-        None,
-    )
-    .await;
+    let (status, _) = act(&app, &sam, &session, "takeover", None).await;
     assert_eq!(status, StatusCode::OK);
     // Sam typing shows on the customer's side.
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        &format!("/conversations/{session}/typing"),
-        &sam,
-        None,
-    )
-    .await;
+    let (status, _) = act(&app, &sam, &session, "typing", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let typing = customer
         .recv_until_where(SOON, is("typing"))
