@@ -139,8 +139,6 @@ impl Escalation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::understanding::intent::Intent;
-    use crate::understanding::sentiment::Sentiment;
 
     fn message(
         intent: &str,
@@ -148,19 +146,7 @@ mod tests {
         score: f32,
         signals: Vec<Signal>,
     ) -> Understood {
-        Understood {
-            intent: Intent {
-                name: intent.into(),
-                confidence: 0.9,
-                alternatives: Vec::new(),
-            },
-            sentiment: Sentiment {
-                label,
-                score,
-                signals,
-            },
-            embedding: Vec::new(),
-        }
+        Understood::example(intent, label, score, signals)
     }
 
     #[test]

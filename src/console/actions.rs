@@ -113,13 +113,7 @@ pub async fn hand_back(
     agent: web::ReqData<SignedIn>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let state = state.into_inner();
-    let session = parse_id(&id)?;
-    let left = state
-        .store
-        .release(session, agent.into_inner().name, None)
-        .await?;
-    respond(&state, session, Some(left), Some(Handler::bot())).await
+    release(state.into_inner(), agent.into_inner().name, &id, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,21 +128,31 @@ pub async fn close(
     id: web::Path<String>,
     body: web::Json<CloseBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let state = state.into_inner();
-    let session = parse_id(&id)?;
-    let name = agent.into_inner().name;
-    let outcome = body.outcome;
-    let closed = state
-        .store
-        .release(session, name.clone(), Some(outcome))
-        .await?;
-    tracing::info!(%session, agent = %name, ?outcome, "conversation closed");
-    let handler = Handler {
-        status: Status::Closed,
-        agent: Some(name),
-        outcome: Some(outcome),
+    let outcome = Some(body.outcome);
+    release(state.into_inner(), agent.into_inner().name, &id, outcome).await
+}
+
+/// Hands the conversation back to the bot (no outcome) or closes it.
+async fn release(
+    state: Arc<AppState>,
+    agent: String,
+    id: &str,
+    outcome: Option<Outcome>,
+) -> Result<HttpResponse, ApiError> {
+    let session = parse_id(id)?;
+    let stored = state.store.release(session, agent.clone(), outcome).await?;
+    let handler = match outcome {
+        None => Handler::bot(),
+        Some(outcome) => {
+            tracing::info!(%session, %agent, ?outcome, "conversation closed");
+            Handler {
+                status: Status::Closed,
+                agent: Some(agent),
+                outcome: Some(outcome),
+            }
+        }
     };
-    respond(&state, session, Some(closed), Some(handler)).await
+    respond(&state, session, Some(stored), Some(handler)).await
 }
 
 /// Shows the customer that the agent is typing; nothing is stored.

@@ -145,8 +145,7 @@ mod tests {
     use crate::knowledge::Citation;
     use crate::storage::BotReply;
     use crate::understanding::Understood;
-    use crate::understanding::intent::Intent;
-    use crate::understanding::sentiment::{Sentiment, SentimentLabel};
+    use crate::understanding::sentiment::SentimentLabel;
 
     fn customer(text: &str, intent: &str, score: f32, signals: Vec<Signal>) -> StoredMessage {
         let label = if score < -0.2 {
@@ -160,19 +159,7 @@ mod tests {
             text: text.into(),
             client_id: None,
             reply: None,
-            understood: Some(Understood {
-                intent: Intent {
-                    name: intent.into(),
-                    confidence: 0.9,
-                    alternatives: Vec::new(),
-                },
-                sentiment: Sentiment {
-                    label,
-                    score,
-                    signals,
-                },
-                embedding: Vec::new(),
-            }),
+            understood: Some(Understood::example(intent, label, score, signals)),
             author: None,
             event: None,
             created_at_ms: 0,

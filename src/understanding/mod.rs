@@ -58,6 +58,31 @@ pub struct Understood {
     pub embedding: Vec<f32>,
 }
 
+#[cfg(test)]
+impl Understood {
+    /// A message understood as `intent` (confidence 0.9) with this sentiment.
+    pub fn example(
+        intent: &str,
+        label: sentiment::SentimentLabel,
+        score: f32,
+        signals: Vec<signals::Signal>,
+    ) -> Understood {
+        Understood {
+            intent: Intent {
+                name: intent.into(),
+                confidence: 0.9,
+                alternatives: Vec::new(),
+            },
+            sentiment: Sentiment {
+                label,
+                score,
+                signals,
+            },
+            embedding: Vec::new(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct TrainedModels {
     intent: IntentModel,
