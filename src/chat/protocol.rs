@@ -168,20 +168,8 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
                     format!("message id must be 1 to {MAX_CLIENT_ID_LEN} characters"),
                 ));
             }
-            if text.trim().is_empty() {
-                return Err(with_id(
-                    ErrorCode::EmptyMessage,
-                    "message text is empty".into(),
-                ));
-            }
-            if text.len() > max_message_bytes {
-                return Err(with_id(
-                    ErrorCode::MessageTooLong,
-                    format!(
-                        "message is {} bytes; the limit is {max_message_bytes}",
-                        text.len()
-                    ),
-                ));
+            if let Err((code, message)) = check_message_text(&text, max_message_bytes) {
+                return Err(with_id(code, message));
             }
             Ok(ClientFrame::Message {
                 id,
@@ -190,6 +178,21 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
         }
         RawFrame::Ping => Ok(ClientFrame::Ping),
     }
+}
+
+/// A message's text must not be blank nor over `max_bytes`: the rule for
+/// customers' messages and agents' alike.
+pub fn check_message_text(text: &str, max_bytes: usize) -> Result<(), (ErrorCode, String)> {
+    if text.trim().is_empty() {
+        return Err((ErrorCode::EmptyMessage, "message text is empty".into()));
+    }
+    if text.len() > max_bytes {
+        return Err((
+            ErrorCode::MessageTooLong,
+            format!("message is {} bytes; the limit is {max_bytes}", text.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// Frames the server sends.

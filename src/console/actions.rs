@@ -11,24 +11,16 @@ use serde_json::json;
 use super::auth::SignedIn;
 use super::{live, parse_id};
 use crate::api::ApiError;
-use crate::chat::protocol::{HistoryEntry, ServerFrame};
+use crate::chat::protocol::{HistoryEntry, ServerFrame, check_message_text};
 use crate::state::AppState;
 use crate::storage::StoredMessage;
 use crate::storage::conversations::{Handler, Outcome, Status};
 
-/// Longest agent message, as for customers' messages.
+/// An agent's message obeys the rule for customers' messages.
 fn check_text(state: &AppState, text: &str) -> Result<String, ApiError> {
     let text = text.trim();
-    if text.is_empty() {
-        return Err(ApiError::BadRequest("the message is empty".into()));
-    }
-    if text.len() > state.config.max_message_bytes {
-        return Err(ApiError::BadRequest(format!(
-            "the message is {} bytes; the limit is {}",
-            text.len(),
-            state.config.max_message_bytes
-        )));
-    }
+    check_message_text(text, state.config.max_message_bytes)
+        .map_err(|(_, message)| ApiError::BadRequest(message))?;
     Ok(text.to_string())
 }
 
