@@ -32,6 +32,8 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let generator = load_generator(&config).await?;
     let load = started.elapsed();
     let understanding = load_understanding(&config).await?;
+    // The bench measures the model, so the model writes every answer.
+    config.answer_style = crate::answer::compose::AnswerStyle::Generated;
     config.data_dir = config
         .data_dir
         .join(format!("bench-{}", std::process::id()));
@@ -68,17 +70,21 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
                 anyhow::bail!("no reply stored for {question:?}");
             };
             let total = t.elapsed();
-            let streaming = stats
-                .generation
-                .saturating_sub(stats.first_token.unwrap_or_default());
+            let streaming = stats.generation.saturating_sub(
+                stats
+                    .first_token
+                    .unwrap_or_default()
+                    .saturating_sub(stats.deciding),
+            );
             let rate = if stats.tokens > 1 && !streaming.is_zero() {
                 (stats.tokens - 1) as f64 / streaming.as_secs_f64()
             } else {
                 0.0
             };
             println!(
-                "run {run} {question:?}: first token {} ms, {} tokens, {rate:.1} tokens/s, total {} ms, {:?}",
+                "run {run} {question:?}: first token {} ms, first visible word {} ms, {} tokens, {rate:.1} tokens/s, total {} ms, {:?}",
                 stats.first_token.map(|d| d.as_millis()).unwrap_or(0),
+                stats.first_visible.map(|d| d.as_millis()).unwrap_or(0),
                 stats.tokens,
                 total.as_millis(),
                 reply.reply.as_ref().map(|r| r.kind),

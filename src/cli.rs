@@ -62,6 +62,19 @@ pub enum EvalCommand {
     Sentiment(EvalArgs),
     /// Retrieval quality (recall@k, MRR, NDCG@10) and latency on a JSON-lines KB
     Retrieval(RetrievalEvalArgs),
+    /// Answer quality: conversations (JSON lines) run through the chat's own
+    /// answering path against the configured knowledge base and model
+    Answers(AnswersEvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnswersEvalArgs {
+    /// Conversations, JSON lines: `{"turns": [...], "articles": [...], "facts": [...]}`
+    /// or `"answerable": false`, per conversation or per turn (see evalsets/README.md)
+    #[arg(long)]
+    set: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +173,9 @@ fn add_agent(config: &Config, name: &str) -> anyhow::Result<()> {
 }
 
 async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
+    if let EvalCommand::Answers(args) = command {
+        return eval_answers(config, args).await;
+    }
     let min_relevance = config.min_relevance;
     let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -187,6 +203,7 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
                 )?;
                 (args.format, serde_json::to_value(report)?)
             }
+            EvalCommand::Answers(_) => unreachable!("answered above"),
         };
         match format {
             OutputFormat::Json => println!("{report}"),
@@ -197,11 +214,47 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
     .await?
 }
 
+/// Runs a set of conversations through a fresh server state (a temporary
+/// database seeded from the knowledge folder, the configured model).
+async fn eval_answers(mut config: Config, args: AnswersEvalArgs) -> anyhow::Result<()> {
+    let set = crate::evaluation::answers::read_set(&args.set)?;
+    let generator = crate::startup::load_generator(&config).await?;
+    let understanding = crate::startup::load_understanding(&config).await?;
+    let scratch = tempfile_dir()?;
+    // Passage embeddings already computed for the server are reused.
+    let cache = config.embedding_cache_path();
+    config.data_dir = scratch.clone();
+    if cache.exists() {
+        std::fs::create_dir_all(config.embedding_cache_path().parent().expect("a folder"))?;
+        std::fs::copy(&cache, config.embedding_cache_path())?;
+    }
+    let state = std::sync::Arc::new(crate::state::AppState::build(
+        config,
+        crate::state::Models {
+            generator,
+            understanding,
+        },
+    )?);
+    let report = crate::evaluation::answers::run(state, &set).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = report?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        OutputFormat::Text => print!("{}", crate::evaluation::answers::to_text(&report)),
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("frontdesk-eval-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// Knowledge-base tools work on the server's database (seeding it from
 /// `knowledge/` when it is empty, as the server does).
 async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
-    use crate::knowledge::RetrievalQuery;
-    use crate::knowledge::live::{KnowledgeBase, hit_test};
+    use crate::knowledge::live::KnowledgeBase;
     let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)?;
@@ -223,42 +276,74 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f32()
             ),
             KbCommand::Search { query, context } => {
-                let embedding = encoder.embed(&[query.as_str()])?.remove(0);
-                let rule = config.answerability();
-                let query = RetrievalQuery {
-                    text: query,
-                    context,
-                    prefer_tags: Vec::new(),
+                let texts = crate::answer::Texts::load(&config.knowledge)?;
+                let ctx = crate::answer::Context {
+                    corpus: &corpus,
+                    encoder,
+                    catalogue: understanding.catalogue(),
+                    rule: config.answerability(),
+                    texts: &texts,
                 };
-                let report = hit_test(&corpus, &query, Some(&embedding), rule, 8)?;
-                println!("  fused  bm25  dense  relevance similarity  passage");
-                for hit in &report.passages {
-                    let rank = |s: Option<crate::knowledge::retriever::Scored>| {
-                        s.map_or("-".to_string(), |s| s.rank.to_string())
+                // The same decision chat makes, in a conversation that asked `context` first.
+                let mut dialogue = crate::answer::DialogueState::default();
+                let ask = |text: &str, dialogue: &mut crate::answer::DialogueState| {
+                    let understood = understanding.understand_now(text)?;
+                    dialogue.observe_customer(text);
+                    let input = crate::answer::Input {
+                        text,
+                        understood: Some(&understood),
+                        dialogue,
                     };
-                    println!(
-                        "{:>7.4} {:>5} {:>6} {:>10.2} {:>10.2}{} {} ({})",
-                        hit.fused,
-                        rank(hit.bm25),
-                        rank(hit.dense),
-                        hit.relevance,
-                        hit.similarity,
-                        if hit.answers(&rule) { " ✓" } else { "  " },
-                        hit.passage.id,
-                        hit.passage.heading
-                    );
+                    anyhow::Ok((crate::answer::decide(&input, &ctx), understood))
+                };
+                if let Some(context) = context {
+                    let (first, _) = ask(&context, &mut dialogue)?;
+                    dialogue.after_plan(&first.plan);
                 }
-                println!(
-                    "would {}",
-                    if report.would_answer {
-                        "answer"
-                    } else {
-                        "decline and offer a person"
-                    }
-                );
+                let (decision, understood) = ask(&query, &mut dialogue)?;
+                print_decision(&decision, &understood, &ctx.rule);
             }
         }
         Ok(())
     })
     .await?
+}
+
+fn print_decision(
+    decision: &crate::answer::Decision,
+    understood: &crate::understanding::Understood,
+    rule: &crate::knowledge::retriever::Answerability,
+) {
+    println!("searched: {}", decision.evidence.searched.join(" | "));
+    println!("  fused  bm25  dense  relevance similarity  passage");
+    for hit in decision.evidence.passages.iter().take(8) {
+        let rank = |s: Option<crate::knowledge::retriever::Scored>| {
+            s.map_or("-".to_string(), |s| s.rank.to_string())
+        };
+        println!(
+            "{:>7.4} {:>5} {:>6} {:>10.2} {:>10.2}{} {} ({})",
+            hit.fused,
+            rank(hit.bm25),
+            rank(hit.dense),
+            hit.relevance,
+            hit.similarity,
+            if hit.answers(rule) { " ✓" } else { "  " },
+            hit.passage.id,
+            hit.passage.heading
+        );
+    }
+    let plan = &decision.plan;
+    println!(
+        "intent {} ({:.0}%), sentiment {:.2}",
+        understood.intent.name,
+        understood.intent.confidence * 100.0,
+        understood.sentiment.score
+    );
+    println!("reply ({:?}, {}): {}", plan.kind, plan.why, plan.text());
+    for c in plan.citations() {
+        println!("cites {} ({})", c.article_id, c.url);
+    }
+    if !plan.quick_replies.is_empty() {
+        println!("buttons: {}", plan.quick_replies.join(" | "));
+    }
 }

@@ -56,6 +56,9 @@ pub struct ConfigLayer {
     /// Token budget for conversation history in the prompt [default: 600]
     #[arg(long, env = "FRONTDESK_CONTEXT_TOKENS", global = true)]
     pub context_tokens: Option<usize>,
+    /// Who words answers from the knowledge base: `extractive` (the article's own sentences, framed by replies.yaml) or `generated` (the model rewrites them; each sentence is checked against the article before it is shown) [default: extractive]
+    #[arg(long, env = "FRONTDESK_ANSWER_STYLE", global = true)]
+    pub answer_style: Option<crate::answer::compose::AnswerStyle>,
     /// Longest generated reply, in tokens [default: 120]
     #[arg(long, env = "FRONTDESK_MAX_REPLY_TOKENS", global = true)]
     pub max_reply_tokens: Option<usize>,
@@ -110,6 +113,7 @@ impl ConfigLayer {
             session_idle_secs: self.session_idle_secs.or(lower.session_idle_secs),
             context_tokens: self.context_tokens.or(lower.context_tokens),
             max_reply_tokens: self.max_reply_tokens.or(lower.max_reply_tokens),
+            answer_style: self.answer_style.or(lower.answer_style),
             generation_concurrency: self.generation_concurrency.or(lower.generation_concurrency),
             generation_queue: self.generation_queue.or(lower.generation_queue),
             retrieval_top_k: self.retrieval_top_k.or(lower.retrieval_top_k),
@@ -137,6 +141,7 @@ pub struct Config {
     pub session_idle_secs: u64,
     pub context_tokens: usize,
     pub max_reply_tokens: usize,
+    pub answer_style: crate::answer::compose::AnswerStyle,
     pub generation_concurrency: usize,
     pub generation_queue: usize,
     pub retrieval_top_k: usize,
@@ -199,6 +204,7 @@ impl Config {
             max_upload_bytes: layer.max_upload_bytes.unwrap_or(10 << 20),
             session_idle_secs: layer.session_idle_secs.unwrap_or(1800),
             context_tokens: layer.context_tokens.unwrap_or(600),
+            answer_style: layer.answer_style.unwrap_or_default(),
             max_reply_tokens: layer.max_reply_tokens.unwrap_or(120),
             generation_concurrency: layer.generation_concurrency.unwrap_or(1),
             generation_queue: layer.generation_queue.unwrap_or(8),

@@ -3,12 +3,14 @@
 //! `docs/ARCHITECTURE.md` explains how the modules fit together.
 
 pub mod admin;
+pub mod answer;
 pub mod api;
 pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod evaluation;
 pub mod generation;
 pub mod http;
 pub mod knowledge;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::answer::Texts;
 use crate::chat::SessionHub;
 use crate::config::Config;
 use crate::console::live::ConsoleHub;
@@ -25,6 +26,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot index the knowledge base: {0}")]
     Index(#[from] RetrievalError),
+    #[error(transparent)]
+    Texts(#[from] crate::answer::texts::TextsError),
     #[error("cannot use {path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -40,6 +43,8 @@ pub struct AppState {
     pub skipped_articles: Vec<ArticleError>,
     pub generator: Arc<dyn TextGenerator>,
     pub understanding: Arc<Understanding>,
+    /// The bot's own words (`replies.yaml`).
+    pub texts: Texts,
     pub hub: SessionHub,
     /// Live updates for open agent consoles.
     pub console: ConsoleHub,
@@ -72,7 +77,9 @@ impl AppState {
             &config.embedding_cache_path(),
         )?;
         tracing::info!(seeded, skipped = load.skipped.len(), "knowledge base ready");
+        let texts = Texts::load(&config.knowledge)?;
         Ok(AppState {
+            texts,
             kb,
             skipped_articles: if seeded > 0 { load.skipped } else { Vec::new() },
             config,

@@ -11,7 +11,10 @@ pub fn init(format: LogFormat) {
             "info,mistralrs_core=warn,mistralrs_quant=warn,tantivy=warn,actix_server=warn",
         )
     });
+    // Logs go to standard error, so a command's output (`eval … --format
+    // json`) stays clean on standard output.
     let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false);
     let result = match format {

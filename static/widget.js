@@ -32,6 +32,7 @@
   let pending = saved('pending', []);     // {id, text}: sent, not yet acknowledged
   let handler = saved('handler', {status: 'bot', agent: null});
   let isOpen = saved('open', data.open === 'true');
+  let intro = saved('intro', null);         // {greeting, suggestions} from the server's welcome
   let ws = null, attempts = 0, retryTimer = null, countdownTimer = null, agentTypingTimer = null;
   const drafts = new Map();                // reply_id -> element being streamed
 
@@ -61,7 +62,11 @@
   .banner { display: none; padding: 8px 14px; font-size: 13px; background: #fef3c7; color: #78350f; border-bottom: 1px solid #fde68a; }
   .banner.show { display: flex; gap: 8px; align-items: center; justify-content: space-between; }
   .banner button { border: 0; background: none; color: #78350f; text-decoration: underline; cursor: pointer; font-size: 13px; }
-  .log { flex: 1; overflow-y: auto; padding: 16px 14px; display: flex; flex-direction: column; gap: 8px; }
+  .log { position: relative; flex: 1; overflow-y: auto; padding: 16px 14px; display: flex; flex-direction: column; gap: 8px; }
+  .chips { display: flex; flex-wrap: wrap; gap: 6px; align-self: flex-start; max-width: 92%; }
+  .chips button { border: 1px solid var(--accent); color: var(--accent); background: #fff; border-radius: 999px;
+    padding: 6px 12px; font-size: 13.5px; cursor: pointer; text-align: left; }
+  .chips button:hover { background: var(--accent); color: #fff; }
   .msg { max-width: 82%; padding: 9px 12px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; box-shadow: 0 1px 2px rgb(0 0 0 / .07); }
   .customer { align-self: flex-end; background: var(--accent); color: #fff; border-bottom-right-radius: 4px; }
   .customer.pending { opacity: .65; }
@@ -129,6 +134,49 @@
 
   function scroll() { log.scrollTop = log.scrollHeight; }
 
+  /** Shows a finished reply whole: its top when it is taller than the log, else the bottom. */
+  function reveal(el) {
+    if (!el) return scroll();
+    if (el.offsetHeight > log.clientHeight) log.scrollTop = Math.max(0, el.offsetTop - 8);
+    else scroll();
+  }
+
+  /** Buttons that send their label: suggested questions, or answers to the bot's offer. */
+  function chips(labels, kind) {
+    log.querySelectorAll('.chips').forEach((c) => c.remove());
+    if (!labels || !labels.length) return;
+    const box = document.createElement('div');
+    box.className = 'chips'; box.dataset.kind = kind;
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', kind === 'suggestions' ? 'Suggested questions' : 'Quick replies');
+    labels.forEach((label) => {
+      const b = document.createElement('button');
+      b.type = 'button'; b.textContent = label;
+      b.addEventListener('click', () => { box.remove(); submit(label); });
+      box.appendChild(b);
+    });
+    log.appendChild(box);
+  }
+
+  /** The greeting on top, and suggested questions while nothing has been asked. */
+  function showIntro() {
+    if (!intro) return;
+    if (!log.querySelector('.greeting')) {
+      const el = document.createElement('div');
+      el.className = 'msg bot greeting';
+      el.textContent = intro.greeting;
+      log.prepend(el);
+    }
+    if (!messages.length && !pending.length) chips(intro.suggestions, 'suggestions');
+  }
+
+  /** Quick replies belong to the last message only, and only while it is the bot's. */
+  function showQuickReplies() {
+    const last = messages[messages.length - 1];
+    if (last && last.role === 'bot' && last.quick_replies && !pending.length) chips(last.quick_replies, 'quick');
+    else if (messages.length || pending.length) chips(null);
+  }
+
   function citationsOf(el, citations) {
     if (!citations || !citations.length) return;
     const box = document.createElement('div');
@@ -178,7 +226,8 @@
 
   function remember(m) {
     const entry = {seq: m.seq, role: m.role, text: m.text, citations: m.citations || undefined,
-      agent: m.agent || undefined, event: m.event || undefined, id: m.id || undefined, kind: m.kind || undefined};
+      agent: m.agent || undefined, event: m.event || undefined, id: m.id || undefined, kind: m.kind || undefined,
+      quick_replies: (m.quick_replies && m.quick_replies.length) ? m.quick_replies : undefined};
     const i = messages.findIndex((x) => x.seq === m.seq);
     if (i >= 0) messages[i] = entry; else { messages.push(entry); messages.sort((a, b) => a.seq - b.seq); }
     persist();
@@ -209,6 +258,7 @@
     drafts.clear();
     messages.forEach((m) => log.appendChild(element(m)));
     pending.forEach(pendingBubble);
+    showIntro(); showQuickReplies();
     showStatus(); scroll();
   }
 
@@ -233,6 +283,7 @@
       }
       sessionId = f.session_id; save('session', sessionId);
       handler = {status: f.handled_by || 'bot', agent: f.agent || null};
+      if (f.greeting) { intro = {greeting: f.greeting, suggestions: f.suggestions || []}; save('intro', intro); showIntro(); }
       showStatus(); persist();
       pending.forEach((p) => send({type: 'message', id: p.id, text: p.text}));
     },
@@ -241,6 +292,7 @@
       place(stored, f.role === 'customer' && f.id ? log.querySelector(`.pending[data-id="${CSS.escape(f.id)}"]`) : null);
       if (f.role === 'customer') { pending = pending.filter((p) => p.id !== f.id); persist(); }
       if (f.role === 'event') onEvent(f);
+      showQuickReplies();
     },
     ack(f) {
       const p = pending.find((x) => x.id === f.id);
@@ -266,8 +318,10 @@
       setTyping(null);
       const draft = drafts.get(f.reply_id);
       drafts.delete(f.reply_id);
-      // The reply's text is authoritative: it may differ from the streamed draft.
-      place(remember({seq: f.seq, role: 'bot', text: f.text, citations: f.citations, kind: f.kind}), draft);
+      // The reply's text is authoritative (the stream carries the same words).
+      place(remember({seq: f.seq, role: 'bot', text: f.text, citations: f.citations, kind: f.kind, quick_replies: f.quick_replies}), draft);
+      showQuickReplies();
+      reveal(log.querySelector(`[data-seq="${f.seq}"]`));
     },
     reply_cancelled(f) {
       const draft = drafts.get(f.reply_id);
@@ -349,6 +403,7 @@
     const id = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random().toString(16).slice(2);
     const p = {id, text};
     pending.push(p); persist();
+    chips(null);
     pendingBubble(p);
     if (!send({type: 'message', id, text})) connect();
   }

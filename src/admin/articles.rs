@@ -136,6 +136,8 @@ pub struct UpdateBody {
     tags: Vec<String>,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default)]
+    questions: Vec<String>,
 }
 
 pub async fn update(
@@ -151,6 +153,7 @@ pub async fn update(
         body: body.body,
         tags: body.tags,
         url: body.url,
+        questions: body.questions,
     };
     // Every field's problem in one answer, the missing version included.
     let (expected, article) = match (body.version, input.validate()) {
@@ -284,6 +287,7 @@ pub async fn diff(
     note("body", from.body != to.body);
     note("tags", from.tags != to.tags);
     note("url", from.url != to.url);
+    note("questions", from.questions != to.questions);
     note("retired", from.retired != to.retired);
     Ok(HttpResponse::Ok().json(json!({
         "id": from.id,
@@ -293,6 +297,7 @@ pub async fn diff(
         "title": [from.title, to.title],
         "tags": [from.tags, to.tags],
         "url": [from.url, to.url],
+        "questions": [from.questions, to.questions],
         "retired": [from.retired, to.retired],
         "body_diff": body_diff,
     })))

@@ -7,12 +7,10 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::answer::DialogueState;
 use crate::api::ApiError;
-use crate::chat::responder::{self, NO_ANSWER_TEXT, Plan};
-use crate::knowledge::live::hit_test as run_hit_test;
-use crate::knowledge::{Citation, RetrievalQuery, Retrieved};
+use crate::chat::responder::decide_reply;
 use crate::state::AppState;
-use crate::storage::ReplyKind;
 use crate::storage::gaps::{Gap, GapReason};
 use crate::understanding::encoder::cosine;
 
@@ -20,19 +18,78 @@ use crate::understanding::encoder::cosine;
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
     query: String,
-    /// The customer's previous message, for follow-up questions.
+    /// A conversation to ask it in: the reply is the one chat would give
+    /// there (its pending offer, topic and what the customer said).
+    #[serde(default)]
+    session_id: Option<uuid::Uuid>,
+    /// Or the customer's previous message, asked first in a new conversation.
     #[serde(default)]
     context: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
 }
 
+/// "What would the bot do with this question?": the decision of the same
+/// pipeline chat runs, with the passages it weighed.
 pub async fn hit_test(
     state: web::Data<AppState>,
     body: web::Json<SearchBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
     let body = body.into_inner();
-    let text = body.query.trim().to_string();
+    let text = checked_query(&state, &body.query)?;
+    let understand = |text: String| {
+        let state = state.clone();
+        async move {
+            state
+                .understanding
+                .understand(&text)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        }
+    };
+    let dialogue = match (body.session_id, body.context) {
+        (Some(id), _) => DialogueState::from_history(&state.store.transcript(id).await?),
+        (None, Some(context)) => {
+            let context = checked_query(&state, &context)?;
+            let understood = understand(context.clone()).await?;
+            let mut dialogue = DialogueState::default();
+            dialogue.observe_customer(&context);
+            let first = decide_reply(&state, context, Some(understood), dialogue.clone()).await;
+            dialogue.after_plan(&first.plan);
+            dialogue
+        }
+        (None, None) => DialogueState::default(),
+    };
+    let understood = understand(text.clone()).await?;
+    let mut dialogue = dialogue;
+    dialogue.observe_customer(&text);
+    let decision = decide_reply(&state, text.clone(), Some(understood.clone()), dialogue).await;
+    let plan = &decision.plan;
+    let citations = plan.citations();
+    let limit = body.limit.unwrap_or(10).clamp(1, 50);
+    let passages = &decision.evidence.passages[..decision.evidence.passages.len().min(limit)];
+    Ok(HttpResponse::Ok().json(json!({
+        "query": text,
+        "intent": understood.intent,
+        "sentiment": understood.sentiment,
+        "would_answer": plan.answers_from_kb(),
+        "reply": {
+            "kind": plan.kind,
+            "text": plan.text(),
+            "citation": citations.first(),
+            "citations": citations,
+            "quick_replies": plan.quick_replies,
+            "why": plan.why,
+        },
+        "searched": decision.evidence.searched,
+        "rule": state.config.answerability(),
+        "passages": passages,
+    })))
+}
+
+fn checked_query(state: &AppState, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
     if text.is_empty() || text.len() > state.config.max_message_bytes {
         return Err(ApiError::Invalid(crate::knowledge::FieldErrors(
             [(
@@ -45,61 +102,7 @@ pub async fn hit_test(
             .into(),
         )));
     }
-    let understood = state
-        .understanding
-        .understand(&text)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let plan = responder::plan(&state, &understood);
-    let prefer_tags = match &plan {
-        Plan::Search(tags) => tags.clone(),
-        Plan::Fixed(..) => Vec::new(),
-    };
-    let query = RetrievalQuery {
-        text: text.clone(),
-        context: body.context,
-        prefer_tags,
-    };
-    let corpus = state.kb.snapshot();
-    let rule = state.config.answerability();
-    let limit = body.limit.unwrap_or(10).clamp(1, 50);
-    let (report, query) = {
-        let embedding = understood.embedding.clone();
-        tokio::task::spawn_blocking(move || {
-            run_hit_test(&corpus, &query, Some(&embedding), rule, limit).map(|r| (r, query))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-    };
-    let (kind, reply, citation) = match plan {
-        Plan::Fixed(kind, text) => (kind, text, None),
-        Plan::Search(_) => {
-            let answerable: Vec<Retrieved> = report
-                .passages
-                .iter()
-                .filter(|p| p.answers(&rule))
-                .take(state.config.retrieval_top_k)
-                .cloned()
-                .collect();
-            if answerable.is_empty() {
-                (ReplyKind::NoAnswer, NO_ANSWER_TEXT.to_string(), None)
-            } else {
-                // The extract the model is given to phrase; chat may word it differently.
-                let (source, extract) = responder::source_and_extract(&query, &answerable);
-                (ReplyKind::Extractive, extract, Some(Citation::of(source)))
-            }
-        }
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "query": text,
-        "intent": understood.intent,
-        "sentiment": understood.sentiment,
-        "would_answer": kind == ReplyKind::Extractive,
-        "reply": {"kind": kind, "text": reply, "citation": citation},
-        "rule": report.rule,
-        "passages": report.passages,
-    })))
+    Ok(text.to_string())
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,8 +14,6 @@ use crate::understanding::signals::Signal;
 pub const TREND_LEN: usize = 5;
 /// At or below this score one message is enough to flag.
 pub const STRONGLY_NEGATIVE: f32 = -0.6;
-/// The intent that asks for a person.
-pub const HUMAN_INTENT: &str = "contact_human_agent";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,8 +51,7 @@ impl FlagReason {
 
 /// Whether a message asks for a person, by intent or in so many words.
 pub fn asks_for_human(understood: &Understood) -> bool {
-    understood.intent.name == HUMAN_INTENT
-        || understood.sentiment.signals.contains(&Signal::HumanRequest)
+    understood.asks_for_human()
 }
 
 #[derive(Debug, Default)]
@@ -127,7 +124,8 @@ impl Escalation {
                 self.unanswered_streak += 1;
                 (self.unanswered_streak >= 2).then_some(FlagReason::CouldNotAnswerTwice)
             }
-            ReplyKind::Busy => None,
+            // A question back is not an answer, nor a failure.
+            ReplyKind::Busy | ReplyKind::Clarify => None,
             _ => {
                 self.unanswered_streak = 0;
                 None

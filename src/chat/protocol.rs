@@ -209,6 +209,10 @@ pub enum ServerFrame {
         /// The person answering, when `handled_by` is `agent`.
         #[serde(skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
+        /// What the widget shows before the first message, and the
+        /// questions it suggests (the shop's `replies.yaml`).
+        greeting: String,
+        suggestions: Vec<String>,
     },
     History(HistoryEntry),
     Ack {
@@ -229,6 +233,10 @@ pub enum ServerFrame {
         citations: Vec<Citation>,
         grounded: bool,
         kind: ReplyKind,
+        /// Buttons for the reply's offer (a person, which of two articles);
+        /// each sends its label as a message.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        quick_replies: Vec<String>,
         /// What the answered message was understood as.
         #[serde(skip_serializing_if = "Option::is_none")]
         intent: Option<Intent>,
@@ -284,6 +292,8 @@ pub struct HistoryEntry {
     pub grounded: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ReplyKind>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,6 +318,11 @@ impl From<&StoredMessage> for HistoryEntry {
             citations: m.reply.as_ref().map(|r| r.citations.clone()),
             grounded: m.reply.as_ref().map(|r| r.grounded),
             kind: m.reply.as_ref().map(|r| r.kind),
+            quick_replies: m
+                .reply
+                .as_ref()
+                .map(|r| r.quick_replies.clone())
+                .unwrap_or_default(),
             intent: m.understood.as_ref().map(|u| u.intent.clone()),
             sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
             agent: m.author.clone(),
@@ -336,6 +351,7 @@ impl ServerFrame {
             citations: r.citations.clone(),
             grounded: r.grounded,
             kind: r.kind,
+            quick_replies: r.quick_replies.clone(),
             intent: m.understood.as_ref().map(|u| u.intent.clone()),
             sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
         })
@@ -463,6 +479,8 @@ mod tests {
                 citations: Vec::new(),
                 grounded: false,
                 kind: ReplyKind::Handoff,
+                offer: None,
+                quick_replies: Vec::new(),
             }),
             understood: Some(Understood {
                 intent: Intent {

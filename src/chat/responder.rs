@@ -1,47 +1,35 @@
-//! Answering one customer message: retrieve, generate (streaming tokens to
-//! the session), check the reply against its sources, store, publish.
+//! Answering one customer message in a live session: understand it, let
+//! the answer pipeline decide the reply (`answer::decide`), stream it
+//! checked (`answer::compose`), then store, flag and publish.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::escalation::{FlagReason, asks_for_human};
+use super::escalation::FlagReason;
 use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
-use crate::generation::grounding;
-use crate::generation::{ChatTurn, GenEvent, Speaker, prompt};
-use crate::knowledge::{Analyzer, Citation, Passage, RetrievalQuery, Retrieved, RetrieverKind};
+use crate::answer::compose::{ComposeError, Generation, compose};
+use crate::answer::{Context, Decision, DialogueState, Input, decide};
+use crate::generation::{ChatTurn, GenerationError, Speaker};
 use crate::state::AppState;
 use crate::storage::gaps::GapReason;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
 use crate::understanding::Understood;
-use crate::understanding::catalogue::{IntentAction, OUT_OF_SCOPE};
 
-pub const NO_ANSWER_TEXT: &str = "I'm sorry, I couldn't find anything about that in our help centre, \
-and I'd rather not guess. Would you like me to connect you with someone from our team?";
-pub const HANDOFF_TEXT: &str = "I've asked someone from our team to join this chat. \
-They'll reply right here, usually within a few minutes during opening hours; you can keep writing in the meantime.";
-pub const DECLINE_TEXT: &str = "Sorry, I can only help with questions about our shop: orders, delivery, returns, \
-payments and your account. Is there something about an order I can help with? I can also connect you with a person.";
-pub const BUSY_TEXT: &str = "I'm answering a lot of customers right now, so I couldn't get to your question. \
-Please send it again in a minute, or ask to talk to a person.";
-
-/// Timings of one answer, for logs and the benchmark.
+/// Timings of one answer, for logs and the evaluation.
 #[derive(Debug, Clone, Default)]
 pub struct AnswerStats {
-    pub retrieval: Duration,
+    /// Understanding plus deciding (search included).
+    pub deciding: Duration,
+    /// From the start of answering to the first words streamed.
+    pub first_visible: Option<Duration>,
+    /// From the start of answering to the model's first token (generated style).
     pub first_token: Option<Duration>,
+    /// Time the model ran.
     pub generation: Duration,
     pub tokens: usize,
-}
-
-/// One reply the bot is writing, and the token that stops it when a person
-/// takes over.
-struct BotTurn {
-    reply_id: Uuid,
-    cancel: CancellationToken,
 }
 
 /// The stored customer message being answered.
@@ -53,9 +41,39 @@ pub struct Question {
     pub text: String,
 }
 
-/// Answers `question` in `live`, publishing tokens and the final reply to
-/// the session: understand it, then reply as its intent asks (a fixed
-/// reply, a person, a polite decline, or an answer from the knowledge base).
+/// Decides the reply to `text` in a conversation in `dialogue`, off the
+/// executor: the one decision chat, the hit test and `kb search` share.
+pub async fn decide_reply(
+    state: &Arc<AppState>,
+    text: String,
+    understood: Option<Understood>,
+    dialogue: DialogueState,
+) -> Decision {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let corpus = state.kb.snapshot();
+        let ctx = Context {
+            corpus: &corpus,
+            encoder: state.understanding.encoder(),
+            catalogue: state.understanding.catalogue(),
+            rule: state.config.answerability(),
+            texts: &state.texts,
+        };
+        decide(
+            &Input {
+                text: &text,
+                understood: understood.as_ref(),
+                dialogue: &dialogue,
+            },
+            &ctx,
+        )
+    })
+    .await
+    .expect("deciding a reply does not panic")
+}
+
+/// Answers `question` in `live`, publishing the reply as it is written and
+/// then whole. `None` when a person has the conversation or took it over.
 pub async fn answer(
     state: Arc<AppState>,
     live: Arc<LiveSession>,
@@ -65,43 +83,81 @@ pub async fn answer(
     let started = Instant::now();
     let mut stats = AnswerStats::default();
     let reply_id = Uuid::new_v4();
-    let turn = BotTurn {
-        reply_id,
-        cancel: live.bot_turn(),
-    };
+    let cancel = live.bot_turn();
     let understood = understand(&state, &live, &question).await;
     if !live.handler().is_bot() {
         // A person has the conversation: the message is theirs to answer.
         return None;
     }
-    let plan = understood
-        .as_ref()
-        .map_or(Plan::Search(Vec::new()), |u| plan(&state, u));
-    let embedding = understood.as_ref().map(|u| u.embedding.clone());
-    let (reply, best) = match plan {
-        Plan::Fixed(kind, text) => (BotReply::without_sources(reply_id, kind, text), None),
-        Plan::Search(prefer_tags) => {
-            answer_from_kb(
-                &state,
-                &live,
-                &turn,
-                &question.text,
-                embedding.as_deref(),
-                prefer_tags,
-                &mut stats,
-            )
-            .await
+    live.update_dialogue(|d| d.observe_customer(&question.text));
+    let decision = decide_reply(
+        &state,
+        question.text.clone(),
+        understood.clone(),
+        live.dialogue(),
+    )
+    .await;
+    stats.deciding = started.elapsed();
+    let plan = &decision.plan;
+    let history = live.turns();
+    let mut streamed = false;
+    let composed = compose(
+        plan,
+        &question.text,
+        state.config.answer_style,
+        Generation {
+            generator: state.generator.as_ref(),
+            history: &history,
+            history_budget: state.config.context_tokens,
+            max_tokens: state.config.max_reply_tokens,
+        },
+        &cancel,
+        |piece| {
+            streamed = true;
+            live.publish(ServerFrame::Token {
+                reply_id,
+                text: piece.to_string(),
+            });
+        },
+    )
+    .await;
+    let reply = match composed {
+        Ok(c) => {
+            stats.tokens = c.tokens;
+            stats.first_visible = c.first_visible.map(|d| d + stats.deciding);
+            stats.first_token = c.first_token.map(|d| d + stats.deciding);
+            stats.generation = c.generation;
+            BotReply {
+                reply_id,
+                text: c.text,
+                citations: plan.citations(),
+                grounded: c.grounded,
+                kind: c.kind,
+                offer: plan.offer.clone(),
+                quick_replies: plan.quick_replies.clone(),
+            }
+        }
+        Err(ComposeError::Generation(GenerationError::Busy)) => {
+            BotReply::without_sources(reply_id, ReplyKind::Busy, state.texts.busy.clone())
+        }
+        Err(ComposeError::Cancelled) => {
+            tracing::info!(%reply_id, "reply cancelled: a person took over");
+            if streamed {
+                live.publish(ServerFrame::ReplyCancelled { reply_id });
+            }
+            return None;
         }
     };
-    if turn.cancel.is_cancelled() || !live.handler().is_bot() {
-        tracing::info!(%reply_id, tokens = stats.tokens, "reply cancelled: a person took over");
-        if stats.tokens > 0 {
+    if cancel.is_cancelled() || !live.handler().is_bot() {
+        tracing::info!(%reply_id, "reply cancelled: a person took over");
+        if streamed {
             live.publish(ServerFrame::ReplyCancelled { reply_id });
         }
         return None;
     }
     let previous_question = live.previous_question();
     let reply_to = question.id.clone();
+    let kind = reply.kind;
     let stored = match state
         .store
         .append_bot(live.id, Some(reply_to.clone()), reply, understood.clone())
@@ -118,18 +174,21 @@ pub async fn answer(
             return None;
         }
     };
-    if let Some(reason) = stored
-        .reply
-        .as_ref()
-        .and_then(|r| live.observe_reply(r.kind))
-    {
+    if kind != ReplyKind::Busy {
+        live.update_dialogue(|d| d.after_plan(plan));
+    }
+    // Accepting the offer of a person is asking for one.
+    let reason = match kind {
+        ReplyKind::Handoff => Some(FlagReason::AskedForHuman),
+        kind => live.observe_reply(kind),
+    };
+    if let Some(reason) = reason {
         flag(&state, &live, reason).await;
     }
-    if let Some(kind) = stored.reply.as_ref().map(|r| r.kind) {
-        let gap = gap_of(&state, kind, best, &question.text, previous_question);
-        if let Some((reason, text)) = gap {
-            record_gap(&state, live.id, reason, text, best, embedding).await;
-        }
+    let best = decision.evidence.best_similarity;
+    if let Some((reason, text)) = gap_of(&state, kind, best, &question.text, previous_question) {
+        let embedding = understood.as_ref().map(|u| u.embedding.clone());
+        record_gap(&state, live.id, reason, text, best, embedding).await;
     }
     live.push_turns([
         ChatTurn {
@@ -145,15 +204,15 @@ pub async fn answer(
         live.publish(frame);
     }
     crate::console::live::changed(&state, live.id, Some(stored.seq));
-    let kind = stored.reply.as_ref().map(|r| r.kind);
     tracing::info!(
         seq = stored.seq,
         kind = ?kind,
+        why = %plan.why,
         intent = understood.as_ref().map(|u| u.intent.name.as_str()),
         sentiment = understood.as_ref().map(|u| u.sentiment.score),
         tokens = stats.tokens,
-        retrieval_ms = stats.retrieval.as_millis() as u64,
-        first_token_ms = stats.first_token.map(|d| d.as_millis() as u64),
+        deciding_ms = stats.deciding.as_millis() as u64,
+        first_visible_ms = stats.first_visible.map(|d| d.as_millis() as u64),
         total_ms = started.elapsed().as_millis() as u64,
         "replied"
     );
@@ -254,252 +313,5 @@ async fn record_gap(
         .await
     {
         tracing::error!(error = %e, "cannot record a knowledge-base gap");
-    }
-}
-
-/// What the intent asks the bot to do.
-pub enum Plan {
-    Fixed(ReplyKind, String),
-    /// Answer from the knowledge base, preferring articles with these tags.
-    Search(Vec<String>),
-}
-
-/// A message the threshold called out of scope is still searched for, and
-/// answered when a passage clearly covers it (typos push real questions
-/// under the threshold); one the classifier itself put out of scope is
-/// declined.
-pub fn plan(state: &AppState, understood: &Understood) -> Plan {
-    if asks_for_human(understood) {
-        return Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into());
-    }
-    let intent = &understood.intent;
-    let declined = || Plan::Fixed(ReplyKind::Declined, DECLINE_TEXT.into());
-    let spec = state.understanding.catalogue().get(&intent.name);
-    match spec.map(|s| (s.action, s)) {
-        Some((IntentAction::Reply, spec)) => {
-            Plan::Fixed(ReplyKind::Smalltalk, spec.reply.clone().unwrap_or_default())
-        }
-        Some((IntentAction::Handoff, _)) => Plan::Fixed(ReplyKind::Handoff, HANDOFF_TEXT.into()),
-        Some((IntentAction::Answer, spec)) => Plan::Search(
-            std::iter::once(spec.name.clone())
-                .chain(spec.tags.iter().cloned())
-                .collect(),
-        ),
-        Some((IntentAction::Decline, _)) | None if intent.is_out_of_scope() => {
-            let classifier_says_so = intent
-                .alternatives
-                .iter()
-                .any(|a| a.name == OUT_OF_SCOPE && a.confidence >= 0.5);
-            if classifier_says_so {
-                declined()
-            } else {
-                Plan::Search(Vec::new())
-            }
-        }
-        Some((IntentAction::Decline, _)) => declined(),
-        None => Plan::Search(Vec::new()),
-    }
-}
-
-/// Retrieves and answers from the knowledge base: no passage good enough
-/// to answer from gives `no_answer`, otherwise the model phrases the best
-/// one. Also returns the best passage's similarity, for gap tracking.
-async fn answer_from_kb(
-    state: &Arc<AppState>,
-    live: &LiveSession,
-    turn: &BotTurn,
-    question: &str,
-    embedding: Option<&[f32]>,
-    prefer_tags: Vec<String>,
-    stats: &mut AnswerStats,
-) -> (BotReply, Option<f32>) {
-    let started = Instant::now();
-    let history = live.turns();
-    let query = RetrievalQuery {
-        text: question.to_string(),
-        context: live.previous_question(),
-        prefer_tags,
-    };
-
-    let embedding = match (&query.context, embedding) {
-        (Some(context), _) if query.leans_on_context(&mut Analyzer::default()) => state
-            .understanding
-            .embed(&format!("{context}\n{question}"))
-            .await
-            .ok(),
-        (_, embedding) => embedding.map(<[f32]>::to_vec),
-    };
-    let hits = {
-        let corpus = state.kb.snapshot();
-        let query = query.clone();
-        let limit = state.config.retrieval_top_k * 2;
-        tokio::task::spawn_blocking(move || {
-            corpus.search(&query, embedding.as_deref(), RetrieverKind::Hybrid, limit)
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    };
-    stats.retrieval = started.elapsed();
-    let rule = state.config.answerability();
-    let hits = hits.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "knowledge-base search failed");
-        Vec::new()
-    });
-    let best = hits.iter().map(|h| h.similarity).reduce(f32::max);
-    let relevant: Vec<Retrieved> = hits
-        .into_iter()
-        .filter(|h| h.answers(&rule))
-        .take(state.config.retrieval_top_k)
-        .collect();
-    tracing::debug!(
-        hits = ?relevant.iter().map(|h| (&h.passage.id, h.relevance, h.similarity)).collect::<Vec<_>>(),
-        "retrieved"
-    );
-
-    let reply = if relevant.is_empty() {
-        BotReply::without_sources(turn.reply_id, ReplyKind::NoAnswer, NO_ANSWER_TEXT)
-    } else {
-        generate(state, live, turn, &history, &query, &relevant, stats).await
-    };
-    (reply, best)
-}
-
-/// Code, not the model, picks the answer's source among passages good
-/// enough to answer from, and the sentences of it that answer the question:
-/// the fallback reply, and what hit testing shows.
-pub fn source_and_extract<'a>(
-    query: &RetrievalQuery,
-    hits: &'a [Retrieved],
-) -> (&'a Passage, String) {
-    let terms = query.subject_terms(&mut Analyzer::default());
-    let candidates: Vec<(f32, &Passage)> = hits.iter().map(|h| (h.relevance, &h.passage)).collect();
-    let source = &hits[grounding::best_source(&query.text, &candidates)].passage;
-    (source, grounding::extractive(&query.text, &terms, source))
-}
-
-async fn generate(
-    state: &AppState,
-    live: &LiveSession,
-    turn: &BotTurn,
-    history: &[ChatTurn],
-    query: &RetrievalQuery,
-    hits: &[Retrieved],
-    stats: &mut AnswerStats,
-) -> BotReply {
-    let (source, extract) = source_and_extract(query, hits);
-    let extractive_reply = BotReply {
-        reply_id: turn.reply_id,
-        text: extract,
-        citations: vec![Citation::of(source)],
-        grounded: false,
-        kind: ReplyKind::Extractive,
-    };
-    let request = prompt::build(
-        history,
-        &query.text,
-        source,
-        state.config.context_tokens,
-        state.config.max_reply_tokens,
-    );
-    let mut events = match state.generator.start(request) {
-        Ok(rx) => rx,
-        Err(_busy) => {
-            return BotReply::without_sources(turn.reply_id, ReplyKind::Busy, BUSY_TEXT);
-        }
-    };
-    let started = Instant::now();
-    let mut text = String::new();
-    let mut failed = false;
-    loop {
-        let event = tokio::select! {
-            // Dropping `events` on the way out stops the model.
-            _ = turn.cancel.cancelled() => break,
-            event = events.recv() => match event {
-                Some(event) => event,
-                None => break,
-            },
-        };
-        match event {
-            GenEvent::Token(token) => {
-                stats.first_token.get_or_insert_with(|| started.elapsed());
-                stats.tokens += 1;
-                text.push_str(&token);
-                live.publish(ServerFrame::Token {
-                    reply_id: turn.reply_id,
-                    text: token,
-                });
-            }
-            GenEvent::Done { .. } => break,
-            GenEvent::Failed(message) => {
-                tracing::error!(error = %message, "generation failed");
-                failed = true;
-                break;
-            }
-        }
-    }
-    stats.generation = started.elapsed();
-    let text = tidy(&text);
-    if failed || text.is_empty() {
-        return extractive_reply;
-    }
-    let source_text = format!(
-        "{}\n{}\n{}",
-        source.article_title, source.heading, source.text
-    );
-    let verdict = grounding::check(&text, &[&source_text], &query.text);
-    if verdict.is_acceptable() {
-        BotReply {
-            reply_id: turn.reply_id,
-            text,
-            citations: vec![Citation::of(source)],
-            grounded: true,
-            kind: ReplyKind::Generated,
-        }
-    } else {
-        let unsupported: Vec<String> = verdict.unsupported.iter().map(|f| f.to_string()).collect();
-        tracing::info!(
-            ?unsupported,
-            on_topic = verdict.on_topic,
-            misses_asked_fact = verdict.misses_asked_fact,
-            draft = %text,
-            "draft reply rejected; answering from the passage"
-        );
-        extractive_reply
-    }
-}
-
-/// Trims the model's output, drops passage markers ("[1]") that mean
-/// nothing to a customer, and cuts it at the first repeated sentence:
-/// greedy decoding in small models tends to loop.
-fn tidy(text: &str) -> String {
-    static MARKER: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\s?\[\d+\]").expect("valid regex"));
-    let text = MARKER.replace_all(text, "");
-    let text = text.trim();
-    let mut seen = std::collections::HashSet::new();
-    let mut out = String::new();
-    for sentence in text.split_inclusive(['.', '!', '?']) {
-        let key = sentence.trim().to_ascii_lowercase();
-        if key.is_empty() {
-            continue;
-        }
-        if !seen.insert(key) {
-            break;
-        }
-        out.push_str(sentence);
-    }
-    out.trim().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tidy_cuts_loops() {
-        assert_eq!(tidy("  You can. You can. Yes. "), "You can.");
-        assert_eq!(tidy("No stop at end"), "No stop at end");
-        assert_eq!(tidy("Returns take 30 days [1]."), "Returns take 30 days.");
     }
 }

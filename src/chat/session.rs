@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::escalation::{Escalation, FlagReason};
 use super::protocol::ServerFrame;
+use crate::answer::DialogueState;
 use crate::generation::{ChatTurn, Speaker};
 use crate::storage::ReplyKind;
 use crate::storage::conversations::{Handler, Status};
@@ -35,6 +36,8 @@ pub struct LiveSession {
     handler: Mutex<Handler>,
     /// Cancelled when a person takes over, stopping the bot's reply in flight.
     bot_turn: Mutex<CancellationToken>,
+    /// The offer pending, the topic, what the customer told us.
+    dialogue: Mutex<DialogueState>,
 }
 
 impl LiveSession {
@@ -64,7 +67,17 @@ impl LiveSession {
             escalation: Mutex::new(Escalation::from_history(history)),
             handler: Mutex::new(handler),
             bot_turn: Mutex::new(CancellationToken::new()),
+            dialogue: Mutex::new(DialogueState::from_history(history)),
         }
+    }
+
+    pub fn dialogue(&self) -> DialogueState {
+        lock(&self.dialogue).clone()
+    }
+
+    /// Changes the conversation's memory.
+    pub fn update_dialogue(&self, change: impl FnOnce(&mut DialogueState)) {
+        change(&mut lock(&self.dialogue));
     }
 
     pub fn handler(&self) -> Handler {
@@ -78,6 +91,8 @@ impl LiveSession {
             let mut turn = lock(&self.bot_turn);
             turn.cancel();
             *turn = CancellationToken::new();
+            // The person answers now; an offer the bot made is settled.
+            lock(&self.dialogue).offer = None;
         }
         *lock(&self.handler) = handler;
     }

@@ -244,6 +244,8 @@ impl Connection {
             last_seq: stored_last,
             handled_by: handler.status,
             agent: handler.agent.filter(|_| handler.status == Status::Agent),
+            greeting: self.state.texts.greeting.clone(),
+            suggestions: self.state.texts.suggestions.clone(),
         };
         if self.send(&welcome).await.is_err() {
             return Flow::Close(None);

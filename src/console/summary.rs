@@ -100,7 +100,7 @@ fn tried(messages: &[StoredMessage]) -> Vec<String> {
             ReplyKind::NoAnswer => unanswered += 1,
             ReplyKind::Declined => declined += 1,
             ReplyKind::Busy => busy += 1,
-            ReplyKind::Smalltalk | ReplyKind::Handoff => {}
+            ReplyKind::Smalltalk | ReplyKind::Handoff | ReplyKind::Clarify => {}
         }
     }
     let mut tried = Vec::new();
@@ -186,6 +186,8 @@ mod tests {
                 citations,
                 grounded: true,
                 kind,
+                offer: None,
+                quick_replies: Vec::new(),
             }),
             understood: None,
             author: None,

@@ -203,7 +203,10 @@ pub fn facts(text: &str) -> Vec<Fact> {
 /// Checks a reply against the sources it was given and the customer's own words.
 pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
     let source_text = sources.join("\n");
-    let known: HashSet<Fact> = facts(&source_text).into_iter().collect();
+    // The customer's own numbers (an order number) may be said back.
+    let known: HashSet<Fact> = facts(&format!("{source_text}\n{question}"))
+        .into_iter()
+        .collect();
     let known_values: HashSet<&str> = known
         .iter()
         .filter_map(|f| match f {
@@ -211,9 +214,18 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
             _ => None,
         })
         .collect();
+    // Words and their parts ("LO-" is known as "lo" too, as names are split).
     let known_words: HashSet<String> = WORD
         .find_iter(&format!("{source_text}\n{question}"))
-        .map(|m| m.as_str().to_ascii_lowercase())
+        .flat_map(|m| {
+            let word = m.as_str().to_ascii_lowercase();
+            let parts: Vec<String> = word
+                .split(['\'', '-'])
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            std::iter::once(word).chain(parts)
+        })
         .collect();
     let mut unsupported = Vec::new();
     let reply_facts = facts(reply);
@@ -276,7 +288,7 @@ fn is_negated(text: &str) -> bool {
 }
 
 /// Splits passage text into sentences, dropping list markers.
-fn sentences(text: &str) -> Vec<String> {
+pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line
@@ -330,6 +342,14 @@ fn wanted(question: &str) -> Wanted {
     } else {
         Wanted::Anything
     }
+}
+
+/// Whether `sentence` holds the kind of fact `question` asks for (a
+/// duration for "how long", an amount for "how much"); false when the
+/// question asks for no particular kind.
+pub fn holds_asked_fact(question: &str, sentence: &str) -> bool {
+    let w = wanted(question);
+    w != Wanted::Anything && has_wanted_fact(sentence, w)
 }
 
 fn has_wanted_fact(text: &str, wanted: Wanted) -> bool {
@@ -493,6 +513,7 @@ mod tests {
             text: text.into(),
             tags: vec![],
             url: "/kb/a".into(),
+            questions: vec![],
         }
     }
 

@@ -7,9 +7,11 @@ mod admission;
 pub mod grounding;
 mod mistral;
 pub mod prompt;
+mod scripted;
 
 pub use admission::{Admission, Ticket};
 pub use mistral::{MistralGenerator, ModelError};
+pub use scripted::ScriptedGenerator;
 
 /// Who said a turn in a generation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,10 @@ pub struct Article {
     pub tags: Vec<String>,
     pub url: Option<String>,
     pub body: String,
+    /// Questions customers ask that this article answers, as staff wrote
+    /// them: searched with the article's intro.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<String>,
 }
 
 /// A searchable piece of an article: the text under one heading.
@@ -28,6 +32,9 @@ pub struct Passage {
     pub text: String,
     pub tags: Vec<String>,
     pub url: String,
+    /// The article's example questions (on its intro passage only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<String>,
 }
 
 /// Why an article file was skipped, with the line to look at.
@@ -47,6 +54,8 @@ struct FrontMatter {
     #[serde(default)]
     tags: Vec<String>,
     url: Option<String>,
+    #[serde(default)]
+    questions: Vec<String>,
 }
 
 /// Parses one article file. Lines in errors count from 1 in the file.
@@ -101,13 +110,39 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
     if body.is_empty() {
         return Err(err(closing_line, "the article has no body".into()));
     }
+    let questions = clean_questions(front.questions)
+        .map_err(|message| err(2, format!("questions: {message}")))?;
     Ok(Article {
         id: front.id,
         title: front.title.trim().to_string(),
         tags: front.tags,
         url: front.url,
         body,
+        questions,
     })
+}
+
+pub const MAX_QUESTIONS: usize = 30;
+pub const MAX_QUESTION_BYTES: usize = 300;
+
+/// Trimmed, distinct, non-empty example questions within the limits.
+fn clean_questions(questions: Vec<String>) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for q in questions {
+        let q = q.trim().to_string();
+        if q.len() > MAX_QUESTION_BYTES {
+            return Err(format!(
+                "each question must be at most {MAX_QUESTION_BYTES} bytes"
+            ));
+        }
+        if !q.is_empty() && !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    if out.len() > MAX_QUESTIONS {
+        return Err(format!("at most {MAX_QUESTIONS} questions"));
+    }
+    Ok(out)
 }
 
 /// Longest accepted title and body, in bytes, and most tags per article.
@@ -129,6 +164,9 @@ pub struct ArticleInput {
     pub tags: Vec<String>,
     #[serde(default)]
     pub url: Option<String>,
+    /// Questions customers ask that the article answers.
+    #[serde(default)]
+    pub questions: Vec<String>,
 }
 
 /// What is wrong with an article, field by field.
@@ -194,6 +232,10 @@ impl ArticleInput {
         {
             errors.insert("url", "must start with https://, http:// or /".into());
         }
+        let questions = clean_questions(self.questions).unwrap_or_else(|message| {
+            errors.insert("questions", message);
+            Vec::new()
+        });
         if !errors.is_empty() {
             return Err(FieldErrors(errors));
         }
@@ -203,6 +245,7 @@ impl ArticleInput {
             tags,
             url,
             body,
+            questions,
         })
     }
 }
@@ -215,6 +258,7 @@ impl From<&Article> for ArticleInput {
             body: a.body.clone(),
             tags: a.tags.clone(),
             url: a.url.clone(),
+            questions: a.questions.clone(),
         }
     }
 }
@@ -292,6 +336,12 @@ impl Article {
                 id: format!("{}#{n}", self.id),
                 article_id: self.id.clone(),
                 article_title: self.title.clone(),
+                // The questions belong to the article as a whole: its first passage.
+                questions: if n == 0 {
+                    self.questions.clone()
+                } else {
+                    Vec::new()
+                },
                 heading,
                 text: text.trim().to_string(),
                 tags: self.tags.clone(),

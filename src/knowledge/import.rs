@@ -104,6 +104,7 @@ fn markdown(name: &str, text: &str) -> Result<Article, String> {
         body: body.join("\n"),
         tags: Vec::new(),
         url: None,
+        questions: Vec::new(),
     }
     .validate()
     .map_err(|e| e.to_string())
@@ -197,6 +198,7 @@ fn csv_pairs(name: &str, text: &str) -> Vec<ParsedItem> {
                     })
                     .unwrap_or_default(),
                 url: get(url_col),
+                questions: Vec::new(),
                 title,
             };
             ParsedItem {
@@ -277,6 +279,7 @@ fn html(name: &str, text: &str) -> Result<Article, String> {
         body: lines.join("\n\n"),
         tags: Vec::new(),
         url: None,
+        questions: Vec::new(),
     }
     .validate()
     .map_err(|e| e.to_string())

@@ -148,10 +148,11 @@ impl Judge {
 pub fn passage_terms(passage: &Passage, analyzer: &mut Analyzer) -> HashSet<String> {
     analyzer
         .terms(&format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             passage.article_title,
             passage.heading,
             passage.tags.join(" "),
+            passage.questions.join(" "),
             passage.text
         ))
         .into_iter()
@@ -174,20 +175,25 @@ impl KbIndex {
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
         for p in passages {
             let tags = p.tags.join(", ");
-            let all = format!("{}\n{}\n{}\n{}", p.article_title, p.heading, tags, p.text);
+            let questions = p.questions.join("\n");
+            let all = format!(
+                "{}\n{}\n{}\n{}\n{}",
+                p.article_title, p.heading, tags, questions, p.text
+            );
             // An article's intro states what the title promises, so it is
-            // indexed under the title; otherwise sections whose heading
-            // repeats a question word outrank the intro that answers it.
+            // indexed under the title, with the questions staff say the
+            // article answers; otherwise sections whose heading repeats a
+            // question word outrank the intro that answers it.
             let heading = if p.heading.is_empty() {
-                p.article_title.as_str()
+                format!("{}\n{questions}", p.article_title)
             } else {
-                p.heading.as_str()
+                p.heading.clone()
             };
             writer.add_document(doc!(
                 fields.passage_id => p.id.as_str(),
                 fields.article_id => p.article_id.as_str(),
                 fields.title => p.article_title.as_str(),
-                fields.heading => heading,
+                fields.heading => heading.as_str(),
                 fields.heading_text => p.heading.as_str(),
                 fields.tags => tags,
                 fields.body => p.text.as_str(),
@@ -312,6 +318,7 @@ impl KbIndex {
                 .map(str::to_string)
                 .collect(),
             url: get(self.fields.url),
+            questions: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod import;
 mod index;
 pub mod live;
 pub mod retriever;
+pub mod spelling;
 mod terms;
 
 pub use article::{Article, ArticleError, ArticleInput, FieldErrors, Passage, parse_article, slug};

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::dense::{DenseIndex, EmbeddingCache, embedding_text};
 use super::index::{KbIndex, KbIndexError, RetrievalQuery, passage_terms};
+use super::spelling::Vocabulary;
 use super::{Analyzer, Article, Passage};
 use crate::understanding::encoder::{Encoder, EncoderError};
 
@@ -20,6 +21,10 @@ const RRF_K: f32 = 60.0;
 /// keeps a real say.
 const BM25_WEIGHT: f32 = 1.0;
 const DENSE_WEIGHT: f32 = 2.0;
+/// Two questions look alike for their form alone ("Can I pay with X?" and
+/// "Can I pay with Y?"), so a match through an example question counts
+/// for this much less than one through the article's own text.
+const QUESTION_FORM_DISCOUNT: f32 = 0.1;
 /// Candidates taken from each retriever before fusing.
 const CANDIDATES: usize = 50;
 
@@ -99,7 +104,12 @@ pub struct Corpus {
     /// Each passage's distinct terms, for judging relevance cheaply.
     terms: Vec<std::collections::HashSet<String>>,
     bm25: KbIndex,
+    /// One vector per passage, then one per example question.
     dense: DenseIndex,
+    /// The passage each example question's vector belongs to, in order.
+    question_owner: Vec<usize>,
+    /// The words the articles use, for correcting typos in questions.
+    vocabulary: Vocabulary,
 }
 
 impl Corpus {
@@ -112,11 +122,22 @@ impl Corpus {
     ) -> Result<Corpus, RetrievalError> {
         let passages: Vec<Passage> = articles.iter().flat_map(Article::passages).collect();
         let bm25 = KbIndex::build(&passages)?;
-        let texts: Vec<String> = passages.iter().map(embedding_text).collect();
+        let mut texts: Vec<String> = passages.iter().map(embedding_text).collect();
+        // A passage is as close to a question as its closest wording: its
+        // own text, or one of the questions staff say it answers.
+        let mut question_owner = Vec::new();
+        for (i, p) in passages.iter().enumerate() {
+            for q in &p.questions {
+                texts.push(q.clone());
+                question_owner.push(i);
+            }
+        }
         let embeddings = cache.embed(encoder, &texts)?;
         cache.retain_and_save(&texts);
         let mut analyzer = Analyzer::default();
+        let vocabulary = Vocabulary::from_texts(texts.iter().map(String::as_str));
         Ok(Corpus {
+            vocabulary,
             terms: passages
                 .iter()
                 .map(|p| passage_terms(p, &mut analyzer))
@@ -130,7 +151,14 @@ impl Corpus {
             articles: articles.into_iter().map(|a| (a.id.clone(), a)).collect(),
             bm25,
             dense: DenseIndex::new(encoder.dim(), &embeddings),
+            question_owner,
         })
+    }
+
+    /// `text` with its typos corrected to words the articles use, if it had any.
+    /// Words the encoder knows whole are taken as spelt right.
+    pub fn correct_spelling(&self, text: &str, encoder: &Encoder) -> Option<String> {
+        self.vocabulary.correct(text, |w| encoder.knows_word(w))
     }
 
     pub fn article(&self, id: &str) -> Option<&Article> {
@@ -145,6 +173,17 @@ impl Corpus {
         self.passages.len()
     }
 
+    /// Each passage's similarity to a question embedding: the best of its
+    /// own and its example questions'.
+    fn passage_similarities(&self, embedding: &[f32]) -> Vec<f32> {
+        let mut all = self.dense.similarities(embedding);
+        let questions = all.split_off(self.passages.len());
+        for (owner, sim) in self.question_owner.iter().zip(questions) {
+            all[*owner] = all[*owner].max(sim - QUESTION_FORM_DISCOUNT);
+        }
+        all
+    }
+
     /// Ranked passages for a question, best first. `embedding` is the
     /// question's sentence embedding (without it only BM25 ranks).
     /// CPU-bound: call it off the async executor.
@@ -157,7 +196,7 @@ impl Corpus {
     ) -> Result<Vec<Retrieved>, RetrievalError> {
         let use_bm25 = kind != RetrieverKind::Dense;
         let similarities = embedding
-            .map(|e| self.dense.similarities(e))
+            .map(|e| self.passage_similarities(e))
             .unwrap_or_default();
         let use_dense = kind != RetrieverKind::Bm25 && !similarities.is_empty();
 

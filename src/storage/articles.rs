@@ -48,6 +48,7 @@ pub struct ArticleVersion {
     pub body: String,
     pub tags: Vec<String>,
     pub url: Option<String>,
+    pub questions: Vec<String>,
     /// Retired articles keep their history but are not answered from.
     pub retired: bool,
     pub change: Change,
@@ -63,11 +64,16 @@ impl ArticleVersion {
             tags: self.tags.clone(),
             url: self.url.clone(),
             body: self.body.clone(),
+            questions: self.questions.clone(),
         }
     }
 
     fn same_content(&self, a: &Article) -> bool {
-        self.title == a.title && self.body == a.body && self.tags == a.tags && self.url == a.url
+        self.title == a.title
+            && self.body == a.body
+            && self.tags == a.tags
+            && self.url == a.url
+            && self.questions == a.questions
     }
 }
 
@@ -115,10 +121,11 @@ pub enum ImportStatus {
     Unchanged,
 }
 
-const COLUMNS: &str =
-    "a.id, v.version, v.title, v.body, v.tags, v.url, v.retired, v.change, v.author, v.at_ms";
+const COLUMNS: &str = "a.id, v.version, v.title, v.body, v.tags, v.url, v.retired, v.change, v.author, v.at_ms, v.questions";
 
-fn read_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ArticleVersion, String, String)> {
+type VersionRow = (ArticleVersion, String, String, String);
+
+fn read_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
     Ok((
         ArticleVersion {
             id: row.get(0)?,
@@ -127,6 +134,7 @@ fn read_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ArticleVersion, St
             body: row.get(3)?,
             tags: Vec::new(),
             url: row.get(5)?,
+            questions: Vec::new(),
             retired: row.get(6)?,
             change: Change::Created,
             author: row.get(8)?,
@@ -134,12 +142,15 @@ fn read_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ArticleVersion, St
         },
         row.get::<_, String>(4)?,
         row.get::<_, String>(7)?,
+        row.get::<_, String>(10)?,
     ))
 }
 
-fn finish(parts: (ArticleVersion, String, String)) -> Result<ArticleVersion, StoreError> {
-    let (mut v, tags, change) = parts;
+fn finish(parts: VersionRow) -> Result<ArticleVersion, StoreError> {
+    let (mut v, tags, change, questions) = parts;
     v.tags = serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    v.questions =
+        serde_json::from_str(&questions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     v.change = Change::parse(&change)?;
     Ok(v)
 }
@@ -170,12 +181,14 @@ fn write_version(
         [&article.id],
         |r| r.get(0),
     )?;
-    let tags =
-        serde_json::to_string(&article.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let json =
+        |v: &Vec<String>| serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()));
+    let tags = json(&article.tags)?;
+    let questions = json(&article.questions)?;
     tx.execute(
-        "INSERT INTO article_versions (article_id, version, title, body, tags, url, retired, change, author, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![article.id, version, article.title, article.body, tags, article.url, retired, change.as_str(), author, at_ms],
+        "INSERT INTO article_versions (article_id, version, title, body, tags, url, retired, change, author, at_ms, questions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![article.id, version, article.title, article.body, tags, article.url, retired, change.as_str(), author, at_ms, questions],
     )?;
     tx.execute(
         "INSERT INTO articles (id, version, retired) VALUES (?1, ?2, ?3)
@@ -189,6 +202,7 @@ fn write_version(
         body: article.body.clone(),
         tags: article.tags.clone(),
         url: article.url.clone(),
+        questions: article.questions.clone(),
         retired,
         change,
         author: author.to_string(),

@@ -72,6 +72,29 @@ pub enum ReplyKind {
     Handoff,
     /// Out of scope for a shop assistant; declined politely.
     Declined,
+    /// Two articles fit the question equally; the customer is asked which.
+    Clarify,
+}
+
+/// An article the customer can pick when a question fits two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub article_id: String,
+    pub title: String,
+}
+
+/// Something a bot reply asked the customer to answer; kept with the reply
+/// so the next message is read against it, after a restart too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Offer {
+    /// "Would you like me to connect you with someone from our team?"
+    Person,
+    /// "Do you mean A or B?", about `question`.
+    Choice {
+        question: String,
+        options: Vec<Choice>,
+    },
 }
 
 /// A bot reply's content, as stored.
@@ -82,6 +105,12 @@ pub struct BotReply {
     pub citations: Vec<Citation>,
     pub grounded: bool,
     pub kind: ReplyKind,
+    /// What the reply asks the customer, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+    /// Buttons the widget shows under the reply; each sends its label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 impl BotReply {
@@ -93,6 +122,8 @@ impl BotReply {
             citations: Vec::new(),
             grounded: false,
             kind,
+            offer: None,
+            quick_replies: Vec::new(),
         }
     }
 }
@@ -272,9 +303,15 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let kind = serde_json::to_value(reply.kind)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let offer = reply
+                .offer
+                .as_ref()
+                .map(|o| serde_json::to_string(&(o, &reply.quick_replies)))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.execute(
-                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment)
-                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, offer)
+                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     session.to_string(),
                     seq,
@@ -286,7 +323,8 @@ impl Store {
                     kind.as_str(),
                     created_at_ms,
                     intent,
-                    sentiment
+                    sentiment,
+                    offer
                 ],
             )?;
             tx.commit()?;
@@ -406,7 +444,7 @@ impl Store {
 }
 
 /// Columns read by [`read_row`], in its order.
-const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, author";
+const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, author, offer";
 
 fn understood_columns(
     understood: Option<&Understood>,
@@ -468,6 +506,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
     let intent: Option<String> = row.get(9)?;
     let sentiment: Option<String> = row.get(10)?;
     let author: Option<String> = row.get(11)?;
+    let offer: Option<String> = row.get(12)?;
     Ok((|| {
         let understood = match (intent, sentiment) {
             (Some(intent), Some(sentiment)) => Some(Understood {
@@ -491,8 +530,22 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
                     kind.clone().unwrap_or_default(),
                 ))
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                offer: None,
+                quick_replies: Vec::new(),
             }),
             _ => None,
+        };
+        let reply = match (reply, offer) {
+            (Some(reply), Some(offer)) => {
+                let (offer, quick_replies): (Offer, Vec<String>) =
+                    serde_json::from_str(&offer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Some(BotReply {
+                    offer: Some(offer),
+                    quick_replies,
+                    ..reply
+                })
+            }
+            (reply, _) => reply,
         };
         let event = match role {
             Role::Event => Some(conversations::ConversationEvent::parse(

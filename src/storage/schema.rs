@@ -104,6 +104,10 @@ const MIGRATIONS: &[&str] = &[
         agent TEXT NOT NULL REFERENCES agents(name) ON DELETE CASCADE,
         expires_at_ms INTEGER NOT NULL
     );",
+    // v5: what a bot reply asked the customer (an offer and its quick
+    // replies); the example questions staff give an article.
+    "ALTER TABLE messages ADD COLUMN offer TEXT;
+    ALTER TABLE article_versions ADD COLUMN questions TEXT NOT NULL DEFAULT '[]'",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -108,6 +108,11 @@ impl Catalogue {
         self.intents.iter().find(|i| i.name == name)
     }
 
+    /// The fixed replies of `action: reply` intents.
+    pub fn replies(&self) -> impl Iterator<Item = &str> {
+        self.intents.iter().filter_map(|i| i.reply.as_deref())
+    }
+
     /// Every example with its intent's name, the classifier's training set.
     pub fn training_set(&self) -> (Vec<&str>, Vec<String>) {
         self.intents

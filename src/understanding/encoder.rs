@@ -108,6 +108,12 @@ impl Encoder {
         &self.fingerprint
     }
 
+    /// Whether the tokenizer knows `word` (lowercase) as a whole word: the
+    /// common words of the language the encoder was trained on.
+    pub fn knows_word(&self, word: &str) -> bool {
+        self.tokenizer.token_to_id(word).is_some()
+    }
+
     /// Embeds a batch of texts in one forward pass. Blocking and CPU-heavy:
     /// call it from a worker thread, not the async executor.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, EncoderError> {

@@ -58,6 +58,20 @@ pub struct Understood {
     pub embedding: Vec<f32>,
 }
 
+/// The intent that asks for a person.
+pub const HUMAN_INTENT: &str = "contact_human_agent";
+
+impl Understood {
+    /// Whether the message asks for a person, by intent or in so many words.
+    pub fn asks_for_human(&self) -> bool {
+        self.intent.name == HUMAN_INTENT
+            || self
+                .sentiment
+                .signals
+                .contains(&signals::Signal::HumanRequest)
+    }
+}
+
 #[cfg(test)]
 impl Understood {
     /// A message understood as `intent` (confidence 0.9) with this sentiment.

@@ -1,6 +1,7 @@
 //! Integration tests: the real server, model, index and database.
 
 mod admin;
+mod answers;
 mod browser;
 mod chat;
 mod console;

@@ -1,0 +1,429 @@
+//! The async step of answering: turn a [`Plan`] into the reply the customer
+//! reads, streaming it piece by piece. Nothing unverified reaches the
+//! stream: the plan's own words are fixed text and the source's sentences
+//! are the source; with `answer_style = "generated"` the model rewrites the
+//! source sentences, and each sentence it writes is released only once it
+//! passes the check, so the streamed text and the final reply agree.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::plan::Plan;
+use crate::generation::grounding;
+use crate::generation::{ChatTurn, GenEvent, GenerationError, TextGenerator, prompt};
+use crate::knowledge::Analyzer;
+use crate::storage::ReplyKind;
+
+/// Who writes the words of an answer from the knowledge base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerStyle {
+    /// The source's own sentences, framed by the shop's fixed words.
+    #[default]
+    Extractive,
+    /// The model rewrites the source sentences; each sentence it writes is
+    /// checked before it is shown, and the source's sentences fill in what
+    /// it leaves out.
+    Generated,
+}
+
+/// What the model may use.
+pub struct Generation<'a> {
+    pub generator: &'a dyn TextGenerator,
+    pub history: &'a [ChatTurn],
+    pub history_budget: usize,
+    pub max_tokens: usize,
+}
+
+/// The reply as streamed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composed {
+    pub text: String,
+    pub kind: ReplyKind,
+    /// Every sentence is the source's or passed the check against it.
+    pub grounded: bool,
+    /// From the start of composing to the first piece streamed.
+    pub first_visible: Option<Duration>,
+    /// Model tokens read (shown or not).
+    pub tokens: usize,
+    /// From the start of composing to the model's first token.
+    pub first_token: Option<Duration>,
+    /// Time the model ran.
+    pub generation: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComposeError {
+    #[error("cancelled: a person took over")]
+    Cancelled,
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+}
+
+/// Streams the reply through `emit`, one verified piece at a time.
+pub async fn compose(
+    plan: &Plan,
+    question: &str,
+    style: AnswerStyle,
+    generation: Generation<'_>,
+    cancel: &CancellationToken,
+    mut emit: impl FnMut(&str),
+) -> Result<Composed, ComposeError> {
+    let started = Instant::now();
+    // A fixed reply (a decline, small talk, a hand-off) comes whole, as `reply`.
+    let mut out = Stream {
+        text: String::new(),
+        first_visible: None,
+        started,
+        streams: plan.answers_from_kb(),
+    };
+    if let Some(lead) = &plan.lead {
+        out.push(lead, &mut emit);
+    }
+    let mut model = ModelRun::default();
+    let mut generated = false;
+    if style == AnswerStyle::Generated && plan.answers_from_kb() {
+        let said = generate(
+            plan,
+            question,
+            &generation,
+            cancel,
+            &mut out,
+            &mut emit,
+            &mut model,
+        )
+        .await?;
+        generated = !said.is_empty();
+        // The facts the source's chosen sentences hold are said, whatever the model did.
+        for part in &plan.parts {
+            for sentence in &part.sentences {
+                if !covers(&said, sentence) {
+                    out.push(sentence, &mut emit);
+                }
+            }
+        }
+    } else {
+        for part in &plan.parts {
+            for sentence in &part.sentences {
+                out.push(sentence, &mut emit);
+            }
+        }
+    }
+    if let Some(tail) = &plan.tail {
+        out.push(tail, &mut emit);
+    }
+    let kind = match plan.kind {
+        ReplyKind::Extractive if generated => ReplyKind::Generated,
+        kind => kind,
+    };
+    Ok(Composed {
+        text: out.text,
+        kind,
+        grounded: plan.answers_from_kb(),
+        first_visible: out.first_visible,
+        tokens: model.tokens,
+        first_token: model.first_token,
+        generation: model.ran,
+    })
+}
+
+/// What the model did for one reply.
+#[derive(Default)]
+struct ModelRun {
+    tokens: usize,
+    first_token: Option<Duration>,
+    ran: Duration,
+}
+
+struct Stream {
+    text: String,
+    first_visible: Option<Duration>,
+    started: Instant,
+    streams: bool,
+}
+
+impl Stream {
+    fn push(&mut self, piece: &str, emit: &mut impl FnMut(&str)) {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            return;
+        }
+        let piece = if self.text.is_empty() {
+            piece.to_string()
+        } else {
+            format!(" {piece}")
+        };
+        self.first_visible
+            .get_or_insert_with(|| self.started.elapsed());
+        self.text.push_str(&piece);
+        if self.streams {
+            emit(&piece);
+        }
+    }
+}
+
+/// Runs the model over the first part's passage and releases each of its
+/// sentences that the source supports. Returns what it released.
+async fn generate(
+    plan: &Plan,
+    question: &str,
+    generation: &Generation<'_>,
+    cancel: &CancellationToken,
+    out: &mut Stream,
+    emit: &mut impl FnMut(&str),
+    run: &mut ModelRun,
+) -> Result<String, ComposeError> {
+    let started = Instant::now();
+    let passage = &plan.parts[0].passage;
+    let request = prompt::build(
+        generation.history,
+        question,
+        passage,
+        generation.history_budget,
+        generation.max_tokens,
+    );
+    let mut events = generation.generator.start(request)?;
+    let source = format!(
+        "{}\n{}\n{}",
+        passage.article_title, passage.heading, passage.text
+    );
+    let source_sentences = grounding::sentences(&passage.text);
+    let mut pending = String::new();
+    let mut said = String::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let event = tokio::select! {
+            // Dropping `events` on the way out stops the model.
+            _ = cancel.cancelled() => return Err(ComposeError::Cancelled),
+            event = events.recv() => event,
+        };
+        let done = match event {
+            Some(GenEvent::Token(token)) => {
+                run.tokens += 1;
+                run.first_token.get_or_insert_with(|| out.started.elapsed());
+                pending.push_str(&token);
+                false
+            }
+            Some(GenEvent::Failed(message)) => {
+                tracing::error!(error = %message, "generation failed; answering from the source");
+                true
+            }
+            Some(GenEvent::Done { .. }) | None => true,
+        };
+        while let Some(end) = sentence_end(&pending, done) {
+            let sentence: String = pending.drain(..end).collect();
+            let sentence = clean(&sentence);
+            if sentence.is_empty() || !seen.insert(sentence.to_lowercase()) {
+                continue;
+            }
+            if supported(&sentence, &source, &source_sentences, question) {
+                said.push_str(&sentence);
+                said.push(' ');
+                out.push(&sentence, emit);
+            } else {
+                tracing::info!(%sentence, "model sentence not supported by the source; not shown");
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    run.ran = started.elapsed();
+    Ok(said)
+}
+
+/// Where the first complete sentence of `text` ends, if it does; at the end
+/// of generation the rest counts as one.
+fn sentence_end(text: &str, done: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(b, b'.' | b'!' | b'?' | b'\n')
+            && bytes.get(i + 1).is_some_and(|c| c.is_ascii_whitespace())
+        {
+            let before = &text[..i];
+            // "e.g." and decimals ("9.95") do not end a sentence.
+            if b == b'.' && (before.ends_with("e.g") || before.ends_with("i.e")) {
+                continue;
+            }
+            return Some(i + 1);
+        }
+    }
+    (done && !text.trim().is_empty()).then_some(text.len())
+}
+
+fn clean(sentence: &str) -> String {
+    static MARKER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\s?\[\d+\]").expect("valid regex"));
+    MARKER.replace_all(sentence.trim(), "").trim().to_string()
+}
+
+/// Least share of a model sentence's content words that one source sentence
+/// must hold: a rewording keeps most of the words of what it rewords.
+const MIN_CLOSENESS: f32 = 0.6;
+
+/// A model sentence is shown when every fact in it is the source's, it
+/// denies nothing the source does not, and it stays close to one source
+/// sentence (its words mostly from that sentence, or the question).
+pub fn supported(
+    sentence: &str,
+    source: &str,
+    source_sentences: &[String],
+    question: &str,
+) -> bool {
+    let verdict = grounding::check(sentence, &[source], question);
+    if !verdict.is_grounded() || verdict.flips_polarity {
+        return false;
+    }
+    let mut analyzer = Analyzer::default();
+    let terms = analyzer.distinct_terms(sentence);
+    if terms.is_empty() {
+        return false;
+    }
+    let asked: std::collections::HashSet<String> = analyzer.terms(question).into_iter().collect();
+    source_sentences.iter().any(|s| {
+        let own: std::collections::HashSet<String> = analyzer.terms(s).into_iter().collect();
+        let held = terms
+            .iter()
+            .filter(|t| own.contains(*t) || asked.contains(*t))
+            .count();
+        held as f32 / terms.len() as f32 >= MIN_CLOSENESS
+    })
+}
+
+/// Whether `said` already states the facts of `sentence` (all its numbers,
+/// amounts, names and links), so repeating the source's sentence adds nothing.
+fn covers(said: &str, sentence: &str) -> bool {
+    let facts = grounding::facts(sentence);
+    if facts.is_empty() {
+        return !said.trim().is_empty() && grounding::check(sentence, &[said], "").on_topic >= 0.8;
+    }
+    let known = grounding::facts(said);
+    facts.iter().all(|f| known.contains(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::questions::Part;
+    use crate::generation::ScriptedGenerator;
+    use crate::knowledge::Passage;
+
+    fn plan() -> Plan {
+        let passage = Passage {
+            id: "return-policy#0".into(),
+            article_id: "return-policy".into(),
+            article_title: "Our returns policy".into(),
+            heading: String::new(),
+            text: "You can return most items within 30 days of delivery for a full refund, no reason needed. Items must be unused.".into(),
+            tags: vec![],
+            url: "/kb/return-policy".into(),
+            questions: vec![],
+        };
+        Plan {
+            kind: ReplyKind::Extractive,
+            lead: Some("Sorry to hear that.".into()),
+            parts: vec![Part {
+                sentences: vec!["You can return most items within 30 days of delivery for a full refund, no reason needed.".into()],
+                passage,
+            }],
+            tail: Some("Anything else?".into()),
+            offer: None,
+            quick_replies: vec![],
+            topic: None,
+            why: String::new(),
+        }
+    }
+
+    async fn run(style: AnswerStyle, script: Vec<&'static str>) -> (Composed, Vec<String>) {
+        let generator = ScriptedGenerator::new(script);
+        let mut streamed = Vec::new();
+        let composed = compose(
+            &plan(),
+            "How long do I have to return something?",
+            style,
+            Generation {
+                generator: &generator,
+                history: &[],
+                history_budget: 100,
+                max_tokens: 64,
+            },
+            &CancellationToken::new(),
+            |piece| streamed.push(piece.to_string()),
+        )
+        .await
+        .unwrap();
+        (composed, streamed)
+    }
+
+    #[tokio::test]
+    async fn extractive_streams_lead_source_and_tail_and_the_stream_is_the_reply() {
+        let (composed, streamed) = run(AnswerStyle::Extractive, vec![]).await;
+        assert_eq!(streamed.concat(), composed.text);
+        assert!(
+            composed
+                .text
+                .starts_with("Sorry to hear that. You can return most items within 30 days")
+        );
+        assert!(composed.text.ends_with("Anything else?"));
+        assert_eq!(composed.kind, ReplyKind::Extractive);
+        assert!(composed.grounded);
+    }
+
+    #[tokio::test]
+    async fn a_model_sentence_that_fails_the_check_never_reaches_the_stream() {
+        let (composed, streamed) = run(
+            AnswerStyle::Generated,
+            vec![
+                "You have ",
+                "30 days ",
+                "to return most items. ",
+                "Returns cost ",
+                "€10.95 ",
+                "and take 2 weeks.",
+            ],
+        )
+        .await;
+        let all = streamed.concat();
+        assert_eq!(all, composed.text);
+        assert!(
+            all.contains("You have 30 days to return most items."),
+            "{all}"
+        );
+        assert!(!all.contains("10.95") && !all.contains("2 weeks"), "{all}");
+        assert_eq!(composed.kind, ReplyKind::Generated);
+        // The source sentence was covered by the model's; it is not repeated.
+        assert!(!all.contains("for a full refund"), "{all}");
+    }
+
+    #[tokio::test]
+    async fn when_the_model_misses_the_fact_the_source_sentence_says_it() {
+        let (composed, _) = run(
+            AnswerStyle::Generated,
+            vec!["Sure! ", "Python code: ", "print('hello')"],
+        )
+        .await;
+        assert!(
+            composed.text.contains("within 30 days of delivery"),
+            "{}",
+            composed.text
+        );
+        assert!(!composed.text.contains("print"), "{}", composed.text);
+        assert_eq!(composed.kind, ReplyKind::Extractive);
+    }
+
+    #[test]
+    fn sentences_end_at_stops_but_not_inside_amounts() {
+        let first = "It costs €9.95 per order.";
+        assert_eq!(
+            sentence_end(&format!("{first} Next"), false),
+            Some(first.len())
+        );
+        assert_eq!(sentence_end("It costs €9.95", false), None);
+        assert_eq!(
+            sentence_end("It costs €9.95", true),
+            Some("It costs €9.95".len())
+        );
+    }
+}

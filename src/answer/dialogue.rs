@@ -1,0 +1,376 @@
+//! What a conversation remembers between turns: the offer the bot made last
+//! (so "yes", "no thanks" or "the first one" are answered against it), the
+//! topic of the last answer (for follow-ups), and what the customer already
+//! told us (order number, e-mail address) for later turns and the agent.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use crate::storage::{Choice, Offer};
+use crate::storage::{ReplyKind, Role, StoredMessage};
+
+/// How a message answers the pending offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferAnswer {
+    Yes,
+    No,
+    /// The n-th option (from 0) of a choice.
+    Pick(usize),
+}
+
+/// The last answer's subject, for follow-ups.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Topic {
+    pub article_id: String,
+    /// The customer's words that led to it.
+    pub question: String,
+}
+
+/// Facts the customer gave about themselves or their order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Slots {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Per-conversation memory, held by the live session.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DialogueState {
+    /// The last bot reply's offer and the labels of its buttons.
+    pub offer: Option<(Offer, Vec<String>)>,
+    pub topic: Option<Topic>,
+    pub slots: Slots,
+}
+
+impl DialogueState {
+    /// The state a stored conversation ends in (after a restart, or when an
+    /// idle session is loaded again).
+    pub fn from_history(history: &[StoredMessage]) -> DialogueState {
+        let mut state = DialogueState::default();
+        let mut last_question: Option<&str> = None;
+        for m in history {
+            match (m.role, &m.reply) {
+                (Role::Customer, _) => {
+                    state.observe_customer(&m.text);
+                    last_question = Some(&m.text);
+                }
+                (Role::Bot, Some(reply)) => {
+                    let topic = reply.citations.first().map(|c| Topic {
+                        article_id: c.article_id.clone(),
+                        question: last_question.unwrap_or_default().to_string(),
+                    });
+                    state.after_reply(
+                        reply.kind,
+                        reply
+                            .offer
+                            .clone()
+                            .map(|o| (o, reply.quick_replies.clone())),
+                        topic,
+                    );
+                }
+                // A person answered: their words settle any open offer.
+                (Role::Agent, _) => state.offer = None,
+                _ => {}
+            }
+        }
+        state
+    }
+
+    /// Takes in the bot's reply: its offer replaces any earlier one; an
+    /// answer from an article becomes the topic; a reply that could not
+    /// help ends the topic, so the next question stands on its own.
+    pub fn after_reply(
+        &mut self,
+        kind: ReplyKind,
+        offer: Option<(Offer, Vec<String>)>,
+        topic: Option<Topic>,
+    ) {
+        self.offer = offer;
+        match kind {
+            ReplyKind::NoAnswer | ReplyKind::Declined => self.topic = None,
+            _ if topic.is_some() => self.topic = topic,
+            _ => {}
+        }
+    }
+
+    /// Remembers what a customer message says about them.
+    pub fn observe_customer(&mut self, text: &str) {
+        let found = extract_slots(text);
+        if found.order_number.is_some() {
+            self.slots.order_number = found.order_number;
+        }
+        if found.email.is_some() {
+            self.slots.email = found.email;
+        }
+    }
+}
+
+static ORDER_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(LO-?\d{6,10})\b|(?:order|bestelling)\s*(?:number|no\.?|nr\.?)?\s*[:#]?\s*#?(\d{4,10})\b|#(\d{4,10})\b")
+        .expect("valid regex")
+});
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("valid regex")
+});
+
+/// Order numbers ("LO-12345678", "order #10482") and e-mail addresses in a message.
+pub fn extract_slots(text: &str) -> Slots {
+    let order_number = ORDER_NUMBER.captures(text).and_then(|c| {
+        c.get(1)
+            .map(|m| m.as_str().to_ascii_uppercase())
+            .or_else(|| {
+                c.get(2)
+                    .or_else(|| c.get(3))
+                    .map(|m| m.as_str().to_string())
+            })
+    });
+    let email = EMAIL.find(text).map(|m| m.as_str().to_ascii_lowercase());
+    Slots {
+        order_number,
+        email,
+    }
+}
+
+const YES: &[&str] = &[
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "sure",
+    "ok",
+    "okay",
+    "please",
+    "y",
+    "ja",
+    "yes please",
+    "ok please",
+    "go ahead",
+    "connect me",
+    "yes connect me",
+    "that would be great",
+    "absolutely",
+    "definitely",
+    "alright",
+    "fine",
+];
+const NO: &[&str] = &[
+    "no",
+    "nope",
+    "nah",
+    "no thanks",
+    "no thank you",
+    "not now",
+    "not needed",
+    "no need",
+    "never mind",
+    "nevermind",
+    "i'm good",
+    "im good",
+    "all good",
+    "that's all",
+    "thats all",
+];
+const FIRST: &[&str] = &["first", "1", "one", "the first", "former", "top"];
+const SECOND: &[&str] = &[
+    "second",
+    "2",
+    "two",
+    "the second",
+    "latter",
+    "other",
+    "last",
+];
+
+/// Whether `text` answers `offer` (whose buttons are `labels`), and how. A
+/// message that says more than an answer ("yes, and how much is
+/// shipping?") is a new question, not an answer.
+pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<OfferAnswer> {
+    let norm = normalise(text);
+    if norm.is_empty() {
+        return None;
+    }
+    let words: Vec<&str> = norm.split(' ').collect();
+    let button = labels.iter().position(|l| normalise(l) == norm);
+    match offer {
+        Offer::Person => {
+            if button == Some(1)
+                || NO.contains(&norm.as_str())
+                || (words.len() <= 4 && words[0] == "no")
+            {
+                Some(OfferAnswer::No)
+            } else if button == Some(0)
+                || YES.contains(&norm.as_str())
+                || (words.len() <= 5 && YES.contains(&words[0]))
+            {
+                Some(OfferAnswer::Yes)
+            } else {
+                None
+            }
+        }
+        Offer::Choice { options, .. } => {
+            // A label sent by a quick-reply button, or words of one title only.
+            if let Some(i) =
+                button.or_else(|| options.iter().position(|o| normalise(&o.title) == norm))
+            {
+                return Some(OfferAnswer::Pick(i));
+            }
+            if words.len() > 6 {
+                return None;
+            }
+            let has = |list: &[&str]| list.iter().any(|w| words.contains(w) || norm == *w);
+            match (has(FIRST), has(SECOND)) {
+                (true, false) => return Some(OfferAnswer::Pick(0)),
+                (false, true) => return Some(OfferAnswer::Pick(1)),
+                _ => {}
+            }
+            let matching: Vec<usize> = options
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| {
+                    let title = normalise(&o.title);
+                    words.iter().any(|w| {
+                        w.len() > 3
+                            && title
+                                .split(' ')
+                                .any(|t| t.len() > 3 && (t.starts_with(w) || w.starts_with(t)))
+                    })
+                })
+                .map(|(i, _)| i)
+                .collect();
+            match matching.as_slice() {
+                [i] => Some(OfferAnswer::Pick(*i)),
+                _ if NO.contains(&norm.as_str()) => Some(OfferAnswer::No),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn normalise(text: &str) -> String {
+    text.to_lowercase()
+        .replace(['’', '`'], "'")
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        vec!["Yes, connect me".into(), "No, thanks".into()]
+    }
+
+    fn choice() -> Offer {
+        Offer::Choice {
+            question: "how much does it cost?".into(),
+            options: vec![
+                Choice {
+                    article_id: "shipping-costs".into(),
+                    title: "Shipping costs".into(),
+                },
+                Choice {
+                    article_id: "return-shipping-costs".into(),
+                    title: "Return shipping costs".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn yes_and_no_answer_an_offer_of_a_person() {
+        for yes in [
+            "yes",
+            "Yes please!",
+            "ok please",
+            "sure",
+            "Yes, connect me",
+            "yeah go ahead",
+        ] {
+            assert_eq!(
+                answer_to_offer(yes, &Offer::Person, &labels()),
+                Some(OfferAnswer::Yes),
+                "{yes}"
+            );
+        }
+        for no in ["no", "No, thanks", "nope", "no, I'm fine", "never mind"] {
+            assert_eq!(
+                answer_to_offer(no, &Offer::Person, &labels()),
+                Some(OfferAnswer::No),
+                "{no}"
+            );
+        }
+        for other in ["how much is shipping to Belgium?", "what do you mean"] {
+            assert_eq!(
+                answer_to_offer(other, &Offer::Person, &labels()),
+                None,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_choice_is_answered_by_position_label_or_a_word_of_one_title() {
+        let offer = choice();
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            answer_to_offer("the first one", &offer, &none),
+            Some(OfferAnswer::Pick(0))
+        );
+        assert_eq!(
+            answer_to_offer("second", &offer, &none),
+            Some(OfferAnswer::Pick(1))
+        );
+        assert_eq!(
+            answer_to_offer("Return shipping costs", &offer, &none),
+            Some(OfferAnswer::Pick(1))
+        );
+        assert_eq!(
+            answer_to_offer("returns", &offer, &none),
+            Some(OfferAnswer::Pick(1))
+        );
+        assert_eq!(
+            answer_to_offer("shipping", &offer, &none),
+            None,
+            "both titles"
+        );
+        assert_eq!(
+            answer_to_offer(
+                "what are your opening hours on saturday please",
+                &offer,
+                &none
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn slots_find_order_numbers_and_emails() {
+        let s = extract_slots("where is my order #10482? mail me at Ann@Example.com");
+        assert_eq!(s.order_number.as_deref(), Some("10482"));
+        assert_eq!(s.email.as_deref(), Some("ann@example.com"));
+        assert_eq!(
+            extract_slots("order lo-12345678 is late")
+                .order_number
+                .as_deref(),
+            Some("LO-12345678")
+        );
+        assert_eq!(
+            extract_slots("my order number: 55123")
+                .order_number
+                .as_deref(),
+            Some("55123")
+        );
+        assert_eq!(extract_slots("I ordered 3 mugs").order_number, None);
+        let mut state = DialogueState::default();
+        state.observe_customer("it's order LO-00001234");
+        state.observe_customer("any news?");
+        assert_eq!(state.slots.order_number.as_deref(), Some("LO-00001234"));
+    }
+}

@@ -1,0 +1,549 @@
+//! The pure step of answering: from the message, what it was understood
+//! as, and what the conversation remembers, decide what to reply and with
+//! which evidence. No I/O beyond the (CPU-bound) search of one immutable
+//! knowledge-base snapshot, so chat, the admin hit test and `kb search`
+//! reach the same decision for the same conversation.
+
+use serde::Serialize;
+
+use super::dialogue::{Choice, DialogueState, Offer, OfferAnswer, Topic, answer_to_offer};
+use super::questions::{self, Part};
+use super::texts::Texts;
+use crate::knowledge::retriever::{Answerability, Corpus, Retrieved, RetrieverKind};
+use crate::knowledge::{Citation, RetrievalQuery};
+use crate::storage::ReplyKind;
+use crate::understanding::Understood;
+use crate::understanding::catalogue::{Catalogue, IntentAction, OUT_OF_SCOPE};
+use crate::understanding::encoder::Encoder;
+use crate::understanding::signals::Signal;
+
+/// What the answer pipeline needs besides the message.
+pub struct Context<'a> {
+    pub corpus: &'a Corpus,
+    pub encoder: &'a Encoder,
+    pub catalogue: &'a Catalogue,
+    pub rule: Answerability,
+    pub texts: &'a Texts,
+}
+
+/// One customer message to answer.
+pub struct Input<'a> {
+    pub text: &'a str,
+    /// `None` when understanding failed: the message is still searched.
+    pub understood: Option<&'a Understood>,
+    pub dialogue: &'a DialogueState,
+}
+
+/// The reply decided on: fixed words around the source sentences, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub kind: ReplyKind,
+    /// Said first: an acknowledgement of how the customer feels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<String>,
+    /// Source passages with the sentences of each that answer.
+    pub parts: Vec<Part>,
+    /// Said last: a fixed reply, a question, an offer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+    /// The offer's buttons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
+    /// The subject for later follow-ups, when this answers from an article.
+    #[serde(skip)]
+    pub topic: Option<Topic>,
+    /// Why, in words, for staff and logs.
+    pub why: String,
+}
+
+impl Plan {
+    fn fixed(kind: ReplyKind, text: &str, why: impl Into<String>) -> Plan {
+        Plan {
+            kind,
+            lead: None,
+            parts: Vec::new(),
+            tail: Some(text.to_string()),
+            offer: None,
+            quick_replies: Vec::new(),
+            topic: None,
+            why: why.into(),
+        }
+    }
+
+    fn with_offer(mut self, offer: Offer, texts: &Texts) -> Plan {
+        self.set_offer(offer, texts);
+        self
+    }
+
+    fn set_offer(&mut self, offer: Offer, texts: &Texts) {
+        self.quick_replies = match &offer {
+            Offer::Person => vec![texts.yes_person.clone(), texts.no_thanks.clone()],
+            Offer::Choice { options, .. } => options.iter().map(|o| o.title.clone()).collect(),
+        };
+        self.offer = Some(offer);
+    }
+
+    /// The whole reply as the customer reads it.
+    pub fn text(&self) -> String {
+        let mut pieces: Vec<&str> = Vec::new();
+        pieces.extend(self.lead.as_deref());
+        for part in &self.parts {
+            pieces.extend(part.sentences.iter().map(String::as_str));
+        }
+        pieces.extend(self.tail.as_deref());
+        pieces.join(" ")
+    }
+
+    /// Every article the reply takes a sentence from, once.
+    pub fn citations(&self) -> Vec<Citation> {
+        let mut out: Vec<Citation> = Vec::new();
+        for part in &self.parts {
+            let c = Citation::of(&part.passage);
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    pub fn answers_from_kb(&self) -> bool {
+        !self.parts.is_empty()
+    }
+}
+
+impl DialogueState {
+    /// Takes in the reply this plan made.
+    pub fn after_plan(&mut self, plan: &Plan) {
+        self.after_reply(
+            plan.kind,
+            plan.offer.clone().map(|o| (o, plan.quick_replies.clone())),
+            plan.topic.clone(),
+        );
+    }
+}
+
+/// What was searched and found, for the hit test and logs.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Evidence {
+    /// The text searched (with the earlier question for a follow-up).
+    pub searched: Vec<String>,
+    pub passages: Vec<Retrieved>,
+    /// The best similarity of any passage, for gap tracking.
+    pub best_similarity: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub plan: Plan,
+    pub evidence: Evidence,
+}
+
+/// Least confidence for an intent to steer retrieval towards its articles.
+const CONFIDENT_INTENT: f32 = 0.6;
+/// A passage of an article tagged with a confident intent may answer on
+/// this similarity alone: the classifier already says what it is about.
+const INTENT_MIN_SIMILARITY: f32 = 0.4;
+/// A classifier this sure lets its articles answer on this similarity.
+const SURE_INTENT: f32 = 0.85;
+const SURE_INTENT_MIN_SIMILARITY: f32 = 0.25;
+/// Two articles closer than this (similarity) fit a vague question equally.
+const TIE: f32 = 0.02;
+
+/// Decides the reply to one message. CPU-bound: call off the executor.
+pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
+    let t = ctx.texts;
+    if let Some((offer, labels)) = &input.dialogue.offer
+        && let Some(answer) = answer_to_offer(input.text, offer, labels)
+    {
+        match (offer, answer) {
+            (Offer::Person, OfferAnswer::Yes) => {
+                return fixed(Plan::fixed(
+                    ReplyKind::Handoff,
+                    &t.handoff,
+                    "accepted the offer of a person",
+                ));
+            }
+            (_, OfferAnswer::No) => {
+                return fixed(Plan::fixed(
+                    ReplyKind::Smalltalk,
+                    &t.anything_else,
+                    "declined the offer",
+                ));
+            }
+            (Offer::Choice { question, options }, OfferAnswer::Pick(i)) => {
+                if let Some(choice) = options.get(i) {
+                    return answer_from_article(question, choice, input, ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+    if t.instructs(input.text) {
+        // Articles and the shop's words decide what the bot says; a customer
+        // message never does.
+        return fixed(
+            Plan::fixed(ReplyKind::Declined, &t.decline, "tries to instruct the bot")
+                .with_offer(Offer::Person, t),
+        );
+    }
+    if input.understood.is_some_and(Understood::asks_for_human) {
+        return fixed(Plan::fixed(
+            ReplyKind::Handoff,
+            &t.handoff,
+            "asked for a person",
+        ));
+    }
+    let steer = match input.understood {
+        Some(u) => match steer(u, input.text, ctx) {
+            Steer::Fixed(plan) => return fixed(plan),
+            steer => steer,
+        },
+        None => Steer::Search {
+            tags: Vec::new(),
+            declined_unless_clear: false,
+        },
+    };
+    let Steer::Search {
+        tags,
+        declined_unless_clear,
+    } = steer
+    else {
+        unreachable!("fixed plans returned above")
+    };
+    search_and_answer(input, ctx, tags, declined_unless_clear)
+}
+
+fn fixed(plan: Plan) -> Decision {
+    Decision {
+        plan,
+        evidence: Evidence::default(),
+    }
+}
+
+enum Steer {
+    Fixed(Plan),
+    /// Search, preferring articles with these tags; a message the classifier
+    /// put out of scope is answered only from a passage that clearly means
+    /// the same thing.
+    Search {
+        tags: Vec<String>,
+        declined_unless_clear: bool,
+    },
+}
+
+/// What the intent asks for.
+fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
+    let intent = &understood.intent;
+    let spec = ctx.catalogue.get(&intent.name);
+    match spec.map(|s| s.action) {
+        // Small talk only when that is all the message is: "hi, how long do
+        // returns take?" is a question.
+        Some(IntentAction::Reply) if questions::content_terms(text) <= 2 => {
+            let reply = spec.and_then(|s| s.reply.as_deref()).unwrap_or_default();
+            Steer::Fixed(Plan::fixed(
+                ReplyKind::Smalltalk,
+                reply,
+                format!("small talk ({})", intent.name),
+            ))
+        }
+        Some(IntentAction::Handoff) => Steer::Fixed(Plan::fixed(
+            ReplyKind::Handoff,
+            &ctx.texts.handoff,
+            format!("intent {}", intent.name),
+        )),
+        Some(IntentAction::Answer) if intent.confidence >= CONFIDENT_INTENT => {
+            let spec = spec.expect("matched above");
+            Steer::Search {
+                tags: std::iter::once(spec.name.clone())
+                    .chain(spec.tags.iter().cloned())
+                    .collect(),
+                declined_unless_clear: false,
+            }
+        }
+        _ if intent.is_out_of_scope() => {
+            let classifier_says_so = intent
+                .alternatives
+                .iter()
+                .any(|a| a.name == OUT_OF_SCOPE && a.confidence >= 0.5);
+            Steer::Search {
+                tags: Vec::new(),
+                declined_unless_clear: classifier_says_so,
+            }
+        }
+        _ => Steer::Search {
+            tags: Vec::new(),
+            declined_unless_clear: false,
+        },
+    }
+}
+
+/// Similarity a passage needs to answer a message the classifier called
+/// out of scope: only a clear paraphrase of the article overrides it.
+const CLEAR_MATCH: f32 = 0.7;
+
+fn search_and_answer(
+    input: &Input<'_>,
+    ctx: &Context<'_>,
+    tags: Vec<String>,
+    declined_unless_clear: bool,
+) -> Decision {
+    let t = ctx.texts;
+    // Typos are corrected against the articles' own words before searching.
+    let corrected = ctx.corpus.correct_spelling(input.text, ctx.encoder);
+    let text = corrected.as_deref().unwrap_or(input.text);
+    let follow_up = input
+        .dialogue
+        .topic
+        .as_ref()
+        .filter(|_| questions::is_follow_up(text));
+    let subs = questions::split(text);
+    let mut evidence = Evidence::default();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut tie: Option<(Retrieved, Retrieved)> = None;
+    // How loosely a passage of the intent's own articles may fit: the
+    // surer the classifier, the less the words need to match (an angry,
+    // rambling complaint is far from every article's wording).
+    let intent_floor = match input.understood.map(|u| u.intent.confidence) {
+        _ if tags.is_empty() => f32::INFINITY,
+        Some(c) if c >= SURE_INTENT => SURE_INTENT_MIN_SIMILARITY,
+        _ => INTENT_MIN_SIMILARITY,
+    };
+    for (i, sub) in subs.iter().enumerate() {
+        let context = follow_up.map(|t| t.question.clone());
+        let query = RetrievalQuery {
+            text: sub.clone(),
+            context: context.clone(),
+            prefer_tags: tags.clone(),
+        };
+        // A follow-up means what the earlier question meant plus its own words.
+        let meaning = match &context {
+            Some(c) => format!("{c}\n{sub}"),
+            None => sub.clone(),
+        };
+        let embedding = match (subs.len(), input.understood, &context) {
+            (1, Some(u), None) if corrected.is_none() && !u.embedding.is_empty() => {
+                Some(u.embedding.clone())
+            }
+            _ => ctx
+                .encoder
+                .embed(&[meaning.as_str()])
+                .ok()
+                .map(|mut v| v.remove(0)),
+        };
+        let hits = ctx
+            .corpus
+            .search(&query, embedding.as_deref(), RetrieverKind::Hybrid, 12)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "knowledge-base search failed");
+                Vec::new()
+            });
+        evidence.searched.push(meaning);
+        let best = hits.iter().map(|h| h.similarity).reduce(f32::max);
+        evidence.best_similarity = match (evidence.best_similarity, best) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let answerable: Vec<Retrieved> = hits
+            .iter()
+            .filter(|h| {
+                if declined_unless_clear {
+                    return h.similarity >= CLEAR_MATCH
+                        || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
+                }
+                h.answers(&ctx.rule)
+                    || (h.passage.tags.iter().any(|t| tags.first() == Some(t))
+                        && h.similarity >= intent_floor
+                        && h.relevance > 0.0)
+            })
+            .take(3)
+            .cloned()
+            .collect();
+        if i == 0 {
+            evidence.passages = hits;
+        }
+        if answerable.is_empty() {
+            continue;
+        }
+        if subs.len() == 1 && follow_up.is_none() && tags.is_empty() {
+            tie = vague_tie(sub, &answerable);
+        }
+        let part = questions::extract(sub, &query, &answerable, ctx.corpus, ctx.encoder);
+        match parts.iter_mut().find(|p| p.passage.id == part.passage.id) {
+            Some(existing) => {
+                for s in part.sentences {
+                    if !existing.sentences.contains(&s) {
+                        existing.sentences.push(s);
+                    }
+                }
+            }
+            None => parts.push(part),
+        }
+    }
+    if let Some((a, b)) = tie {
+        let options = vec![
+            Choice {
+                article_id: a.passage.article_id.clone(),
+                title: a.passage.article_title.clone(),
+            },
+            Choice {
+                article_id: b.passage.article_id.clone(),
+                title: b.passage.article_title.clone(),
+            },
+        ];
+        let text = t.which_one(&options[0].title, &options[1].title);
+        let plan = Plan::fixed(ReplyKind::Clarify, &text, "two articles fit equally").with_offer(
+            Offer::Choice {
+                question: input.text.to_string(),
+                options,
+            },
+            t,
+        );
+        return Decision { plan, evidence };
+    }
+    if parts.is_empty() {
+        let (kind, text, why) = if declined_unless_clear {
+            (ReplyKind::Declined, &t.decline, "out of scope")
+        } else {
+            (
+                ReplyKind::NoAnswer,
+                &t.no_answer,
+                "no passage good enough to answer from",
+            )
+        };
+        let plan = Plan::fixed(kind, text, why).with_offer(Offer::Person, t);
+        return Decision { plan, evidence };
+    }
+    let topic = Topic {
+        article_id: parts[0].passage.article_id.clone(),
+        question: follow_up.map_or_else(
+            || input.text.to_string(),
+            |t| format!("{} {}", t.question, input.text),
+        ),
+    };
+    let mut plan = Plan {
+        kind: ReplyKind::Extractive,
+        lead: None,
+        parts,
+        tail: None,
+        offer: None,
+        quick_replies: Vec::new(),
+        topic: Some(topic),
+        why: if follow_up.is_some() {
+            "answered from the knowledge base (a follow-up)".into()
+        } else {
+            "answered from the knowledge base".into()
+        },
+    };
+    frame(&mut plan, input, t);
+    Decision { plan, evidence }
+}
+
+/// At or below this sentiment score a customer hears an apology first.
+const UPSET: f32 = -0.6;
+
+/// Fixed words around the source's: a complaint or a very unhappy customer
+/// hears that first and is offered a person after the steps; a question
+/// about an order is asked for its number.
+fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts) {
+    let Some(understood) = input.understood else {
+        return;
+    };
+    // Calm questions about returns or refunds score a little negative, so
+    // only a complaint or a clearly upset customer hears the apology.
+    let upset = (understood.intent.name == "complaint" && understood.intent.confidence >= 0.5)
+        || understood.sentiment.score <= UPSET
+        || understood.sentiment.signals.iter().any(|s| {
+            matches!(
+                s,
+                Signal::Anger | Signal::Profanity | Signal::RepeatedFailure
+            )
+        });
+    if upset {
+        plan.lead = Some(t.sorry.clone());
+        plan.tail = Some(t.offer_person.clone());
+        plan.set_offer(Offer::Person, t);
+    } else if understood.intent.name == "track_order" {
+        plan.tail = Some(match &input.dialogue.slots.order_number {
+            Some(n) => t.order_noted(n),
+            None => t.ask_order_number.clone(),
+        });
+    }
+}
+
+/// Two answerable passages of different articles that fit a vague question
+/// ("how much does it cost?") equally well.
+fn vague_tie(question: &str, answerable: &[Retrieved]) -> Option<(Retrieved, Retrieved)> {
+    if questions::content_terms(question) > 2 {
+        return None;
+    }
+    let first = answerable.first()?;
+    let second = answerable
+        .iter()
+        .find(|h| h.passage.article_id != first.passage.article_id)?;
+    let close = (first.similarity - second.similarity).abs() < TIE
+        && (first.relevance - second.relevance).abs() < 0.05;
+    close.then(|| (first.clone(), second.clone()))
+}
+
+/// Answers the earlier `question` from the article the customer picked.
+fn answer_from_article(
+    question: &str,
+    choice: &Choice,
+    input: &Input<'_>,
+    ctx: &Context<'_>,
+) -> Decision {
+    let query = RetrievalQuery {
+        text: question.to_string(),
+        context: None,
+        prefer_tags: Vec::new(),
+    };
+    let embedding = ctx.encoder.embed(&[question]).ok().map(|mut v| v.remove(0));
+    let hits: Vec<Retrieved> = ctx
+        .corpus
+        .search(&query, embedding.as_deref(), RetrieverKind::Hybrid, 50)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| h.passage.article_id == choice.article_id)
+        .collect();
+    if hits.is_empty() {
+        return fixed(
+            Plan::fixed(
+                ReplyKind::NoAnswer,
+                &ctx.texts.no_answer,
+                "the chosen article is gone",
+            )
+            .with_offer(Offer::Person, ctx.texts),
+        );
+    }
+    let part = questions::extract(
+        question,
+        &query,
+        &hits[..hits.len().min(3)],
+        ctx.corpus,
+        ctx.encoder,
+    );
+    let mut plan = Plan {
+        kind: ReplyKind::Extractive,
+        lead: None,
+        parts: vec![part],
+        tail: None,
+        offer: None,
+        quick_replies: Vec::new(),
+        topic: Some(Topic {
+            article_id: choice.article_id.clone(),
+            question: question.to_string(),
+        }),
+        why: format!("the customer chose {:?}", choice.title),
+    };
+    frame(&mut plan, input, ctx.texts);
+    Decision {
+        plan,
+        evidence: Evidence {
+            searched: vec![question.to_string()],
+            passages: hits,
+            best_similarity: None,
+        },
+    }
+}

@@ -1,0 +1,271 @@
+//! Reading a customer message as questions: how many it asks, whether it
+//! leans on the previous one, and which source sentences answer each.
+
+use serde::Serialize;
+
+use std::collections::HashSet;
+
+use crate::generation::grounding;
+use crate::knowledge::retriever::{Corpus, Retrieved};
+use crate::knowledge::{Analyzer, Passage, RetrievalQuery};
+use crate::understanding::encoder::{Encoder, cosine};
+
+/// A source passage and the sentences of it that answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    pub passage: Passage,
+    pub sentences: Vec<String>,
+}
+
+/// Number of distinct content terms (stop words dropped, stemmed).
+pub fn content_terms(text: &str) -> usize {
+    Analyzer::default().distinct_terms(text).len()
+}
+
+const QUESTION_WORDS: &[&str] = &[
+    "how", "what", "when", "where", "which", "who", "why", "do", "does", "did", "can", "could",
+    "is", "are", "will", "would", "should", "may",
+];
+
+/// Words that continue the previous question rather than start a new one.
+const CONTINUATIONS: &[&str] = &["and", "also", "what about", "how about", "and if", "but"];
+/// Words that point back at what was just discussed.
+const ANAPHORA: &[&str] = &[
+    "it", "that", "this", "them", "they", "there", "those", "these", "one",
+];
+
+/// Whether a message continues the conversation's topic ("and to Belgium?",
+/// "is it free?") rather than asking something new.
+pub fn is_follow_up(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return false;
+    }
+    let terms = content_terms(text);
+    let continues = CONTINUATIONS
+        .iter()
+        .any(|c| lower.starts_with(&format!("{c} ")));
+    let points_back = words.iter().any(|w| ANAPHORA.contains(w));
+    continues && terms <= 4 || points_back && terms <= 2 || terms <= 1 && words.len() <= 6
+}
+
+/// The questions one message asks: "How much is express and do you deliver
+/// on Saturdays?" asks two. A later question with few words of its own
+/// borrows the first's ("Do you ship to Norway and how long does it take?").
+pub fn split(text: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for chunk in text.split(['?', '\n']) {
+        let mut rest = chunk.trim();
+        loop {
+            let lower = rest.to_lowercase();
+            let cut = [" and ", ", and ", "; "].iter().find_map(|sep| {
+                lower.match_indices(sep).find_map(|(at, _)| {
+                    let after = lower[at + sep.len()..].trim_start();
+                    let first = after.split_whitespace().next().unwrap_or("");
+                    QUESTION_WORDS
+                        .contains(&first)
+                        .then_some((at, at + sep.len()))
+                })
+            });
+            match cut {
+                Some((end, next)) => {
+                    pieces.push(rest[..end].trim().to_string());
+                    rest = rest[next..].trim();
+                }
+                None => {
+                    pieces.push(rest.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    pieces.retain(|p| content_terms(p) > 0);
+    if pieces.len() < 2 || pieces.len() > 3 {
+        return vec![text.trim().to_string()];
+    }
+    let first = pieces[0].clone();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i > 0 && content_terms(&p) <= 1 {
+                format!("{first} {p}")
+            } else {
+                p
+            }
+        })
+        .collect()
+}
+
+/// The article that answers `question` among `answerable` passages, and
+/// its sentences that do: code, not the model, picks both. Retrieval picks
+/// the passage; the sentences may come from any part of its article (an
+/// article is often found by its intro or example questions while the fact
+/// sits in a section): the best one by shared words, the kind of fact asked
+/// for and closeness in meaning, and a second one nearly as good.
+pub fn extract(
+    question: &str,
+    query: &RetrievalQuery,
+    answerable: &[Retrieved],
+    corpus: &Corpus,
+    encoder: &Encoder,
+) -> Part {
+    let query = RetrievalQuery {
+        text: question.to_string(),
+        ..query.clone()
+    };
+    let terms = query.subject_terms(&mut Analyzer::default());
+    let candidates: Vec<(f32, &Passage)> = answerable
+        .iter()
+        .map(|h| (h.relevance, &h.passage))
+        .collect();
+    let chosen = &answerable[grounding::best_source(&query.text, &candidates)].passage;
+    let passages = corpus
+        .article(&chosen.article_id)
+        .map(|a| a.passages())
+        .unwrap_or_else(|| vec![chosen.clone()]);
+    let meaning = encoder.embed(&[question]).ok().map(|mut v| v.remove(0));
+    Part {
+        sentences: best_sentences(
+            question,
+            &terms,
+            chosen,
+            &passages,
+            meaning.as_deref(),
+            encoder,
+        ),
+        passage: chosen.clone(),
+    }
+}
+
+/// A sentence of an article, where it stands, and how well it answers.
+struct Candidate {
+    passage: usize,
+    text: String,
+    score: f32,
+}
+
+/// Up to two sentences of the article that answer `question`, in the
+/// article's order; a sentence that introduces a list brings the list.
+fn best_sentences(
+    question: &str,
+    terms: &[String],
+    chosen: &Passage,
+    passages: &[Passage],
+    meaning: Option<&[f32]>,
+    encoder: &Encoder,
+) -> Vec<String> {
+    let mut analyzer = Analyzer::default();
+    let mut all: Vec<Candidate> = Vec::new();
+    for (i, p) in passages.iter().enumerate() {
+        let heading: HashSet<String> = analyzer.terms(&p.heading).into_iter().collect();
+        let heading_bonus = terms.iter().filter(|t| heading.contains(*t)).count() as f32;
+        // The passage retrieval chose is the likeliest place for the answer.
+        let chosen_bonus = if p.id == chosen.id { 1.0 } else { 0.0 };
+        for text in grounding::sentences(&p.text) {
+            let own: HashSet<String> = analyzer.terms(&text).into_iter().collect();
+            let shared = terms.iter().filter(|t| own.contains(*t)).count() as f32;
+            let asked = f32::from(u8::from(grounding::holds_asked_fact(question, &text)));
+            let digits = f32::from(u8::from(text.chars().any(|c| c.is_ascii_digit())));
+            all.push(Candidate {
+                passage: i,
+                score: 2.0 * shared + heading_bonus + chosen_bonus + 2.0 * asked + 0.5 * digits,
+                text,
+            });
+        }
+    }
+    if all.is_empty() {
+        return Vec::new();
+    }
+    if let Some(m) = meaning {
+        let texts: Vec<&str> = all.iter().map(|c| c.text.as_str()).collect();
+        if let Ok(vectors) = encoder.embed(&texts) {
+            for (c, v) in all.iter_mut().zip(vectors) {
+                c.score += 4.0 * cosine(m, &v).max(0.0);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by(|&a, &b| all[b].score.total_cmp(&all[a].score).then(a.cmp(&b)));
+    let best = order[0];
+    if all[best].text.ends_with(':') {
+        // A sentence that introduces a list is useless without the list.
+        let passage = &passages[all[best].passage];
+        return vec![grounding::extractive(question, terms, passage)];
+    }
+    let mut picked = vec![best];
+    if let Some(&second) = order.get(1)
+        && all[second].score >= 0.75 * all[best].score
+        && !all[second].text.ends_with(':')
+        && all[best].text.len() + all[second].text.len() <= MAX_ANSWER_BYTES
+    {
+        picked.push(second);
+    }
+    // Candidates are in article order already.
+    picked.sort_unstable();
+    picked
+        .into_iter()
+        .map(|i| std::mem::take(&mut all[i].text))
+        .collect()
+}
+
+/// Longest answer of two sentences, in bytes.
+const MAX_ANSWER_BYTES: usize = 480;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_questions_in_one_message_are_split() {
+        assert_eq!(
+            split("How much is express delivery and do you deliver on saturdays?"),
+            vec![
+                "How much is express delivery",
+                "do you deliver on saturdays"
+            ]
+        );
+        assert_eq!(
+            split("Do you ship to Norway and how long does it take?"),
+            vec![
+                "Do you ship to Norway",
+                "Do you ship to Norway how long does it take"
+            ]
+        );
+        assert_eq!(
+            split("What is the return window? Who pays return shipping from Germany?"),
+            vec![
+                "What is the return window",
+                "Who pays return shipping from Germany"
+            ]
+        );
+        // One question with "and" in it stays whole.
+        assert_eq!(
+            split("Can I return towels and sheets?"),
+            vec!["Can I return towels and sheets?"]
+        );
+    }
+
+    #[test]
+    fn follow_ups_lean_on_the_topic_and_new_questions_do_not() {
+        for f in [
+            "and to belgium?",
+            "is it free?",
+            "and if it rusts?",
+            "how long?",
+        ] {
+            assert!(is_follow_up(f), "{f}");
+        }
+        for n in [
+            "can i pay with paypal",
+            "how long do I have to return something and get a refund for my damaged lamp?",
+            "what are your opening hours on saturday",
+        ] {
+            assert!(!is_follow_up(n), "{n}");
+        }
+    }
+}

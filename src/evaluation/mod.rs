@@ -1,0 +1,3 @@
+//! Measuring the product end to end, apart from the serving path.
+
+pub mod answers;
