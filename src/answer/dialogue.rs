@@ -174,16 +174,9 @@ const NO: &[&str] = &[
     "that's all",
     "thats all",
 ];
-const FIRST: &[&str] = &["first", "1", "one", "the first", "former", "top"];
-const SECOND: &[&str] = &[
-    "second",
-    "2",
-    "two",
-    "the second",
-    "latter",
-    "other",
-    "last",
-];
+// "one" alone means the first; in "the second one" it means nothing.
+const FIRST: &[&str] = &["first", "1", "former", "top"];
+const SECOND: &[&str] = &["second", "2", "two", "latter", "other", "last"];
 
 /// Whether `text` answers `offer` (whose buttons are `labels`), and how. A
 /// message that says more than an answer ("yes, and how much is
@@ -221,7 +214,10 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
             if words.len() > 6 {
                 return None;
             }
-            let has = |list: &[&str]| list.iter().any(|w| words.contains(w) || norm == *w);
+            if norm == "one" {
+                return Some(OfferAnswer::Pick(0));
+            }
+            let has = |list: &[&str]| list.iter().any(|w| words.contains(w));
             match (has(FIRST), has(SECOND)) {
                 (true, false) => return Some(OfferAnswer::Pick(0)),
                 (false, true) => return Some(OfferAnswer::Pick(1)),
@@ -325,6 +321,10 @@ mod tests {
         );
         assert_eq!(
             answer_to_offer("second", &offer, &none),
+            Some(OfferAnswer::Pick(1))
+        );
+        assert_eq!(
+            answer_to_offer("the second one", &offer, &none),
             Some(OfferAnswer::Pick(1))
         );
         assert_eq!(

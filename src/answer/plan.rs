@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::dialogue::{Choice, DialogueState, Offer, OfferAnswer, Topic, answer_to_offer};
 use super::questions::{self, Part};
 use super::texts::Texts;
+use crate::generation::grounding;
 use crate::knowledge::retriever::{Answerability, Corpus, Retrieved, RetrieverKind};
 use crate::knowledge::{Citation, RetrievalQuery};
 use crate::storage::ReplyKind;
@@ -145,6 +146,9 @@ const CONFIDENT_INTENT: f32 = 0.6;
 /// A passage of an article tagged with a confident intent may answer on
 /// this similarity alone: the classifier already says what it is about.
 const INTENT_MIN_SIMILARITY: f32 = 0.4;
+/// A fixed reply answers a longer message only when the classifier is this
+/// sure; "hi, how long do returns take?" is a question.
+const SURE_REPLY: f32 = 0.8;
 /// A classifier this sure lets its articles answer on this similarity.
 const SURE_INTENT: f32 = 0.85;
 const SURE_INTENT_MIN_SIMILARITY: f32 = 0.25;
@@ -240,7 +244,9 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
     match spec.map(|s| s.action) {
         // Small talk only when that is all the message is: "hi, how long do
         // returns take?" is a question.
-        Some(IntentAction::Reply) if questions::content_terms(text) <= 2 => {
+        Some(IntentAction::Reply)
+            if questions::content_terms(text) <= 2 || intent.confidence >= SURE_REPLY =>
+        {
             let reply = spec.and_then(|s| s.reply.as_deref()).unwrap_or_default();
             Steer::Fixed(Plan::fixed(
                 ReplyKind::Smalltalk,
@@ -293,48 +299,58 @@ fn search_and_answer(
     // Typos are corrected against the articles' own words before searching.
     let corrected = ctx.corpus.correct_spelling(input.text, ctx.encoder);
     let text = corrected.as_deref().unwrap_or(input.text);
-    let follow_up = input
-        .dialogue
-        .topic
-        .as_ref()
-        .filter(|_| questions::is_follow_up(text));
     let subs = questions::split(text);
     let mut evidence = Evidence::default();
     let mut parts: Vec<Part> = Vec::new();
     let mut tie: Option<(Retrieved, Retrieved)> = None;
+    let mut followed_up = false;
+    let confidence = input.understood.map_or(0.0, |u| u.intent.confidence);
     // How loosely a passage of the intent's own articles may fit: the
     // surer the classifier, the less the words need to match (an angry,
     // rambling complaint is far from every article's wording).
-    let intent_floor = match input.understood.map(|u| u.intent.confidence) {
+    let intent_floor = match confidence {
         _ if tags.is_empty() => f32::INFINITY,
-        Some(c) if c >= SURE_INTENT => SURE_INTENT_MIN_SIMILARITY,
+        c if c >= SURE_INTENT => SURE_INTENT_MIN_SIMILARITY,
         _ => INTENT_MIN_SIMILARITY,
     };
+    let tagged = |h: &Retrieved| h.passage.tags.iter().any(|t| tags.first() == Some(t));
     for (i, sub) in subs.iter().enumerate() {
+        let follow_up = input
+            .dialogue
+            .topic
+            .as_ref()
+            .filter(|_| questions::is_follow_up(sub));
+        followed_up |= follow_up.is_some();
         let context = follow_up.map(|t| t.question.clone());
         let query = RetrievalQuery {
             text: sub.clone(),
             context: context.clone(),
             prefer_tags: tags.clone(),
         };
-        // A follow-up means what the earlier question meant plus its own words.
+        // A follow-up means what the earlier question meant plus its own
+        // words; a long message also means what each of its sentences does
+        // ("My skillet arrived cracked. Nobody answers. I am furious!").
         let meaning = match &context {
             Some(c) => format!("{c}\n{sub}"),
             None => sub.clone(),
         };
-        let embedding = match (subs.len(), input.understood, &context) {
+        let mut meanings = vec![meaning.clone()];
+        if context.is_none() {
+            meanings.extend(questions::clauses(sub));
+        }
+        let texts: Vec<&str> = meanings.iter().map(String::as_str).collect();
+        let embeddings: Vec<Vec<f32>> = match (subs.len(), input.understood, &context) {
             (1, Some(u), None) if corrected.is_none() && !u.embedding.is_empty() => {
-                Some(u.embedding.clone())
+                let mut all = vec![u.embedding.clone()];
+                all.extend(ctx.encoder.embed(&texts[1..]).unwrap_or_default());
+                all
             }
-            _ => ctx
-                .encoder
-                .embed(&[meaning.as_str()])
-                .ok()
-                .map(|mut v| v.remove(0)),
+            _ => ctx.encoder.embed(&texts).unwrap_or_default(),
         };
+        let embeddings: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
         let hits = ctx
             .corpus
-            .search(&query, embedding.as_deref(), RetrieverKind::Hybrid, 12)
+            .search_any(&query, &embeddings, RetrieverKind::Hybrid, 12)
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "knowledge-base search failed");
                 Vec::new()
@@ -345,7 +361,7 @@ fn search_and_answer(
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let answerable: Vec<Retrieved> = hits
+        let mut answerable: Vec<Retrieved> = hits
             .iter()
             .filter(|h| {
                 if declined_unless_clear {
@@ -353,21 +369,36 @@ fn search_and_answer(
                         || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
                 }
                 h.answers(&ctx.rule)
-                    || (h.passage.tags.iter().any(|t| tags.first() == Some(t))
-                        && h.similarity >= intent_floor
-                        && h.relevance > 0.0)
+                    || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
             })
-            .take(3)
             .cloned()
             .collect();
+        // A sure classifier knows the articles for its intent: those come first.
+        if confidence >= SURE_INTENT && answerable.iter().any(|h| tagged(h)) {
+            answerable.sort_by_key(|h| !tagged(h));
+        }
+        // A follow-up stays with the article of the topic ("and to
+        // Belgium?"), unless it asks for a kind of fact that article does
+        // not hold ("and how long does it take?").
+        if let Some(topic) = follow_up {
+            let on_topic = |h: &Retrieved| h.passage.article_id == topic.article_id;
+            let holds_it = ctx.corpus.article(&topic.article_id).is_some_and(|a| {
+                !questions::asks_for_a_kind_of_fact(sub)
+                    || grounding::holds_asked_fact(sub, &a.body)
+            });
+            if holds_it && answerable.iter().any(|h| on_topic(h)) {
+                answerable.sort_by_key(|h| !on_topic(h));
+            }
+        }
+        answerable.truncate(3);
         if i == 0 {
             evidence.passages = hits;
         }
         if answerable.is_empty() {
             continue;
         }
-        if subs.len() == 1 && follow_up.is_none() && tags.is_empty() {
-            tie = vague_tie(sub, &answerable);
+        if subs.len() == 1 && follow_up.is_none() {
+            tie = vague_tie(sub, &answerable, &tagged);
         }
         let part = questions::extract(sub, &query, &answerable, ctx.corpus, ctx.encoder);
         match parts.iter_mut().find(|p| p.passage.id == part.passage.id) {
@@ -402,6 +433,22 @@ fn search_and_answer(
         );
         return Decision { plan, evidence };
     }
+    if parts.is_empty()
+        && let Some(hit) = complaint_fallback(input, &evidence)
+    {
+        let query = RetrievalQuery {
+            text: text.to_string(),
+            context: None,
+            prefer_tags: vec![COMPLAINT.to_string()],
+        };
+        parts.push(questions::extract(
+            text,
+            &query,
+            std::slice::from_ref(&hit),
+            ctx.corpus,
+            ctx.encoder,
+        ));
+    }
     if parts.is_empty() {
         let (kind, text, why) = if declined_unless_clear {
             (ReplyKind::Declined, &t.decline, "out of scope")
@@ -417,10 +464,10 @@ fn search_and_answer(
     }
     let topic = Topic {
         article_id: parts[0].passage.article_id.clone(),
-        question: follow_up.map_or_else(
-            || input.text.to_string(),
-            |t| format!("{} {}", t.question, input.text),
-        ),
+        question: match (&input.dialogue.topic, followed_up) {
+            (Some(t), true) => format!("{} {}", t.question, input.text),
+            _ => input.text.to_string(),
+        },
     };
     let mut plan = Plan {
         kind: ReplyKind::Extractive,
@@ -430,7 +477,7 @@ fn search_and_answer(
         offer: None,
         quick_replies: Vec::new(),
         topic: Some(topic),
-        why: if follow_up.is_some() {
+        why: if followed_up {
             "answered from the knowledge base (a follow-up)".into()
         } else {
             "answered from the knowledge base".into()
@@ -450,17 +497,7 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts) {
     let Some(understood) = input.understood else {
         return;
     };
-    // Calm questions about returns or refunds score a little negative, so
-    // only a complaint or a clearly upset customer hears the apology.
-    let upset = (understood.intent.name == "complaint" && understood.intent.confidence >= 0.5)
-        || understood.sentiment.score <= UPSET
-        || understood.sentiment.signals.iter().any(|s| {
-            matches!(
-                s,
-                Signal::Anger | Signal::Profanity | Signal::RepeatedFailure
-            )
-        });
-    if upset {
+    if is_upset(understood) {
         plan.lead = Some(t.sorry.clone());
         plan.tail = Some(t.offer_person.clone());
         plan.set_offer(Offer::Person, t);
@@ -472,9 +509,50 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts) {
     }
 }
 
+/// A complaint or a clearly upset customer (calm questions about returns
+/// or refunds score a little negative, so the score alone must be low).
+fn is_upset(understood: &Understood) -> bool {
+    (understood.intent.name == COMPLAINT && understood.intent.confidence >= 0.5)
+        || understood.sentiment.score <= UPSET
+        || understood.sentiment.signals.iter().any(|s| {
+            matches!(
+                s,
+                Signal::Anger | Signal::Profanity | Signal::RepeatedFailure
+            )
+        })
+}
+
+/// The intent whose articles hold what to do when something went wrong.
+const COMPLAINT: &str = "complaint";
+/// Least similarity for an upset customer's message to a complaint article
+/// when nothing else answers: angry words are far from any article's.
+const UPSET_MIN_SIMILARITY: f32 = 0.3;
+
+/// For an upset customer nothing else answered: the best-ranked passage of
+/// an article about things going wrong (damaged, missing, late, faulty),
+/// if it is at all on topic. Better the steps and a person than "I
+/// couldn't find anything" to someone who is furious.
+fn complaint_fallback(input: &Input<'_>, evidence: &Evidence) -> Option<Retrieved> {
+    input.understood.filter(|u| is_upset(u))?;
+    evidence
+        .passages
+        .iter()
+        .find(|h| {
+            h.passage.tags.iter().any(|t| t == COMPLAINT)
+                && h.similarity >= UPSET_MIN_SIMILARITY
+                && h.relevance > 0.0
+        })
+        .cloned()
+}
+
 /// Two answerable passages of different articles that fit a vague question
-/// ("how much does it cost?") equally well.
-fn vague_tie(question: &str, answerable: &[Retrieved]) -> Option<(Retrieved, Retrieved)> {
+/// ("how much does it cost?") equally well, and that the intent does not
+/// tell apart.
+fn vague_tie(
+    question: &str,
+    answerable: &[Retrieved],
+    tagged: &impl Fn(&Retrieved) -> bool,
+) -> Option<(Retrieved, Retrieved)> {
     if questions::content_terms(question) > 2 {
         return None;
     }
@@ -483,7 +561,8 @@ fn vague_tie(question: &str, answerable: &[Retrieved]) -> Option<(Retrieved, Ret
         .iter()
         .find(|h| h.passage.article_id != first.passage.article_id)?;
     let close = (first.similarity - second.similarity).abs() < TIE
-        && (first.relevance - second.relevance).abs() < 0.05;
+        && (first.relevance - second.relevance).abs() < 0.05
+        && tagged(first) == tagged(second);
     close.then(|| (first.clone(), second.clone()))
 }
 

@@ -17,6 +17,8 @@ pub struct Part {
     pub sentences: Vec<String>,
 }
 
+pub use crate::generation::grounding::asks_for_a_kind_of_fact;
+
 /// Number of distinct content terms (stop words dropped, stemmed).
 pub fn content_terms(text: &str) -> usize {
     Analyzer::default().distinct_terms(text).len()
@@ -50,7 +52,20 @@ pub fn is_follow_up(text: &str) -> bool {
         .iter()
         .any(|c| lower.starts_with(&format!("{c} ")));
     let points_back = words.iter().any(|w| ANAPHORA.contains(w));
-    continues && terms <= 4 || points_back && terms <= 2 || terms <= 1 && words.len() <= 6
+    continues && terms <= 4 || points_back && terms <= 1 || terms <= 1 && words.len() <= 6
+}
+
+/// The sentences of a long message, each searched on its own too: the
+/// question is often one of them. Empty for a message of one sentence.
+pub fn clauses(text: &str) -> Vec<String> {
+    let parts: Vec<String> = text
+        .split(['.', '!', '?', ';', ',', '\n'])
+        .flat_map(|p| p.split(" and ").flat_map(|p| p.split(" but ")))
+        .map(str::trim)
+        .filter(|p| content_terms(p) >= 2)
+        .map(str::to_string)
+        .collect();
+    if parts.len() < 2 { Vec::new() } else { parts }
 }
 
 /// The questions one message asks: "How much is express and do you deliver
@@ -83,7 +98,8 @@ pub fn split(text: &str) -> Vec<String> {
             }
         }
     }
-    pieces.retain(|p| content_terms(p) > 0);
+    // A piece of filler alone ("how long does it take") still asks something.
+    pieces.retain(|p| p.chars().any(char::is_alphanumeric));
     if pieces.len() < 2 || pieces.len() > 3 {
         return vec![text.trim().to_string()];
     }
@@ -262,6 +278,7 @@ mod tests {
         }
         for n in [
             "can i pay with paypal",
+            "Do you ship to Norway and how long does it take?",
             "how long do I have to return something and get a refund for my damaged lamp?",
             "what are your opening hours on saturday",
         ] {

@@ -344,6 +344,11 @@ fn wanted(question: &str) -> Wanted {
     }
 }
 
+/// Whether `question` asks for a duration ("how long") or an amount ("how much").
+pub fn asks_for_a_kind_of_fact(question: &str) -> bool {
+    wanted(question) != Wanted::Anything
+}
+
 /// Whether `sentence` holds the kind of fact `question` asks for (a
 /// duration for "how long", an amount for "how much"); false when the
 /// question asks for no particular kind.

@@ -194,10 +194,31 @@ impl Corpus {
         kind: RetrieverKind,
         limit: usize,
     ) -> Result<Vec<Retrieved>, RetrievalError> {
+        let embeddings: Vec<&[f32]> = embedding.into_iter().collect();
+        self.search_any(query, &embeddings, kind, limit)
+    }
+
+    /// Like [`Corpus::search`], with a passage's similarity the best to any
+    /// of `embeddings` (the question whole, and each of its sentences).
+    pub fn search_any(
+        &self,
+        query: &RetrievalQuery,
+        embeddings: &[&[f32]],
+        kind: RetrieverKind,
+        limit: usize,
+    ) -> Result<Vec<Retrieved>, RetrievalError> {
         let use_bm25 = kind != RetrieverKind::Dense;
-        let similarities = embedding
-            .map(|e| self.passage_similarities(e))
-            .unwrap_or_default();
+        let mut similarities: Vec<f32> = Vec::new();
+        for e in embeddings {
+            let these = self.passage_similarities(e);
+            if similarities.is_empty() {
+                similarities = these;
+            } else {
+                for (s, t) in similarities.iter_mut().zip(these) {
+                    *s = s.max(t);
+                }
+            }
+        }
         let use_dense = kind != RetrieverKind::Bm25 && !similarities.is_empty();
 
         let mut found: HashMap<usize, (Option<Scored>, Option<Scored>)> = HashMap::new();

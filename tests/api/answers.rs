@@ -3,15 +3,12 @@
 //! two questions at once, a choice between two articles, nothing unchecked
 //! on screen, and the admin hit test agreeing with chat.
 
-use std::sync::Arc;
-
-use frontdesk::answer::compose::AnswerStyle;
 use frontdesk::generation::ScriptedGenerator;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{AppOptions, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{AppOptions, TestApp, spawn_app, spawn_app_with, spawn_scripted};
 
 async fn flag_of(app: &TestApp, session: &str) -> Option<String> {
     let id = uuid::Uuid::parse_str(session).unwrap();
@@ -221,21 +218,13 @@ async fn when_two_articles_fit_equally_the_bot_asks_which_and_answers_the_choice
 
 #[tokio::test]
 async fn a_model_sentence_that_fails_the_check_never_reaches_the_websocket() {
-    let generator = Arc::new(ScriptedGenerator::new([
+    let app = spawn_scripted(ScriptedGenerator::new([
         "You have 30 days ",
         "to return most items. ",
         "Returns cost €10.95 and ",
         "refunds take 2 weeks. ",
         "Our CEO Amazon says hi.",
-    ]));
-    let app = spawn_app_with(
-        AppOptions {
-            generator: Some(generator),
-            configure: |c| c.answer_style = AnswerStyle::Generated,
-            ..AppOptions::default()
-        },
-        TempDir::new().unwrap(),
-    )
+    ]))
     .await;
     let mut ws = app.connect().await;
     ws.start_session().await;

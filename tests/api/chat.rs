@@ -1,10 +1,9 @@
 //! Answers: streamed, cited, grounded, in context, declined when unknown.
 
-use frontdesk::answer::compose::AnswerStyle;
 use frontdesk::generation::{Admission, ScriptedGenerator};
 use serde_json::json;
 
-use crate::helpers::{AppOptions, spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_scripted};
 
 #[tokio::test]
 async fn knowledge_base_question_streams_a_cited_grounded_answer() {
@@ -83,17 +82,10 @@ async fn follow_up_is_answered_in_context() {
 #[tokio::test]
 async fn a_full_queue_answers_busy_instead_of_hanging() {
     // One reply may run and none may wait; the model writes slowly.
-    let generator =
+    let app = spawn_scripted(
         ScriptedGenerator::new(["You can reset your password with Forgot password. "; 40])
             .slow(std::time::Duration::from_millis(100))
-            .with_admission(Admission::new(1, 0));
-    let app = spawn_app_with(
-        AppOptions {
-            generator: Some(std::sync::Arc::new(generator)),
-            configure: |c| c.answer_style = AnswerStyle::Generated,
-            ..Default::default()
-        },
-        tempfile::TempDir::new().unwrap(),
+            .with_admission(Admission::new(1, 0)),
     )
     .await;
     let mut first = app.connect().await;

@@ -8,10 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use frontdesk::answer::compose::AnswerStyle;
 use frontdesk::generation::ScriptedGenerator;
 
-use crate::helpers::{AppOptions, TestApp, WsClient, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, WsClient, spawn_app, spawn_scripted};
 
 const PASSWORD: &str = "correct horse battery";
 const SOON: Duration = Duration::from_secs(5);
@@ -171,16 +170,9 @@ async fn until_cancelled_and_joined(customer: &mut WsClient) -> Vec<Value> {
 #[tokio::test]
 async fn an_agent_takes_over_mid_reply_writes_to_the_customer_hands_back_and_closes() {
     // The model writes slowly, so the takeover lands mid-reply.
-    let generator =
+    let app = spawn_scripted(
         ScriptedGenerator::new(["You can return most items within 30 days of delivery. "; 50])
-            .slow(Duration::from_millis(100));
-    let app = spawn_app_with(
-        AppOptions {
-            generator: Some(std::sync::Arc::new(generator)),
-            configure: |c| c.answer_style = AnswerStyle::Generated,
-            ..AppOptions::default()
-        },
-        tempfile::TempDir::new().unwrap(),
+            .slow(Duration::from_millis(100)),
     )
     .await;
     app.add_agent("sam", PASSWORD);

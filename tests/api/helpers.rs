@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use frontdesk::answer::compose::AnswerStyle;
 use frontdesk::config::{Config, DeviceKind};
-use frontdesk::generation::{Admission, MistralGenerator, TextGenerator};
+use frontdesk::generation::{Admission, MistralGenerator, ScriptedGenerator, TextGenerator};
 use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
 use frontdesk::startup::{Application, load_understanding};
 use frontdesk::state::{AppState, Models};
@@ -88,11 +89,6 @@ pub fn understanding() -> Arc<Understanding> {
     shared().understanding.clone()
 }
 
-/// The same loaded model behind its own admission queue.
-pub fn generator_with(admission: Admission) -> Arc<dyn TextGenerator> {
-    Arc::new(shared().generator.with_admission(admission))
-}
-
 pub struct TestApp {
     pub port: u16,
     pub data_dir: TempDir,
@@ -123,6 +119,21 @@ impl Default for AppOptions {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default(), TempDir::new().unwrap()).await
+}
+
+/// The server with a scripted model that writes every answer
+/// (`answer_style = "generated"`): fast, deterministic tests of the code
+/// around the model.
+pub async fn spawn_scripted(generator: ScriptedGenerator) -> TestApp {
+    spawn_app_with(
+        AppOptions {
+            generator: Some(Arc::new(generator)),
+            configure: |c| c.answer_style = AnswerStyle::Generated,
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await
 }
 
 pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
