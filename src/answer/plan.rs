@@ -374,7 +374,7 @@ fn search_and_answer(
             .cloned()
             .collect();
         // A sure classifier knows the articles for its intent: those come first.
-        if confidence >= SURE_INTENT && answerable.iter().any(|h| tagged(h)) {
+        if confidence >= SURE_INTENT && answerable.iter().any(&tagged) {
             answerable.sort_by_key(|h| !tagged(h));
         }
         // A follow-up stays with the article of the topic ("and to
@@ -386,7 +386,7 @@ fn search_and_answer(
                 !questions::asks_for_a_kind_of_fact(sub)
                     || grounding::holds_asked_fact(sub, &a.body)
             });
-            if holds_it && answerable.iter().any(|h| on_topic(h)) {
+            if holds_it && answerable.iter().any(&on_topic) {
                 answerable.sort_by_key(|h| !on_topic(h));
             }
         }

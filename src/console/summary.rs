@@ -36,6 +36,21 @@ pub fn summarize(messages: &[StoredMessage], reason: FlagReason) -> String {
     if !intents.is_empty() {
         lines.push(format!("Topics: {}.", intents.join(", ")));
     }
+    // What the customer told us about themselves, for the agent's lookup.
+    let mut slots = crate::answer::DialogueState::default();
+    for m in &customer {
+        slots.observe_customer(&m.text);
+    }
+    let mut given = Vec::new();
+    if let Some(n) = &slots.slots.order_number {
+        given.push(format!("order {n}"));
+    }
+    if let Some(e) = &slots.slots.email {
+        given.push(format!("e-mail {e}"));
+    }
+    if !given.is_empty() {
+        lines.push(format!("Gave: {}.", given.join(", ")));
+    }
     let tried = tried(messages);
     if !tried.is_empty() {
         lines.push(format!("Bot tried: {}.", tried.join("; ")));
@@ -217,6 +232,7 @@ mod tests {
         Flagged: asked for a person.
         Wants: “where is my order 1234?”
         Topics: track_order, contact_human_agent.
+        Gave: order 1234.
         Bot tried: answered from “Track your order”; found nothing in the help centre once.
         Mood: negative (-0.70), signals: repeated_failure, human_request.
         Last said: “this is the third time, get me a person”

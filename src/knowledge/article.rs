@@ -372,6 +372,26 @@ mod tests {
     }
 
     #[test]
+    fn example_questions_belong_to_the_intro_passage() {
+        let text = "---\nid: q\ntitle: Q\nquestions:\n  - How long?\n  - ''\n  - How long?\n---\nIntro.\n\n## More\nMore text.\n";
+        let a = parse_article(Path::new("q.md"), text).unwrap();
+        assert_eq!(a.questions, vec!["How long?"]);
+        let p = a.passages();
+        assert_eq!(p[0].questions, vec!["How long?"]);
+        assert!(p[1].questions.is_empty());
+        let long = format!(
+            "---\nid: q\ntitle: Q\nquestions: [{}]\n---\nBody.\n",
+            "x".repeat(400)
+        );
+        assert!(
+            parse_article(Path::new("q.md"), &long)
+                .unwrap_err()
+                .message
+                .contains("questions")
+        );
+    }
+
+    #[test]
     fn errors_point_at_the_line() {
         let bad_yaml = "---\nid: x\ntitle: [unclosed\n---\nbody\n";
         let e = parse_article(Path::new("x.md"), bad_yaml).unwrap_err();

@@ -577,3 +577,62 @@ async fn the_openapi_document_names_every_route() {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
 }
+
+#[tokio::test]
+async fn example_questions_are_kept_versioned_and_find_their_article() {
+    let app = spawn_admin_app(TempDir::new().unwrap()).await;
+    let admin = Admin::new(&app);
+    let mut article = json!({
+        "title": "Engraving",
+        "body": "We engrave boards and knives with up to 20 letters for €8 per item.",
+        "tags": ["personalisation"],
+    });
+    admin.create(article.clone()).await;
+    // Without questions, a customer's own wording misses the article.
+    let asked = "can you put my name on a chopping board?";
+    let before = admin.search(asked).await;
+    assert_ne!(
+        before["reply"]["citation"]["article_id"], "engraving",
+        "{before}"
+    );
+    article["version"] = json!(1);
+    article["questions"] = json!([
+        "Can you put a name on a board?",
+        "  ",
+        "Do you personalise knives?"
+    ]);
+    let (status, updated) = admin
+        .call(Method::PUT, "/articles/engraving", Some(article))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["questions"],
+        json!([
+            "Can you put a name on a board?",
+            "Do you personalise knives?"
+        ]),
+        "blank questions are dropped"
+    );
+    let (_, diff) = admin
+        .call(Method::GET, "/articles/engraving/diff?from=1&to=2", None)
+        .await;
+    assert_eq!(diff["changed"], json!(["questions"]), "{diff}");
+    let after = admin.search(asked).await;
+    assert_eq!(
+        after["reply"]["citation"]["article_id"], "engraving",
+        "{after}"
+    );
+    assert!(
+        after["reply"]["text"].as_str().unwrap().contains("€8"),
+        "{after}"
+    );
+    let (status, refused) = admin
+        .call(
+            Method::POST,
+            "/articles",
+            Some(json!({"title": "T", "body": "B", "questions": ["x".repeat(400)]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["fields"]["questions"].is_string(), "{refused}");
+}
