@@ -149,9 +149,11 @@ const INTENT_MIN_SIMILARITY: f32 = 0.4;
 /// A fixed reply answers a longer message only when the classifier is this
 /// sure; "hi, how long do returns take?" is a question.
 const SURE_REPLY: f32 = 0.8;
-/// A classifier this sure lets its articles answer on this similarity.
+/// A follow-up that shares a word with its topic's article answers from it
+/// on this similarity.
+const FOLLOW_UP_MIN_SIMILARITY: f32 = 0.3;
+/// A classifier this sure puts its articles first among those that answer.
 const SURE_INTENT: f32 = 0.85;
-const SURE_INTENT_MIN_SIMILARITY: f32 = 0.25;
 /// Two articles closer than this (similarity) fit a vague question equally.
 const TIE: f32 = 0.02;
 
@@ -305,13 +307,12 @@ fn search_and_answer(
     let mut tie: Option<(Retrieved, Retrieved)> = None;
     let mut followed_up = false;
     let confidence = input.understood.map_or(0.0, |u| u.intent.confidence);
-    // How loosely a passage of the intent's own articles may fit: the
-    // surer the classifier, the less the words need to match (an angry,
-    // rambling complaint is far from every article's wording).
-    let intent_floor = match confidence {
-        _ if tags.is_empty() => f32::INFINITY,
-        c if c >= SURE_INTENT => SURE_INTENT_MIN_SIMILARITY,
-        _ => INTENT_MIN_SIMILARITY,
+    // A passage of the intent's own articles may answer on a looser
+    // similarity: the classifier already says what the message is about.
+    let intent_floor = if tags.is_empty() {
+        f32::INFINITY
+    } else {
+        INTENT_MIN_SIMILARITY
     };
     let tagged = |h: &Retrieved| h.passage.tags.iter().any(|t| tags.first() == Some(t));
     for (i, sub) in subs.iter().enumerate() {
@@ -368,8 +369,12 @@ fn search_and_answer(
                     return h.similarity >= CLEAR_MATCH
                         || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
                 }
+                // A follow-up's own words ("and to Belgium?") in the topic's
+                // article are enough: the conversation says what it is about.
+                let in_topic = follow_up.is_some_and(|t| t.article_id == h.passage.article_id);
                 h.answers(&ctx.rule)
                     || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
+                    || (in_topic && h.similarity >= FOLLOW_UP_MIN_SIMILARITY && h.relevance > 0.0)
             })
             .cloned()
             .collect();
@@ -400,7 +405,8 @@ fn search_and_answer(
         if subs.len() == 1 && follow_up.is_none() {
             tie = vague_tie(sub, &answerable, &tagged);
         }
-        let part = questions::extract(sub, &query, &answerable, ctx.corpus, ctx.encoder);
+        let topic = follow_up.map(|t| t.article_id.as_str());
+        let part = questions::extract(sub, &query, &answerable, topic, ctx.corpus, ctx.encoder);
         match parts.iter_mut().find(|p| p.passage.id == part.passage.id) {
             Some(existing) => {
                 for s in part.sentences {
@@ -445,6 +451,7 @@ fn search_and_answer(
             text,
             &query,
             std::slice::from_ref(&hit),
+            None,
             ctx.corpus,
             ctx.encoder,
         ));
@@ -600,6 +607,7 @@ fn answer_from_article(
         question,
         &query,
         &hits[..hits.len().min(3)],
+        Some(choice.article_id.as_str()),
         ctx.corpus,
         ctx.encoder,
     );

@@ -127,6 +127,7 @@ pub fn extract(
     question: &str,
     query: &RetrievalQuery,
     answerable: &[Retrieved],
+    topic: Option<&str>,
     corpus: &Corpus,
     encoder: &Encoder,
 ) -> Part {
@@ -135,11 +136,19 @@ pub fn extract(
         ..query.clone()
     };
     let terms = query.subject_terms(&mut Analyzer::default());
+    // A follow-up answers from its topic's article when that can answer.
+    let within = |h: &&Retrieved| topic.is_none_or(|t| h.passage.article_id == t);
     let candidates: Vec<(f32, &Passage)> = answerable
         .iter()
+        .filter(within)
+        .chain(
+            answerable
+                .iter()
+                .filter(|_| !answerable.iter().any(|h| within(&h))),
+        )
         .map(|h| (h.relevance, &h.passage))
         .collect();
-    let chosen = &answerable[grounding::best_source(&query.text, &candidates)].passage;
+    let chosen = candidates[grounding::best_source(&query.text, &candidates)].1;
     let passages = corpus
         .article(&chosen.article_id)
         .map(|a| a.passages())
@@ -215,7 +224,7 @@ fn best_sentences(
     }
     let mut picked = vec![best];
     if let Some(&second) = order.get(1)
-        && all[second].score >= 0.75 * all[best].score
+        && all[second].score >= SECOND_SENTENCE * all[best].score
         && !all[second].text.ends_with(':')
         && all[best].text.len() + all[second].text.len() <= MAX_ANSWER_BYTES
     {
@@ -229,6 +238,8 @@ fn best_sentences(
         .collect()
 }
 
+/// A second sentence is added when it scores at least this share of the best.
+const SECOND_SENTENCE: f32 = 0.45;
 /// Longest answer of two sentences, in bytes.
 const MAX_ANSWER_BYTES: usize = 480;
 

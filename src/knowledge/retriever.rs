@@ -24,7 +24,7 @@ const DENSE_WEIGHT: f32 = 2.0;
 /// Two questions look alike for their form alone ("Can I pay with X?" and
 /// "Can I pay with Y?"), so a match through an example question counts
 /// for this much less than one through the article's own text.
-const QUESTION_FORM_DISCOUNT: f32 = 0.1;
+const QUESTION_FORM_DISCOUNT: f32 = 0.15;
 /// Candidates taken from each retriever before fusing.
 const CANDIDATES: usize = 50;
 
