@@ -83,9 +83,8 @@ pub async fn compose(
         out.push(lead, &mut emit);
     }
     let mut model = ModelRun::default();
-    let mut generated = false;
-    if style == AnswerStyle::Generated && plan.answers_from_kb() {
-        let said = generate(
+    let said = if style == AnswerStyle::Generated && plan.answers_from_kb() {
+        generate(
             plan,
             question,
             &generation,
@@ -94,21 +93,16 @@ pub async fn compose(
             &mut emit,
             &mut model,
         )
-        .await?;
-        generated = !said.is_empty();
-        // The facts the source's chosen sentences hold are said, whatever the model did.
-        for part in &plan.parts {
-            for sentence in &part.sentences {
-                if !covers(&said, sentence) {
-                    out.push(sentence, &mut emit);
-                }
-            }
-        }
+        .await?
     } else {
-        for part in &plan.parts {
-            for sentence in &part.sentences {
-                out.push(sentence, &mut emit);
-            }
+        String::new()
+    };
+    let generated = !said.is_empty();
+    // The facts the source's chosen sentences hold are said, whatever the
+    // model did (with nothing said, every sentence is).
+    for sentence in plan.parts.iter().flat_map(|p| &p.sentences) {
+        if !covers(&said, sentence) {
+            out.push(sentence, &mut emit);
         }
     }
     if let Some(tail) = &plan.tail {

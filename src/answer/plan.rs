@@ -73,6 +73,20 @@ impl Plan {
         }
     }
 
+    /// An answer from the knowledge base, before its frame.
+    fn answer(parts: Vec<Part>, topic: Topic, why: impl Into<String>) -> Plan {
+        Plan {
+            kind: ReplyKind::Extractive,
+            lead: None,
+            parts,
+            tail: None,
+            offer: None,
+            quick_replies: Vec::new(),
+            topic: Some(topic),
+            why: why.into(),
+        }
+    }
+
     fn with_offer(mut self, offer: Offer, texts: &Texts) -> Plan {
         self.set_offer(offer, texts);
         self
@@ -202,23 +216,19 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
         ));
     }
     let steer = match input.understood {
-        Some(u) => match steer(u, input.text, ctx) {
-            Steer::Fixed(plan) => return fixed(plan),
-            steer => steer,
-        },
+        Some(u) => steer(u, input.text, ctx),
         None => Steer::Search {
             tags: Vec::new(),
             declined_unless_clear: false,
         },
     };
-    let Steer::Search {
-        tags,
-        declined_unless_clear,
-    } = steer
-    else {
-        unreachable!("fixed plans returned above")
-    };
-    search_and_answer(input, ctx, tags, declined_unless_clear)
+    match steer {
+        Steer::Fixed(plan) => fixed(plan),
+        Steer::Search {
+            tags,
+            declined_unless_clear,
+        } => search_and_answer(input, ctx, tags, declined_unless_clear),
+    }
 }
 
 fn fixed(plan: Plan) -> Decision {
@@ -322,6 +332,8 @@ fn search_and_answer(
             .as_ref()
             .filter(|_| questions::is_follow_up(sub));
         followed_up |= follow_up.is_some();
+        let in_topic =
+            |h: &Retrieved| follow_up.is_some_and(|t| t.article_id == h.passage.article_id);
         let context = follow_up.map(|t| t.question.clone());
         let query = RetrievalQuery {
             text: sub.clone(),
@@ -371,10 +383,11 @@ fn search_and_answer(
                 }
                 // A follow-up's own words ("and to Belgium?") in the topic's
                 // article are enough: the conversation says what it is about.
-                let in_topic = follow_up.is_some_and(|t| t.article_id == h.passage.article_id);
                 h.answers(&ctx.rule)
                     || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
-                    || (in_topic && h.similarity >= FOLLOW_UP_MIN_SIMILARITY && h.relevance > 0.0)
+                    || (in_topic(h)
+                        && h.similarity >= FOLLOW_UP_MIN_SIMILARITY
+                        && h.relevance > 0.0)
             })
             .cloned()
             .collect();
@@ -385,15 +398,17 @@ fn search_and_answer(
         // A follow-up stays with the article of the topic ("and to
         // Belgium?"), unless it asks for a kind of fact that article does
         // not hold ("and how long does it take?").
-        if let Some(topic) = follow_up {
-            let on_topic = |h: &Retrieved| h.passage.article_id == topic.article_id;
-            let holds_it = ctx.corpus.article(&topic.article_id).is_some_and(|a| {
-                !questions::asks_for_a_kind_of_fact(sub)
-                    || grounding::holds_asked_fact(sub, &a.body)
-            });
-            if holds_it && answerable.iter().any(&on_topic) {
-                answerable.sort_by_key(|h| !on_topic(h));
-            }
+        let stay_with = follow_up
+            .map(|t| t.article_id.as_str())
+            .filter(|id| {
+                ctx.corpus.article(id).is_some_and(|a| {
+                    !questions::asks_for_a_kind_of_fact(sub)
+                        || grounding::holds_asked_fact(sub, &a.body)
+                })
+            })
+            .filter(|_| answerable.iter().any(&in_topic));
+        if stay_with.is_some() {
+            answerable.sort_by_key(|h| !in_topic(h));
         }
         answerable.truncate(3);
         if i == 0 {
@@ -405,8 +420,16 @@ fn search_and_answer(
         if subs.len() == 1 && follow_up.is_none() {
             tie = vague_tie(sub, &answerable, &tagged);
         }
-        let topic = follow_up.map(|t| t.article_id.as_str());
-        let part = questions::extract(sub, &query, &answerable, topic, ctx.corpus, ctx.encoder);
+        // The question alone (not a follow-up's context) picks the sentences.
+        let meaning = context.is_none().then(|| embeddings[0]);
+        let part = questions::extract(
+            &query,
+            &answerable,
+            stay_with,
+            meaning,
+            ctx.corpus,
+            ctx.encoder,
+        );
         match parts.iter_mut().find(|p| p.passage.id == part.passage.id) {
             Some(existing) => {
                 for s in part.sentences {
@@ -448,9 +471,9 @@ fn search_and_answer(
             prefer_tags: vec![COMPLAINT.to_string()],
         };
         parts.push(questions::extract(
-            text,
             &query,
             std::slice::from_ref(&hit),
+            None,
             None,
             ctx.corpus,
             ctx.encoder,
@@ -476,20 +499,12 @@ fn search_and_answer(
             _ => input.text.to_string(),
         },
     };
-    let mut plan = Plan {
-        kind: ReplyKind::Extractive,
-        lead: None,
-        parts,
-        tail: None,
-        offer: None,
-        quick_replies: Vec::new(),
-        topic: Some(topic),
-        why: if followed_up {
-            "answered from the knowledge base (a follow-up)".into()
-        } else {
-            "answered from the knowledge base".into()
-        },
+    let why = if followed_up {
+        "answered from the knowledge base (a follow-up)"
+    } else {
+        "answered from the knowledge base"
     };
+    let mut plan = Plan::answer(parts, topic, why);
     frame(&mut plan, input, t);
     Decision { plan, evidence }
 }
@@ -604,26 +619,22 @@ fn answer_from_article(
         );
     }
     let part = questions::extract(
-        question,
         &query,
         &hits[..hits.len().min(3)],
         Some(choice.article_id.as_str()),
+        embedding.as_deref(),
         ctx.corpus,
         ctx.encoder,
     );
-    let mut plan = Plan {
-        kind: ReplyKind::Extractive,
-        lead: None,
-        parts: vec![part],
-        tail: None,
-        offer: None,
-        quick_replies: Vec::new(),
-        topic: Some(Topic {
-            article_id: choice.article_id.clone(),
-            question: question.to_string(),
-        }),
-        why: format!("the customer chose {:?}", choice.title),
+    let topic = Topic {
+        article_id: choice.article_id.clone(),
+        question: question.to_string(),
     };
+    let mut plan = Plan::answer(
+        vec![part],
+        topic,
+        format!("the customer chose {:?}", choice.title),
+    );
     frame(&mut plan, input, ctx.texts);
     Decision {
         plan,

@@ -123,46 +123,45 @@ pub fn split(text: &str) -> Vec<String> {
 /// article is often found by its intro or example questions while the fact
 /// sits in a section): the best one by shared words, the kind of fact asked
 /// for and closeness in meaning, and a second one nearly as good.
+///
+/// `within` names the article to answer from when one of its passages is
+/// answerable (a follow-up's topic, the article the customer chose);
+/// `meaning` is the question's embedding, when the caller has it.
 pub fn extract(
-    question: &str,
     query: &RetrievalQuery,
     answerable: &[Retrieved],
-    topic: Option<&str>,
+    within: Option<&str>,
+    meaning: Option<&[f32]>,
     corpus: &Corpus,
     encoder: &Encoder,
 ) -> Part {
-    let query = RetrievalQuery {
-        text: question.to_string(),
-        ..query.clone()
-    };
+    let question = query.text.as_str();
     let terms = query.subject_terms(&mut Analyzer::default());
-    // A follow-up answers from its topic's article when that can answer.
-    let within = |h: &&Retrieved| topic.is_none_or(|t| h.passage.article_id == t);
-    let candidates: Vec<(f32, &Passage)> = answerable
+    let in_article: Vec<&Retrieved> = answerable
         .iter()
-        .filter(within)
-        .chain(
-            answerable
-                .iter()
-                .filter(|_| !answerable.iter().any(|h| within(&h))),
-        )
-        .map(|h| (h.relevance, &h.passage))
+        .filter(|h| within.is_some_and(|id| h.passage.article_id == id))
         .collect();
-    let chosen = candidates[grounding::best_source(&query.text, &candidates)].1;
+    let pool = if in_article.is_empty() {
+        answerable.iter().collect()
+    } else {
+        in_article
+    };
+    let candidates: Vec<(f32, &Passage)> = pool.iter().map(|h| (h.relevance, &h.passage)).collect();
+    let chosen = candidates[grounding::best_source(question, &candidates)].1;
     let passages = corpus
         .article(&chosen.article_id)
         .map(|a| a.passages())
         .unwrap_or_else(|| vec![chosen.clone()]);
-    let meaning = encoder.embed(&[question]).ok().map(|mut v| v.remove(0));
+    let embedded;
+    let meaning = match meaning {
+        Some(m) => Some(m),
+        None => {
+            embedded = encoder.embed(&[question]).ok().map(|mut v| v.remove(0));
+            embedded.as_deref()
+        }
+    };
     Part {
-        sentences: best_sentences(
-            question,
-            &terms,
-            chosen,
-            &passages,
-            meaning.as_deref(),
-            encoder,
-        ),
+        sentences: best_sentences(question, &terms, chosen, &passages, meaning, encoder),
         passage: chosen.clone(),
     }
 }

@@ -49,11 +49,6 @@ impl FlagReason {
     }
 }
 
-/// Whether a message asks for a person, by intent or in so many words.
-pub fn asks_for_human(understood: &Understood) -> bool {
-    understood.asks_for_human()
-}
-
 #[derive(Debug, Default)]
 pub struct Escalation {
     trend: VecDeque<f32>,
@@ -104,7 +99,7 @@ impl Escalation {
             .signals
             .iter()
             .any(|s| matches!(s, Signal::Anger | Signal::Profanity | Signal::CancelThreat));
-        if asks_for_human(understood) {
+        if understood.asks_for_human() {
             Some(FlagReason::AskedForHuman)
         } else if sentiment.score <= STRONGLY_NEGATIVE || (negative && heated) {
             Some(FlagReason::StronglyNegative)

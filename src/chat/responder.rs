@@ -121,40 +121,36 @@ pub async fn answer(
         },
     )
     .await;
-    let reply = match composed {
-        Ok(c) => {
-            stats.tokens = c.tokens;
-            stats.first_visible = c.first_visible.map(|d| d + stats.deciding);
-            stats.first_token = c.first_token.map(|d| d + stats.deciding);
-            stats.generation = c.generation;
-            BotReply {
-                reply_id,
-                text: c.text,
-                citations: plan.citations(),
-                grounded: c.grounded,
-                kind: c.kind,
-                offer: plan.offer.clone(),
-                quick_replies: plan.quick_replies.clone(),
-            }
-        }
-        Err(ComposeError::Generation(GenerationError::Busy)) => {
-            BotReply::without_sources(reply_id, ReplyKind::Busy, state.texts.busy.clone())
-        }
-        Err(ComposeError::Cancelled) => {
-            tracing::info!(%reply_id, "reply cancelled: a person took over");
-            if streamed {
-                live.publish(ServerFrame::ReplyCancelled { reply_id });
-            }
-            return None;
-        }
-    };
-    if cancel.is_cancelled() || !live.handler().is_bot() {
+    let reply =
+        match composed {
+            Ok(c) => Some({
+                stats.tokens = c.tokens;
+                stats.first_visible = c.first_visible.map(|d| d + stats.deciding);
+                stats.first_token = c.first_token.map(|d| d + stats.deciding);
+                stats.generation = c.generation;
+                BotReply {
+                    reply_id,
+                    text: c.text,
+                    citations: plan.citations(),
+                    grounded: c.grounded,
+                    kind: c.kind,
+                    offer: plan.offer.clone(),
+                    quick_replies: plan.quick_replies.clone(),
+                }
+            }),
+            Err(ComposeError::Generation(GenerationError::Busy)) => Some(
+                BotReply::without_sources(reply_id, ReplyKind::Busy, state.texts.busy.clone()),
+            ),
+            Err(ComposeError::Cancelled) => None,
+        };
+    // A person took over while the bot was writing: the draft is withdrawn.
+    let Some(reply) = reply.filter(|_| !cancel.is_cancelled() && live.handler().is_bot()) else {
         tracing::info!(%reply_id, "reply cancelled: a person took over");
         if streamed {
             live.publish(ServerFrame::ReplyCancelled { reply_id });
         }
         return None;
-    }
+    };
     let previous_question = live.previous_question();
     let reply_to = question.id.clone();
     let kind = reply.kind;

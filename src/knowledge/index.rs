@@ -91,12 +91,6 @@ pub struct RetrievalQuery {
 }
 
 impl RetrievalQuery {
-    /// A follow-up too short to stand alone ("and how much is it?"): its
-    /// meaning, for dense retrieval, is the previous turn's plus its own.
-    pub fn leans_on_context(&self, analyzer: &mut Analyzer) -> bool {
-        self.context.is_some() && analyzer.distinct_terms(&self.text).len() <= SHORT_FOLLOW_UP_TERMS
-    }
-
     /// The terms that say what the question is about: its own content words,
     /// or, for a follow-up made only of filler ("and how long does that
     /// take?"), the previous turn's.

@@ -6,11 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use serde::Serialize;
-
+use super::Article;
 use super::dense::EmbeddingCache;
-use super::retriever::{Answerability, Corpus, RetrievalError, Retrieved, RetrieverKind};
-use super::{Article, RetrievalQuery};
+use super::retriever::{Corpus, RetrievalError};
 use crate::understanding::encoder::Encoder;
 
 pub struct KnowledgeBase {
@@ -74,28 +72,4 @@ fn timed_build(
         "knowledge base indexed"
     );
     Ok(corpus)
-}
-
-/// What a question retrieves, and whether the best passage is good enough
-/// to answer from: the admin page's "try a question" and `kb search`.
-#[derive(Debug, Serialize)]
-pub struct HitTest {
-    pub passages: Vec<Retrieved>,
-    pub would_answer: bool,
-    pub rule: Answerability,
-}
-
-pub fn hit_test(
-    corpus: &Corpus,
-    query: &RetrievalQuery,
-    embedding: Option<&[f32]>,
-    rule: Answerability,
-    limit: usize,
-) -> Result<HitTest, RetrievalError> {
-    let passages = corpus.search(query, embedding, RetrieverKind::Hybrid, limit)?;
-    Ok(HitTest {
-        would_answer: passages.iter().any(|p| p.answers(&rule)),
-        passages,
-        rule,
-    })
 }
