@@ -160,6 +160,10 @@ const CONFIDENT_INTENT: f32 = 0.6;
 /// A passage of an article tagged with a confident intent may answer on
 /// this similarity alone: the classifier already says what it is about.
 const INTENT_MIN_SIMILARITY: f32 = 0.4;
+/// A passage of a confident intent's article that holds the question's
+/// words answers on this similarity: the encoder does not know shop words
+/// ("is iDEAL accepted" is 0.17 from the payment methods).
+const INTENT_WORDS_MIN_SIMILARITY: f32 = 0.15;
 /// A fixed reply answers a longer message only when the classifier is this
 /// sure; "hi, how long do returns take?" is a question.
 const SURE_REPLY: f32 = 0.8;
@@ -385,6 +389,9 @@ fn search_and_answer(
                 // article are enough: the conversation says what it is about.
                 h.answers(&ctx.rule)
                     || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
+                    || (tagged(h)
+                        && h.relevance >= ctx.rule.min_relevance
+                        && h.similarity >= INTENT_WORDS_MIN_SIMILARITY)
                     || (in_topic(h)
                         && h.similarity >= FOLLOW_UP_MIN_SIMILARITY
                         && h.relevance > 0.0)

@@ -185,8 +185,15 @@ fn best_sentences(
 ) -> Vec<String> {
     let mut analyzer = Analyzer::default();
     let mut all: Vec<Candidate> = Vec::new();
+    // The title's words speak for every section alike (the intro has no
+    // heading of its own), so only a section's own heading words count.
+    let title: HashSet<String> = analyzer.terms(&chosen.article_title).into_iter().collect();
     for (i, p) in passages.iter().enumerate() {
-        let heading: HashSet<String> = analyzer.terms(&p.heading).into_iter().collect();
+        let heading: HashSet<String> = analyzer
+            .terms(&p.heading)
+            .into_iter()
+            .filter(|t| !title.contains(t))
+            .collect();
         let heading_bonus = terms.iter().filter(|t| heading.contains(*t)).count() as f32;
         // The passage retrieval chose is the likeliest place for the answer.
         let chosen_bonus = if p.id == chosen.id { 1.0 } else { 0.0 };

@@ -380,8 +380,9 @@ fn is_wanted(fact: &Fact, wanted: Wanted) -> bool {
 
 /// Which of the retrieved passages (best first, with their relevance)
 /// should answer: the one covering most of the question, then one holding
-/// the kind of fact asked for, then an article's intro (the general rule)
-/// over its sections (special cases), then retrieval rank.
+/// the kind of fact asked for, then retrieval rank (which already weighs
+/// meaning, the intent and the conversation's topic). The answer's
+/// sentences come from the whole article, so this mostly picks the article.
 pub fn best_source(question: &str, candidates: &[(f32, &Passage)]) -> usize {
     let wanted = wanted(question);
     candidates
@@ -391,7 +392,6 @@ pub fn best_source(question: &str, candidates: &[(f32, &Passage)]) -> usize {
             (
                 (relevance * 20.0).round() as i32,
                 wanted != Wanted::Anything && has_wanted_fact(&passage.text, wanted),
-                passage.heading.is_empty(),
                 -(*rank as isize),
             )
         })
@@ -546,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn extractive_prefers_the_fact_asked_for_and_the_general_rule() {
+    fn extractive_prefers_the_fact_asked_for_then_retrieval_rank() {
         let mut special =
             passage("After you register the return, we collect furniture within 3 business days.");
         special.heading = "Furniture returns".into();
@@ -554,8 +554,8 @@ mod tests {
         let other = passage("Register your return in the portal.");
         let q = "How long do I have to return something?";
         assert_eq!(
-            best_source(q, &[(1.0, &special), (1.0, &other), (1.0, &general)]),
-            2
+            best_source(q, &[(1.0, &other), (1.0, &general), (1.0, &special)]),
+            1
         );
         assert_eq!(best_source(q, &[(0.5, &general), (1.0, &other)]), 1);
         let answer = extractive(
