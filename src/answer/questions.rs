@@ -122,7 +122,7 @@ pub fn split(text: &str) -> Vec<String> {
 /// the passage; the sentences may come from any part of its article (an
 /// article is often found by its intro or example questions while the fact
 /// sits in a section): the best one by shared words, the kind of fact asked
-/// for and closeness in meaning, and a second one nearly as good.
+/// for and closeness in meaning, and up to two more nearly as good.
 ///
 /// `within` names the article to answer from when one of its passages is
 /// answerable (a follow-up's topic, the article the customer chose);
@@ -173,7 +173,7 @@ struct Candidate {
     score: f32,
 }
 
-/// Up to two sentences of the article that answer `question`, in the
+/// Up to three sentences of the article that answer `question`, in the
 /// article's order; a sentence that introduces a list brings the list.
 fn best_sentences(
     question: &str,
@@ -228,13 +228,19 @@ fn best_sentences(
         let passage = &passages[all[best].passage];
         return vec![grounding::extractive(question, terms, passage)];
     }
+    // More sentences, each nearly as good as the best, while the answer stays short.
     let mut picked = vec![best];
-    if let Some(&second) = order.get(1)
-        && all[second].score >= SECOND_SENTENCE * all[best].score
-        && !all[second].text.ends_with(':')
-        && all[best].text.len() + all[second].text.len() <= MAX_ANSWER_BYTES
-    {
-        picked.push(second);
+    let mut bytes = all[best].text.len();
+    for &next in order.iter().skip(1).take(MAX_SENTENCES - 1) {
+        let candidate = &all[next];
+        if candidate.score < EXTRA_SENTENCE * all[best].score
+            || candidate.text.ends_with(':')
+            || bytes + candidate.text.len() > MAX_ANSWER_BYTES
+        {
+            break;
+        }
+        bytes += candidate.text.len();
+        picked.push(next);
     }
     // Candidates are in article order already.
     picked.sort_unstable();
@@ -244,9 +250,11 @@ fn best_sentences(
         .collect()
 }
 
-/// A second sentence is added when it scores at least this share of the best.
-const SECOND_SENTENCE: f32 = 0.45;
-/// Longest answer of two sentences, in bytes.
+/// Most sentences in an answer from one article.
+const MAX_SENTENCES: usize = 3;
+/// Another sentence is added when it scores at least this share of the best.
+const EXTRA_SENTENCE: f32 = 0.45;
+/// Longest answer, in bytes.
 const MAX_ANSWER_BYTES: usize = 480;
 
 #[cfg(test)]
