@@ -27,14 +27,11 @@ pub async fn route(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
     // Frames up to 4x the message limit still get a typed error; beyond that
-    // the protocol layer refuses them and the connection is closed.
+    // the protocol layer refuses them by their header and the connection is
+    // closed.
     let frame_limit = state.config.max_message_bytes * 4 + 1024;
-    let stream = stream
-        .max_frame_size(frame_limit)
-        .aggregate_continuations()
-        .max_continuation_size(frame_limit);
+    let (response, ws, stream) = crate::websocket::accept(&req, body, frame_limit).await?;
     let span =
         tracing::info_span!("ws", session_id = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
@@ -124,20 +121,26 @@ impl Connection {
     /// when there is something to tell.
     async fn on_protocol_error(&mut self, error: ProtocolError) -> Flow {
         let (code, close) = match &error {
-            ProtocolError::Overflow => (Some(ErrorCode::MessageTooLong), CloseCode::Size),
-            // The peer went away mid-frame: nobody to tell.
-            ProtocolError::Io(_) => (None, CloseCode::Abnormal),
-            _ => (Some(ErrorCode::InvalidFrame), CloseCode::Protocol),
+            e if crate::websocket::is_too_long(e) => (ErrorCode::MessageTooLong, CloseCode::Size),
+            // actix-ws reports invalid UTF-8 and reserved bits as I/O
+            // errors; only the rest is the peer going away mid-frame, with
+            // nobody left to tell.
+            ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                (ErrorCode::InvalidFrame, CloseCode::Protocol)
+            }
+            ProtocolError::Io(_) => {
+                tracing::debug!(error = %error, "connection broke mid-frame");
+                return Flow::Close(None);
+            }
+            _ => (ErrorCode::InvalidFrame, CloseCode::Protocol),
         };
         tracing::info!(error = %error, "websocket protocol error; closing");
-        if let Some(code) = code {
-            let frame = ServerFrame::Error {
-                code,
-                message: format!("frame refused: {error}"),
-                id: None,
-            };
-            let _ = self.send(&frame).await;
-        }
+        let frame = ServerFrame::Error {
+            code,
+            message: format!("frame refused: {error}"),
+            id: None,
+        };
+        let _ = self.send(&frame).await;
         Flow::Close(Some(close.into()))
     }
 

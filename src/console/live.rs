@@ -98,8 +98,8 @@ pub async fn route(
     state: web::Data<AppState>,
     agent: web::ReqData<SignedIn>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, mut session, stream) = actix_ws::handle(&req, body)?;
-    let mut stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
+    let (response, mut session, mut stream) =
+        crate::websocket::accept(&req, body, 64 * 1024).await?;
     let mut events = state.console.events.subscribe();
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     let timeout = Duration::from_secs(state.config.client_timeout_secs);

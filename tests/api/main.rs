@@ -5,6 +5,7 @@ mod answers;
 mod browser;
 mod chat;
 mod console;
+mod frames;
 mod helpers;
 mod protocol;
 mod sessions;
