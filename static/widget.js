@@ -185,7 +185,10 @@
     citations.forEach((c, i) => {
       if (i) box.append(', ');
       const a = document.createElement('a');
-      a.href = new URL(c.url, server + '/').href; a.target = '_blank'; a.rel = 'noopener';
+      // Only web links: the server refuses other schemes, and this page is the shop's.
+      const url = new URL(c.url, server + '/');
+      if (url.protocol === 'https:' || url.protocol === 'http:') a.href = url.href;
+      a.target = '_blank'; a.rel = 'noopener';
       a.textContent = c.title;
       box.append(a);
     });

@@ -112,13 +112,24 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
     }
     let questions = clean_questions(front.questions)
         .map_err(|message| err(2, format!("questions: {message}")))?;
-    Ok(Article {
-        id: front.id,
-        title: front.title.trim().to_string(),
+    // A file is held to the same rules as an edit in the admin page (the
+    // url and the body's links above all: they reach the widget and console).
+    ArticleInput {
+        id: Some(front.id),
+        title: front.title,
+        body,
         tags: front.tags,
         url: front.url,
-        body,
         questions,
+    }
+    .validate()
+    .map_err(|e| {
+        let line = if e.0.contains_key("body") {
+            closing_line + 1
+        } else {
+            2
+        };
+        err(line, e.to_string())
     })
 }
 
@@ -228,9 +239,25 @@ impl ArticleInput {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty());
         if let Some(url) = &url
-            && !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+            && !super::links::is_valid_article_url(url)
         {
-            errors.insert("url", "must start with https://, http:// or /".into());
+            errors.insert(
+                "url",
+                "must be an https:// or http:// address with a host, or a path on this site \
+                 starting with a single /"
+                    .into(),
+            );
+        }
+        if !errors.contains_key("body")
+            && let Some(target) = super::links::first_unsafe_target(&body)
+        {
+            errors.insert(
+                "body",
+                format!(
+                    "link target {target:?} is not allowed: use https://, http://, mailto:, \
+                     tel: or a path on this site"
+                ),
+            );
         }
         let questions = clean_questions(self.questions).unwrap_or_else(|message| {
             errors.insert("questions", message);
@@ -293,10 +320,13 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 impl Article {
-    /// Where a citation links to: the article's own url, or its page on this server.
+    /// Where a citation links to: the article's own url, or its page on
+    /// this server (also when a url stored before the rules were strict
+    /// does not pass them now).
     pub fn link(&self) -> String {
         self.url
             .clone()
+            .filter(|u| super::links::is_valid_article_url(u))
             .unwrap_or_else(|| format!("/kb/{}", self.id))
     }
 

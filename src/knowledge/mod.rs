@@ -11,6 +11,7 @@ pub mod dense;
 pub mod eval;
 pub mod import;
 mod index;
+pub mod links;
 pub mod live;
 pub mod retriever;
 pub mod spelling;
@@ -22,13 +23,33 @@ pub use retriever::{Answerability, Corpus, RetrievalError, Retrieved, RetrieverK
 pub use terms::Analyzer;
 
 /// Renders an article body to HTML for people: the `/kb/{id}` page and
-/// the admin page's preview. Raw HTML in the Markdown is shown as text, so
-/// an imported page cannot run scripts in a customer's browser.
+/// the admin page's preview. Raw HTML in the Markdown is shown as text, and
+/// a link or image whose target is not safe (see [`links`]) keeps only its
+/// text, so an article cannot run scripts on this origin. Edits and imports
+/// refuse such targets already; this covers what was stored before.
 pub fn render_markdown(markdown: &str) -> String {
-    use pulldown_cmark::{Event, Parser};
-    let events = Parser::new(markdown).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut dropped_link = false;
+    let mut dropped_image = false;
+    let events = Parser::new(markdown).filter_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+        Event::Start(Tag::Link { ref dest_url, .. }) if !links::is_safe_target(dest_url) => {
+            dropped_link = true;
+            None
+        }
+        Event::End(TagEnd::Link) if dropped_link => {
+            dropped_link = false;
+            None
+        }
+        Event::Start(Tag::Image { ref dest_url, .. }) if !links::is_safe_target(dest_url) => {
+            dropped_image = true;
+            None
+        }
+        Event::End(TagEnd::Image) if dropped_image => {
+            dropped_image = false;
+            None
+        }
+        other => Some(other),
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events);

@@ -636,3 +636,74 @@ async fn example_questions_are_kept_versioned_and_find_their_article() {
     assert_eq!(status, 422, "{refused}");
     assert!(refused["fields"]["questions"].is_string(), "{refused}");
 }
+
+#[tokio::test]
+async fn script_links_are_refused_on_edit_and_import_and_never_rendered() {
+    let app = spawn_admin_app(TempDir::new().unwrap()).await;
+    let admin = Admin::new(&app);
+    for (field, article) in [
+        (
+            "body",
+            json!({"title": "T", "body": "Click [here](javascript:alert(document.cookie))."}),
+        ),
+        (
+            "body",
+            json!({"title": "T", "body": "Click [here](&#106;avascript:alert(1))."}),
+        ),
+        (
+            "body",
+            json!({"title": "T", "body": "See <vbscript:msgbox(1)>."}),
+        ),
+        (
+            "body",
+            json!({"title": "T", "body": "![x](data:text/html;base64,PHNjcmlwdD4=)"}),
+        ),
+        (
+            "url",
+            json!({"title": "T", "body": "B", "url": "javascript:alert(1)"}),
+        ),
+        (
+            "url",
+            json!({"title": "T", "body": "B", "url": "//evil.example"}),
+        ),
+        (
+            "url",
+            json!({"title": "T", "body": "B", "url": "/\\evil.example"}),
+        ),
+    ] {
+        let (status, body) = admin
+            .call(Method::POST, "/articles", Some(article.clone()))
+            .await;
+        assert_eq!(status, 422, "{article}: {body}");
+        assert!(body["fields"][field].is_string(), "{field}: {body}");
+    }
+    // Markdown import holds front matter and links to the same rules.
+    let files = json!({"files": [
+        {"name": "evil.md", "content": "---\nid: evil\ntitle: Evil\nurl: javascript:alert(1)\n---\nHello."},
+        {"name": "worse.md", "content": "---\nid: worse\ntitle: Worse\n---\n[Track](javascript:alert(1))"},
+    ]});
+    let (status, rejected) = admin.call(Method::POST, "/import", Some(files)).await;
+    assert_eq!(status, 422, "{rejected}");
+    assert_eq!(rejected["report"]["counts"]["rejected"], 2, "{rejected}");
+    for id in ["evil", "worse"] {
+        let (status, _) = admin
+            .call(Method::GET, &format!("/articles/{id}"), None)
+            .await;
+        assert_eq!(status, 404);
+    }
+    // The preview keeps a script link's words, never the link.
+    let (status, preview) = admin
+        .call(
+            Method::POST,
+            "/preview",
+            Some(json!({"body": "[a](javascript:alert(1)) [b](VBScript:x) [c](/kb/returns)"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let html = preview["html"].as_str().unwrap();
+    assert!(
+        !html.to_lowercase().contains("script:"),
+        "a script link was rendered: {html}"
+    );
+    assert!(html.contains("href=\"/kb/returns\""), "{html}");
+}
