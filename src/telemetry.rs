@@ -24,3 +24,12 @@ pub fn init(format: LogFormat) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
+
+/// How logs name a session. Its id is the only credential to its
+/// transcript, so logs carry a short hash of it instead: enough to follow
+/// one conversation through the log, useless to open it.
+pub fn session_ref(id: uuid::Uuid) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    hex::encode(&digest[..6])
+}

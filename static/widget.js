@@ -283,6 +283,10 @@
       if (sessionId && f.session_id !== sessionId) {
         // The server no longer knows our session: start over, keep unsent messages.
         messages = []; renderAll();
+      } else if (f.last_seq < lastSeq()) {
+        // The server's store is behind us (restored from a backup): what it
+        // no longer has is gone, and its numbering goes on from its last seq.
+        messages = messages.filter((m) => m.seq <= f.last_seq); renderAll();
       }
       sessionId = f.session_id; save('session', sessionId);
       handler = {status: f.handled_by || 'bot', agent: f.agent || null};

@@ -248,7 +248,7 @@ async fn understand(
 async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
     match state.store.flag(live.id, reason).await {
         Ok(true) => {
-            tracing::info!(session = %live.id, reason = reason.as_str(), "conversation flagged")
+            tracing::info!(session = %crate::telemetry::session_ref(live.id), reason = reason.as_str(), "conversation flagged")
         }
         Ok(false) => return,
         Err(e) => {

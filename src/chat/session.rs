@@ -21,6 +21,12 @@ use crate::storage::conversations::{Handler, Status};
 use crate::storage::{Role, Store, StoreError, StoredMessage, now_ms};
 use crate::understanding::Understood;
 
+/// Frames a session's broadcast holds for a connection that is behind. The
+/// buffer is allocated whole (512 slots were ~145 KB a session); each
+/// connection copies frames out at once into its own queue, so only a
+/// client that stopped reading falls this far behind, and it is dropped.
+const EVENT_BUFFER: usize = 128;
+
 /// Turns kept in memory per session; the prompt window takes what fits from these.
 const KEPT_TURNS: usize = 40;
 
@@ -59,7 +65,7 @@ impl LiveSession {
             .collect();
         LiveSession {
             id,
-            events: broadcast::channel(512).0,
+            events: broadcast::channel(EVENT_BUFFER).0,
             turns: Mutex::new(turns),
             reply_lock: tokio::sync::Mutex::new(()),
             last_active_ms: AtomicI64::new(now_ms()),
@@ -208,42 +214,65 @@ impl SessionHub {
     /// Finds the session `id`, loading it from the store if needed. An unknown
     /// or absent id starts a new session with a fresh id.
     pub async fn open(&self, store: &Store, id: Option<Uuid>) -> Result<Opened, StoreError> {
-        if let Some(id) = id {
-            if let Some(live) = self.sessions.get(&id).map(|e| e.clone()) {
-                return Ok(Opened {
-                    session: live,
-                    resumed: true,
-                    loaded: false,
-                });
-            }
-            if store.session_exists(id).await? {
-                let history = store.recent_messages(id, KEPT_TURNS).await?;
-                let handler = match store.handler(id).await {
-                    Ok(h) => h,
-                    Err(crate::storage::conversations::HandoverError::Store(e)) => return Err(e),
-                    Err(_) => Handler::bot(),
-                };
-                let live = self
-                    .sessions
-                    .entry(id)
-                    .or_insert_with(|| Arc::new(LiveSession::new(id, &history, handler)))
-                    .clone();
-                return Ok(Opened {
-                    session: live,
-                    resumed: true,
-                    loaded: true,
-                });
-            }
+        if let Some(id) = id
+            && let Some(opened) = self.resume(store, id).await?
+        {
+            return Ok(opened);
         }
-        let id = Uuid::new_v4();
-        store.open_session(id).await?;
-        let live = Arc::new(LiveSession::new(id, &[], Handler::bot()));
-        self.sessions.insert(id, live.clone());
+        let session = self.create(store, Uuid::new_v4()).await?;
         Ok(Opened {
-            session: live,
+            session,
             resumed: false,
             loaded: false,
         })
+    }
+
+    /// The session `id` if it exists, in memory or in the store.
+    pub async fn resume(&self, store: &Store, id: Uuid) -> Result<Option<Opened>, StoreError> {
+        if let Some(live) = self.sessions.get(&id).map(|e| e.clone()) {
+            return Ok(Some(Opened {
+                session: live,
+                resumed: true,
+                loaded: false,
+            }));
+        }
+        if !store.session_exists(id).await? {
+            return Ok(None);
+        }
+        let history = store.recent_messages(id, KEPT_TURNS).await?;
+        let handler = match store.handler(id).await {
+            Ok(h) => h,
+            Err(crate::storage::conversations::HandoverError::Store(e)) => return Err(e),
+            Err(_) => Handler::bot(),
+        };
+        // Two connections may load the same session at once (after a
+        // restart): only the one that puts it in memory reports it loaded,
+        // so its pending messages are answered once.
+        let (live, loaded) = match self.sessions.entry(id) {
+            dashmap::Entry::Occupied(e) => (e.get().clone(), false),
+            dashmap::Entry::Vacant(e) => {
+                let live = Arc::new(LiveSession::new(id, &history, handler));
+                e.insert(live.clone());
+                (live, true)
+            }
+        };
+        Ok(Some(Opened {
+            session: live,
+            resumed: true,
+            loaded,
+        }))
+    }
+
+    /// Stores and keeps in memory a new session with the id the client was
+    /// given (when its first message arrives: a connection that never
+    /// writes costs no row and no memory).
+    pub async fn create(&self, store: &Store, id: Uuid) -> Result<Arc<LiveSession>, StoreError> {
+        store.open_session(id).await?;
+        Ok(self
+            .sessions
+            .entry(id)
+            .or_insert_with(|| Arc::new(LiveSession::new(id, &[], Handler::bot())))
+            .clone())
     }
 
     /// Drops sessions that have no connection and no activity for `idle`.
@@ -261,6 +290,11 @@ impl SessionHub {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions in memory with a connection open.
+    pub fn connected(&self) -> usize {
+        self.sessions.iter().filter(|s| s.is_connected()).count()
     }
 
     /// The session if it is in memory.

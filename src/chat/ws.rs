@@ -14,7 +14,7 @@ use super::protocol::{
     ClientFrame, ErrorCode, FrameError, HistoryEntry, ServerFrame, parse_client_frame,
 };
 use super::responder;
-use super::session::{ConnectionGuard, LiveSession};
+use super::session::{ConnectionGuard, LiveSession, Opened};
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
 
@@ -32,15 +32,18 @@ pub async fn route(
     // closed.
     let frame_limit = state.config.max_message_bytes * 4 + 1024;
     let (response, ws, stream) = crate::websocket::accept(&req, body, frame_limit).await?;
-    let span =
-        tracing::info_span!("ws", session_id = tracing::field::Empty, peer = ?req.peer_addr());
+    let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
+    let state_timeout = state.config.client_timeout_secs;
     let connection = Connection {
         state: state.into_inner(),
         ws,
         joined: None,
+        fresh: None,
         errors_in_a_row: 0,
         out_tx,
+        write_timeout: Duration::from_secs(state_timeout),
+        gone: false,
     };
     actix_web::rt::spawn(connection.run(stream, out_rx).instrument(span));
     Ok(response)
@@ -56,10 +59,20 @@ struct Connection {
     state: Arc<AppState>,
     ws: actix_ws::Session,
     joined: Option<Joined>,
+    /// The id a new session was given in `welcome`: the session is stored
+    /// and kept in memory once its first message arrives.
+    fresh: Option<Uuid>,
     errors_in_a_row: u32,
     /// Frames from the session's broadcast, to be written by this connection.
     out_tx: mpsc::Sender<ServerFrame>,
+    /// How long one write may wait for the client to read.
+    write_timeout: Duration,
+    /// A write failed or timed out: the connection ends.
+    gone: bool,
 }
+
+/// The client is gone or stopped reading.
+struct Gone;
 
 enum Flow {
     Continue,
@@ -89,6 +102,9 @@ impl Connection {
                     if let Flow::Close(reason) = flow {
                         break reason;
                     }
+                    if self.gone {
+                        break None;
+                    }
                 }
                 Some(frame) = out_rx.recv() => {
                     if self.send(&frame).await.is_err() {
@@ -100,7 +116,8 @@ impl Connection {
                         tracing::info!("client stopped answering pings; closing");
                         break Some(CloseCode::Away.into());
                     }
-                    if self.ws.ping(b"").await.is_err() {
+                    let mut ws = self.ws.clone();
+                    if self.write(async move { ws.ping(b"").await }).await.is_err() {
                         break None;
                     }
                 }
@@ -112,7 +129,9 @@ impl Connection {
             drop(joined);
             crate::console::live::changed(&self.state, session, None);
         }
-        let _ = self.ws.close(close).await;
+        if !self.gone {
+            let _ = tokio::time::timeout(self.write_timeout, self.ws.close(close)).await;
+        }
         tracing::debug!("connection closed");
     }
 
@@ -144,8 +163,31 @@ impl Connection {
         Flow::Close(Some(close.into()))
     }
 
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
-        self.ws.text(frame.to_json()).await
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
+        let mut ws = self.ws.clone();
+        let json = frame.to_json();
+        self.write(async move { ws.text(json).await }).await
+    }
+
+    /// One write to the client. A client that has not taken it within the
+    /// timeout has stopped reading: the connection ends, instead of waiting
+    /// forever with its buffers full (and its heartbeat never checked).
+    async fn write(
+        &mut self,
+        write: impl Future<Output = Result<(), actix_ws::Closed>>,
+    ) -> Result<(), Gone> {
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                self.gone = true;
+                Err(Gone)
+            }
+            Err(_) => {
+                tracing::info!("client stopped reading; closing");
+                self.gone = true;
+                Err(Gone)
+            }
+        }
     }
 
     async fn on_message(&mut self, message: AggregatedMessage) -> Flow {
@@ -168,7 +210,8 @@ impl Connection {
                 .await
             }
             AggregatedMessage::Ping(bytes) => {
-                let _ = self.ws.pong(&bytes).await;
+                let mut ws = self.ws.clone();
+                let _ = self.write(async move { ws.pong(&bytes).await }).await;
                 Flow::Continue
             }
             AggregatedMessage::Pong(_) => Flow::Continue,
@@ -177,7 +220,10 @@ impl Connection {
     }
 
     async fn refuse(&mut self, error: FrameError) -> Flow {
-        tracing::info!(code = ?error.code, message = %error.message, "refused frame");
+        // Neither the frame nor its text is logged (it may hold anything a
+        // customer typed), and only at debug level: a client can send
+        // thousands a second.
+        tracing::debug!(code = ?error.code, "refused frame");
         self.errors_in_a_row += 1;
         if self.send(&ServerFrame::error(error)).await.is_err() {
             return Flow::Close(None);
@@ -202,7 +248,7 @@ impl Connection {
                 session_id,
                 last_seq,
             } => {
-                if self.joined.is_some() {
+                if self.joined.is_some() || self.fresh.is_some() {
                     return self
                         .refuse(FrameError {
                             code: ErrorCode::SessionAlreadyStarted,
@@ -211,35 +257,79 @@ impl Connection {
                         })
                         .await;
                 }
-                self.join(session_id, last_seq).await
+                self.hello(session_id, last_seq).await
             }
             ClientFrame::Message { id, text } => {
-                if self.joined.is_none() {
-                    let flow = self.join(None, 0).await;
+                if self.joined.is_none() && self.fresh.is_none() {
+                    let flow = self.hello(None, 0).await;
                     if !matches!(flow, Flow::Continue) {
                         return flow;
                     }
+                }
+                if let Some(fresh) = self.fresh.take() {
+                    let session = match self.state.hub.create(&self.state.store, fresh).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            self.fresh = Some(fresh);
+                            return self.internal(e.to_string(), Some(id)).await;
+                        }
+                    };
+                    let events = session.subscribe();
+                    self.attach(session, events, 0);
                 }
                 self.on_customer_message(id, text).await
             }
         }
     }
 
-    /// Opens or resumes a session, then replays what the client has not seen.
-    async fn join(&mut self, session_id: Option<Uuid>, last_seq: i64) -> Flow {
-        let opened = match self.state.hub.open(&self.state.store, session_id).await {
-            Ok(o) => o,
-            Err(e) => return self.internal(e.to_string(), None).await,
+    /// Resumes a stored session, or gives a new one its id (it is created
+    /// with its first message).
+    async fn hello(&mut self, session_id: Option<Uuid>, last_seq: i64) -> Flow {
+        let resumed = match session_id {
+            Some(id) => match self.state.hub.resume(&self.state.store, id).await {
+                Ok(r) => r,
+                Err(e) => return self.internal(e.to_string(), None).await,
+            },
+            None => None,
         };
+        if let Some(opened) = resumed {
+            return self.join(opened, last_seq).await;
+        }
+        let id = Uuid::new_v4();
+        let welcome = ServerFrame::Welcome {
+            session_id: id,
+            resumed: false,
+            last_seq: 0,
+            handled_by: Status::Bot,
+            agent: None,
+            greeting: self.state.texts.greeting.clone(),
+            suggestions: self.state.texts.suggestions.clone(),
+        };
+        if self.send(&welcome).await.is_err() {
+            return Flow::Close(None);
+        }
+        self.fresh = Some(id);
+        Flow::Continue
+    }
+
+    /// Joins a stored session and replays what the client has not seen.
+    async fn join(&mut self, opened: Opened, last_seq: i64) -> Flow {
         let session = opened.session;
-        tracing::Span::current().record("session_id", tracing::field::display(session.id));
         // Subscribe before reading the store so nothing falls between the two.
         let events = session.subscribe();
-        let history = match self.state.store.messages_after(session.id, last_seq).await {
+        // The store's numbering wins: a client ahead of it (the database was
+        // reset or restored) would otherwise never see a reply again. The
+        // welcome's `last_seq` tells it where the store stands.
+        let store_last = match self.state.store.last_seq(session.id).await {
+            Ok(n) => n,
+            Err(e) => return self.internal(e.to_string(), None).await,
+        };
+        let after = last_seq.clamp(0, store_last);
+        let history = match self.state.store.messages_after(session.id, after).await {
             Ok(h) => h,
             Err(e) => return self.internal(e.to_string(), None).await,
         };
-        let stored_last = history.last().map(|m| m.seq).unwrap_or(last_seq);
+        let stored_last = history.last().map(|m| m.seq).unwrap_or(after);
         let handler = session.handler();
         let welcome = ServerFrame::Welcome {
             session_id: session.id,
@@ -267,17 +357,33 @@ impl Connection {
             replayed = history.len(),
             "session joined"
         );
-        let forwarder = tokio::spawn(forward(events, self.out_tx.clone(), stored_last));
-        self.joined = Some(Joined {
-            _guard: session.connect(),
-            session: session.clone(),
-            forwarder,
-        });
-        crate::console::live::changed(&self.state, session.id, None);
+        self.attach(session.clone(), events, stored_last);
         if opened.loaded {
             self.answer_unanswered(session).await;
         }
         Flow::Continue
+    }
+
+    /// Makes `session` this connection's: its events reach the client from
+    /// after `replayed_up_to`, and the console sees it connected.
+    fn attach(
+        &mut self,
+        session: Arc<LiveSession>,
+        events: broadcast::Receiver<ServerFrame>,
+        replayed_up_to: i64,
+    ) {
+        tracing::Span::current().record(
+            "session",
+            tracing::field::display(crate::telemetry::session_ref(session.id)),
+        );
+        let forwarder = tokio::spawn(forward(events, self.out_tx.clone(), replayed_up_to));
+        let id = session.id;
+        self.joined = Some(Joined {
+            _guard: session.connect(),
+            session,
+            forwarder,
+        });
+        crate::console::live::changed(&self.state, id, None);
     }
 
     /// After a restart, answers customer messages that were stored but never replied to.

@@ -61,7 +61,7 @@ pub async fn take_over(
     let session = parse_id(&id)?;
     let name = agent.into_inner().name;
     let joined = state.store.take_over(session, name.clone()).await?;
-    tracing::info!(%session, agent = %name, "conversation taken over");
+    tracing::info!(session = %crate::telemetry::session_ref(session), agent = %name, "conversation taken over");
     let handler = Handler {
         status: Status::Agent,
         agent: Some(name),
@@ -136,7 +136,7 @@ async fn release(
     let handler = match outcome {
         None => Handler::bot(),
         Some(outcome) => {
-            tracing::info!(%session, %agent, ?outcome, "conversation closed");
+            tracing::info!(session = %crate::telemetry::session_ref(session), %agent, ?outcome, "conversation closed");
             Handler {
                 status: Status::Closed,
                 agent: Some(agent),

@@ -62,7 +62,7 @@ pub fn changed(state: &Arc<AppState>, session: Uuid, seq: Option<i64>) {
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = publish_change(&state, session, seq).await {
-            tracing::warn!(error = %e, %session, "cannot tell the console about a change");
+            tracing::warn!(error = %e, session = %crate::telemetry::session_ref(session), "cannot tell the console about a change");
         }
     });
 }

@@ -389,6 +389,22 @@ impl Store {
         .await
     }
 
+    /// The sequence number of the session's latest message (0 when it has
+    /// none or does not exist).
+    pub async fn last_seq(&self, session: Uuid) -> Result<i64, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT last_seq FROM sessions WHERE id = ?1",
+                    [session.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
     /// Messages with `seq > after`, oldest first.
     pub async fn messages_after(
         &self,

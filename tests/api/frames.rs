@@ -1,13 +1,15 @@
 //! Websocket frames the protocol layer refuses, spoken byte by byte: what
 //! the client is told, and that a refused frame is not read whole.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::spawn_app;
+use tempfile::TempDir;
+
+use crate::helpers::{AppOptions, spawn_app, spawn_app_with};
 
 const TEXT: u8 = 0x1;
 const CONTINUATION: u8 = 0x0;
@@ -189,4 +191,50 @@ fn rss_bytes() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     kb * 1024
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.heartbeat_secs = 1;
+                c.client_timeout_secs = 2;
+            },
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let mut ws = RawWs::connect(app.port).await;
+    ws.send(FIN | TEXT, br#"{"type":"message","id":"m1","text":"hi"}"#)
+        .await;
+    let connected = Instant::now();
+    while app.state.hub.connected() == 0 {
+        assert!(
+            connected.elapsed() < Duration::from_secs(10),
+            "never joined"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Pings, each answered with a pong that is never read, until the
+    // server's buffers are full and it stops reading too.
+    let ping = br#"{"type":"ping"}"#;
+    for _ in 0..2_000_000 {
+        let write = ws.send(FIN | TEXT, ping);
+        if tokio::time::timeout(Duration::from_secs(1), write)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let stalled = Instant::now();
+    while app.state.hub.connected() > 0 {
+        assert!(
+            stalled.elapsed() < Duration::from_secs(15),
+            "a client that stopped reading is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

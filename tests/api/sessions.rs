@@ -206,3 +206,77 @@ async fn a_silent_connection_is_closed_by_the_heartbeat() {
     ws.stay_silent(std::time::Duration::from_secs(4)).await;
     ws.expect_closed().await;
 }
+
+#[tokio::test]
+async fn a_hello_costs_no_session_until_the_first_message() {
+    let app = spawn_app().await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut ws = app.connect().await;
+        let welcome = ws.hello(None, None).await;
+        assert_eq!(welcome["resumed"], false);
+        idle.push((ws, welcome["session_id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(app.state.hub.len(), 0, "idle connections hold sessions");
+    let (ws, id) = &mut idle[0];
+    let id: uuid::Uuid = id.parse().unwrap();
+    assert!(!app.state.store.session_exists(id).await.unwrap());
+    // The first message stores the session under the id the welcome gave.
+    let exchange = ws.ask("q1", "Which payment methods do you accept?").await;
+    assert_eq!(exchange.ack["seq"], 1);
+    assert!(app.state.store.session_exists(id).await.unwrap());
+    assert_eq!(app.state.hub.len(), 1);
+    let mut again = app.connect().await;
+    let welcome = again.hello(Some(&id.to_string()), Some(0)).await;
+    assert_eq!(welcome["resumed"], true);
+    assert_eq!(welcome["last_seq"], 2);
+}
+
+#[tokio::test]
+async fn a_client_ahead_of_the_store_is_told_and_still_gets_replies() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    ws.ask("q1", "Which payment methods do you accept?").await;
+    ws.close().await;
+    // The client remembers seq 40; the store (restored from a backup) has 2.
+    let mut ws = app.connect().await;
+    let welcome = ws.hello(Some(&session), Some(40)).await;
+    assert_eq!(welcome["resumed"], true);
+    assert_eq!(welcome["last_seq"], 2);
+    let next = ws.ask("q2", "How do I reset my password?").await;
+    assert_eq!(next.ack["seq"], 3);
+    assert_eq!(next.reply["seq"], 4);
+}
+
+#[tokio::test]
+async fn two_connections_after_a_restart_answer_a_stored_message_once() {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let session = {
+        let store =
+            frontdesk::storage::Store::open(&data_dir.path().join("frontdesk.sqlite3")).unwrap();
+        let id = uuid::Uuid::new_v4();
+        store.open_session(id).await.unwrap();
+        store
+            .append_customer(id, "lost".into(), "How do I reset my password?".into())
+            .await
+            .unwrap();
+        id
+    };
+    let app = spawn_app_with(AppOptions::default(), data_dir).await;
+    let (mut a, mut b) = (app.connect().await, app.connect().await);
+    let id = session.to_string();
+    let (wa, wb) = tokio::join!(a.hello(Some(&id), Some(1)), b.hello(Some(&id), Some(1)));
+    assert_eq!(
+        (wa["resumed"].clone(), wb["resumed"].clone()),
+        (json!(true), json!(true))
+    );
+    a.recv_until("reply").await;
+    b.stay_silent(std::time::Duration::from_millis(500)).await;
+    let stored = app.state.store.messages_after(session, 0).await.unwrap();
+    let replies = stored
+        .iter()
+        .filter(|m| m.role == frontdesk::storage::Role::Bot)
+        .count();
+    assert_eq!(replies, 1, "{stored:?}");
+}
