@@ -39,6 +39,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("too many attempts; try again in {} s", .0.retry_after_secs())]
+    RateLimited(crate::limits::Refused),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +54,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Taken(_) => "conversation_taken",
             Self::NotTaken => "not_taken",
+            Self::RateLimited(_) => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::Exists(_) => "article_exists",
@@ -75,6 +78,7 @@ impl ResponseError for ApiError {
             Self::Invalid(_) | Self::ImportRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,7 +95,11 @@ impl ResponseError for ApiError {
             Self::Taken(agent) => body["agent"] = json!(agent),
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited(refused) = self {
+            response.insert_header(("Retry-After", refused.retry_after_secs().to_string()));
+        }
+        response.json(body)
     }
 }
 

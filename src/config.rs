@@ -83,6 +83,15 @@ pub struct ConfigLayer {
     /// Seconds of silence after which a websocket is closed [default: 45]
     #[arg(long, env = "FRONTDESK_CLIENT_TIMEOUT_SECS", global = true)]
     pub client_timeout_secs: Option<u64>,
+    /// Customer messages one IP address may send per minute, over all its connections [default: 60]
+    #[arg(long, env = "FRONTDESK_MESSAGES_PER_MINUTE", global = true)]
+    pub messages_per_minute: Option<u32>,
+    /// Console sign-in attempts one IP address may make per minute [default: 10]
+    #[arg(long, env = "FRONTDESK_SIGN_INS_PER_MINUTE", global = true)]
+    pub sign_ins_per_minute: Option<u32>,
+    /// Take the client's address from X-Forwarded-For / Forwarded (only behind a reverse proxy that sets them) [default: false]
+    #[arg(long, env = "FRONTDESK_BEHIND_PROXY", global = true)]
+    pub behind_proxy: Option<bool>,
     #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
@@ -121,6 +130,9 @@ impl ConfigLayer {
             min_similarity: self.min_similarity.or(lower.min_similarity),
             heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
             client_timeout_secs: self.client_timeout_secs.or(lower.client_timeout_secs),
+            messages_per_minute: self.messages_per_minute.or(lower.messages_per_minute),
+            sign_ins_per_minute: self.sign_ins_per_minute.or(lower.sign_ins_per_minute),
+            behind_proxy: self.behind_proxy.or(lower.behind_proxy),
             device: self.device.or(lower.device),
             log_format: self.log_format.or(lower.log_format),
             admin_token: self.admin_token.or(lower.admin_token),
@@ -149,6 +161,12 @@ pub struct Config {
     pub min_similarity: f32,
     pub heartbeat_secs: u64,
     pub client_timeout_secs: u64,
+    /// Customer messages per minute per IP address (all its connections).
+    pub messages_per_minute: u32,
+    /// Console sign-in attempts per minute per IP address.
+    pub sign_ins_per_minute: u32,
+    /// The client address comes from the proxy's forwarding headers.
+    pub behind_proxy: bool,
     pub device: DeviceKind,
     pub log_format: LogFormat,
     pub admin_token: Option<String>,
@@ -213,6 +231,9 @@ impl Config {
             min_similarity: layer.min_similarity.unwrap_or(0.55),
             heartbeat_secs: layer.heartbeat_secs.unwrap_or(15),
             client_timeout_secs: layer.client_timeout_secs.unwrap_or(45),
+            messages_per_minute: layer.messages_per_minute.unwrap_or(60),
+            sign_ins_per_minute: layer.sign_ins_per_minute.unwrap_or(10),
+            behind_proxy: layer.behind_proxy.unwrap_or(false),
             device: layer.device.unwrap_or(DeviceKind::Cpu),
             log_format: layer.log_format.unwrap_or(LogFormat::Text),
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
@@ -229,6 +250,8 @@ impl Config {
             ("max_reply_tokens", self.max_reply_tokens),
             ("generation_concurrency", self.generation_concurrency),
             ("retrieval_top_k", self.retrieval_top_k),
+            ("messages_per_minute", self.messages_per_minute as usize),
+            ("sign_ins_per_minute", self.sign_ins_per_minute as usize),
         ];
         for (field, value) in positive {
             if value == 0 {

@@ -52,6 +52,7 @@ fn spawn_reaper(state: std::sync::Weak<AppState>) {
             tick.tick().await;
             let Some(state) = state.upgrade() else { return };
             let idle = Duration::from_secs(state.config.session_idle_secs);
+            state.limits.forget_idle();
             let reaped = state.hub.reap_idle(idle);
             if reaped > 0 {
                 tracing::info!(reaped, live = state.hub.len(), "idle sessions left memory");

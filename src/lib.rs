@@ -14,6 +14,7 @@ pub mod evaluation;
 pub mod generation;
 pub mod http;
 pub mod knowledge;
+pub mod limits;
 pub mod models;
 pub mod startup;
 pub mod state;

@@ -48,6 +48,8 @@ pub struct AppState {
     pub hub: SessionHub,
     /// Live updates for open agent consoles.
     pub console: ConsoleHub,
+    /// Rate limits per client address.
+    pub limits: crate::limits::Limits,
 }
 
 /// The slow-to-load parts, passed in so tests can share them.
@@ -79,6 +81,7 @@ impl AppState {
         tracing::info!(seeded, skipped = load.skipped.len(), "knowledge base ready");
         let texts = Texts::load(&config.knowledge)?;
         Ok(AppState {
+            limits: crate::limits::Limits::new(&config),
             texts,
             kb,
             skipped_articles: if seeded > 0 { load.skipped } else { Vec::new() },

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     SessionAlreadyStarted,
     /// Binary frames are not part of the protocol.
     UnsupportedFrame,
+    /// Too many messages from this address, or too many unanswered in this
+    /// session: the message was not stored; send it again later.
+    RateLimited,
     /// Something failed on the server; the message was not lost if it was acknowledged.
     Internal,
 }

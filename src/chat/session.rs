@@ -44,6 +44,22 @@ pub struct LiveSession {
     bot_turn: Mutex<CancellationToken>,
     /// The offer pending, the topic, what the customer told us.
     dialogue: Mutex<DialogueState>,
+    /// Customer messages stored and not yet answered.
+    queued: AtomicUsize,
+}
+
+/// Unanswered messages a session may have before more are refused: a
+/// person types a few questions in a row; a flood would queue hours of
+/// bot work that runs on after the client has gone.
+pub const MAX_QUEUED_ANSWERS: usize = 5;
+
+/// Counts one queued answer for as long as it lives.
+pub struct QueuedAnswer(Arc<LiveSession>);
+
+impl Drop for QueuedAnswer {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl LiveSession {
@@ -74,6 +90,7 @@ impl LiveSession {
             handler: Mutex::new(handler),
             bot_turn: Mutex::new(CancellationToken::new()),
             dialogue: Mutex::new(DialogueState::from_history(history)),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -170,6 +187,13 @@ impl LiveSession {
                 turns[0] = first;
             }
         }
+    }
+
+    /// A place in the session's queue of answers, unless it is full.
+    pub fn queue_answer(self: &Arc<Self>) -> Option<QueuedAnswer> {
+        let before = self.queued.fetch_add(1, Ordering::Relaxed);
+        let place = QueuedAnswer(self.clone());
+        (before < MAX_QUEUED_ANSWERS).then_some(place)
     }
 
     /// Counts a connection for as long as the guard lives.

@@ -35,11 +35,13 @@ pub async fn route(
     let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
     let state_timeout = state.config.client_timeout_secs;
+    let ip = state.limits.client_ip(&req);
     let connection = Connection {
         state: state.into_inner(),
         ws,
         joined: None,
         fresh: None,
+        ip,
         errors_in_a_row: 0,
         out_tx,
         write_timeout: Duration::from_secs(state_timeout),
@@ -62,6 +64,8 @@ struct Connection {
     /// The id a new session was given in `welcome`: the session is stored
     /// and kept in memory once its first message arrives.
     fresh: Option<Uuid>,
+    /// The client's address, for its rate limit.
+    ip: Option<std::net::IpAddr>,
     errors_in_a_row: u32,
     /// Frames from the session's broadcast, to be written by this connection.
     out_tx: mpsc::Sender<ServerFrame>,
@@ -260,6 +264,20 @@ impl Connection {
                 self.hello(session_id, last_seq).await
             }
             ClientFrame::Message { id, text } => {
+                if let Some(ip) = self.ip
+                    && let Err(refused) = self.state.limits.message(ip)
+                {
+                    return self
+                        .refuse(FrameError {
+                            code: ErrorCode::RateLimited,
+                            message: format!(
+                                "too many messages from your address; send it again in {} s",
+                                refused.retry_after_secs()
+                            ),
+                            id: Some(id),
+                        })
+                        .await;
+                }
                 if self.joined.is_none() && self.fresh.is_none() {
                     let flow = self.hello(None, 0).await;
                     if !matches!(flow, Flow::Continue) {
@@ -417,6 +435,16 @@ impl Connection {
         };
         let session = joined.session.clone();
         session.touch();
+        let Some(place) = session.queue_answer() else {
+            return self
+                .refuse(FrameError {
+                    code: ErrorCode::RateLimited,
+                    message: "wait for the answers to your earlier messages, then send it again"
+                        .into(),
+                    id: Some(id),
+                })
+                .await;
+        };
         let appended = match self
             .state
             .store
@@ -440,16 +468,20 @@ impl Connection {
                 session.set_handler(Handler::bot());
             }
             crate::console::live::changed(&self.state, session.id, Some(appended.seq));
+            let answer = responder::answer(
+                self.state.clone(),
+                session,
+                responder::Question {
+                    id,
+                    seq: appended.seq,
+                    text,
+                },
+            );
             tokio::spawn(
-                responder::answer(
-                    self.state.clone(),
-                    session,
-                    responder::Question {
-                        id,
-                        seq: appended.seq,
-                        text,
-                    },
-                )
+                async move {
+                    let _place = place;
+                    answer.await
+                }
                 .in_current_span(),
             );
         }

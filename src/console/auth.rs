@@ -114,9 +114,16 @@ pub struct Credentials {
 }
 
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(ip) = state.limits.client_ip(&req) {
+        state.limits.sign_in(ip).map_err(|refused| {
+            tracing::info!(%ip, "console sign-in throttled");
+            ApiError::RateLimited(refused)
+        })?;
+    }
     if state.store.agent_count().await? == 0 {
         return Err(ApiError::NoAgents);
     }
@@ -124,12 +131,24 @@ pub async fn login(
     let hash = state.store.agent_password_hash(name.clone()).await?;
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
-    // Hashing takes tens of milliseconds of CPU: off the executor.
+    // Hashing takes tens of milliseconds of CPU: off the executor, and one
+    // at a time, so sign-ins never take more than one core from chat.
+    let _hashing = state
+        .limits
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let matches = web::block(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !(known && matches) {
-        tracing::info!(agent = %name, "console sign-in refused");
+        // An unknown name is not logged: it is often a password typed
+        // into the wrong field.
+        match known {
+            true => tracing::info!(agent = %name, "console sign-in refused: wrong password"),
+            false => tracing::info!("console sign-in refused: unknown agent"),
+        }
         return Err(ApiError::InvalidCredentials);
     }
     let token = new_token();

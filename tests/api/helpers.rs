@@ -268,6 +268,16 @@ impl Exchange {
 }
 
 impl WsClient {
+    /// Connects with a request the test built (extra headers).
+    pub async fn from_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> WsClient {
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        WsClient { stream }
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }

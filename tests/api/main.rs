@@ -7,6 +7,7 @@ mod chat;
 mod console;
 mod frames;
 mod helpers;
+mod limits;
 mod protocol;
 mod sessions;
 mod startup;

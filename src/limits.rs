@@ -1,0 +1,129 @@
+//! Rate limits per client address, so one client cannot slow the others
+//! down: customer messages (over all of an address's connections) and
+//! console sign-ins, each a GCRA allowance from `governor`. Password
+//! hashing, the costly part of a sign-in, also runs one at a time, so even
+//! many addresses at once keep it to one core.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::config::Config;
+
+/// Messages an address may send at once before its per-minute pace
+/// applies: at least this many, or ten seconds' worth.
+const MESSAGE_BURST: u32 = 10;
+/// Sign-in attempts an address may make at once.
+const SIGN_IN_BURST: u32 = 5;
+
+pub struct Limits {
+    messages: DefaultKeyedRateLimiter<IpAddr>,
+    sign_ins: DefaultKeyedRateLimiter<IpAddr>,
+    /// Password hashes computed at the same time.
+    pub hashing: tokio::sync::Semaphore,
+    behind_proxy: bool,
+}
+
+/// Over a limit: when the client may try again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Refused {
+    pub retry_after: Duration,
+}
+
+impl Refused {
+    /// Whole seconds to wait, at least one (for `Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Limits {
+        let quota = |per_minute: u32, burst: u32| {
+            let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(burst.min(per_minute.get())).unwrap_or(NonZeroU32::MIN);
+            Quota::per_minute(per_minute).allow_burst(burst)
+        };
+        Limits {
+            messages: DefaultKeyedRateLimiter::keyed(quota(
+                config.messages_per_minute,
+                MESSAGE_BURST.max(config.messages_per_minute / 6),
+            )),
+            sign_ins: DefaultKeyedRateLimiter::keyed(quota(
+                config.sign_ins_per_minute,
+                SIGN_IN_BURST,
+            )),
+            hashing: tokio::sync::Semaphore::new(1),
+            behind_proxy: config.behind_proxy,
+        }
+    }
+
+    /// Takes one customer message from `ip`'s allowance.
+    pub fn message(&self, ip: IpAddr) -> Result<(), Refused> {
+        check(&self.messages, ip)
+    }
+
+    /// Takes one sign-in attempt from `ip`'s allowance.
+    pub fn sign_in(&self, ip: IpAddr) -> Result<(), Refused> {
+        check(&self.sign_ins, ip)
+    }
+
+    /// Forgets addresses whose allowance is whole again, so the limiters'
+    /// memory follows the clients of the last minute, not of all time.
+    pub fn forget_idle(&self) {
+        for limiter in [&self.messages, &self.sign_ins] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// The client's address: the connection's peer, or behind a reverse
+    /// proxy (a setting: the header can be forged otherwise) the address
+    /// the proxy forwarded.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        if self.behind_proxy
+            && let Some(ip) = req
+                .connection_info()
+                .realip_remote_addr()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+        {
+            return Some(ip);
+        }
+        req.peer_addr().map(|a| a.ip())
+    }
+}
+
+fn check(limiter: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr) -> Result<(), Refused> {
+    limiter.check_key(&ip).map_err(|not_until| Refused {
+        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_over_its_allowance_is_refused_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_dirs(dir.path(), dir.path(), dir.path()).unwrap();
+        config.messages_per_minute = 6;
+        let limits = Limits::new(&config);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..6 {
+            assert!(limits.message(a).is_ok());
+        }
+        let refused = limits.message(a).unwrap_err();
+        assert!(
+            refused.retry_after <= Duration::from_secs(10),
+            "{refused:?}"
+        );
+        assert!(refused.retry_after_secs() >= 1);
+        assert!(limits.message(b).is_ok());
+    }
+}
