@@ -39,6 +39,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("requests from this page's origin are not allowed")]
+    ForbiddenOrigin,
     #[error("too many attempts; try again in {} s", .0.retry_after_secs())]
     RateLimited(crate::limits::Refused),
     #[error("internal error: {0}")]
@@ -55,6 +57,7 @@ impl ApiError {
             Self::Taken(_) => "conversation_taken",
             Self::NotTaken => "not_taken",
             Self::RateLimited(_) => "rate_limited",
+            Self::ForbiddenOrigin => "forbidden_origin",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::Exists(_) => "article_exists",
@@ -79,6 +82,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -52,6 +52,13 @@ pub enum AgentCommand {
         /// The name the agent signs in with and customers see
         name: String,
     },
+    /// Set an existing agent's password (read from standard input); every
+    /// browser signed in as the agent is signed out
+    Passwd { name: String },
+    /// List agent accounts and their open sign-ins
+    List,
+    /// Remove an agent account and sign it out everywhere
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,13 +145,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
-        Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name)?,
+        Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name, false)?,
+        Command::Agent(AgentCommand::Passwd { name }) => add_agent(&config, &name, true)?,
+        Command::Agent(AgentCommand::List) => {
+            for (name, signed_in) in open_store(&config)?.agents_blocking()? {
+                println!("{name}\t{signed_in} signed in");
+            }
+        }
+        Command::Agent(AgentCommand::Remove { name }) => {
+            let removed = open_store(&config)?.remove_agent_blocking(&name)?;
+            anyhow::ensure!(removed, "there is no agent {name:?}");
+            println!("removed agent {name:?} and signed it out");
+        }
     }
     Ok(())
 }
 
-fn add_agent(config: &Config, name: &str) -> anyhow::Result<()> {
+fn open_store(config: &Config) -> anyhow::Result<crate::storage::Store> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(crate::storage::Store::open(&config.database_path())?)
+}
+
+fn add_agent(config: &Config, name: &str, must_exist: bool) -> anyhow::Result<()> {
     let name = name.trim();
+    if must_exist {
+        let known = open_store(config)?
+            .agents_blocking()?
+            .iter()
+            .any(|(n, _)| n == name);
+        anyhow::ensure!(
+            known,
+            "there is no agent {name:?}; create it with `agent add`"
+        );
+    }
     anyhow::ensure!(
         !name.is_empty() && name.chars().count() <= 60,
         "an agent name is 1 to 60 characters"
@@ -158,15 +191,13 @@ fn add_agent(config: &Config, name: &str) -> anyhow::Result<()> {
     );
     let hash = crate::console::auth::hash_password(password)
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = crate::storage::Store::open(&config.database_path())?;
-    let created = store.upsert_agent_blocking(name, &hash)?;
+    let created = open_store(config)?.upsert_agent_blocking(name, &hash)?;
     println!(
         "{} agent {name:?}; sign in at /console.html",
         if created {
             "created"
         } else {
-            "updated the password of"
+            "updated the password (and signed out every browser) of"
         }
     );
     Ok(())

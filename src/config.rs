@@ -92,6 +92,22 @@ pub struct ConfigLayer {
     /// Take the client's address from X-Forwarded-For / Forwarded (only behind a reverse proxy that sets them) [default: false]
     #[arg(long, env = "FRONTDESK_BEHIND_PROXY", global = true)]
     pub behind_proxy: Option<bool>,
+    /// Origins of other sites allowed to use the console and admin API from a browser, comma-separated [default: none: only this server's own pages]
+    #[arg(
+        long,
+        env = "FRONTDESK_ALLOWED_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Origins of the shop pages that may open the chat socket, comma-separated [default: any]
+    #[arg(
+        long,
+        env = "FRONTDESK_WIDGET_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub widget_origins: Option<Vec<String>>,
     #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
@@ -133,6 +149,8 @@ impl ConfigLayer {
             messages_per_minute: self.messages_per_minute.or(lower.messages_per_minute),
             sign_ins_per_minute: self.sign_ins_per_minute.or(lower.sign_ins_per_minute),
             behind_proxy: self.behind_proxy.or(lower.behind_proxy),
+            allowed_origins: self.allowed_origins.or(lower.allowed_origins),
+            widget_origins: self.widget_origins.or(lower.widget_origins),
             device: self.device.or(lower.device),
             log_format: self.log_format.or(lower.log_format),
             admin_token: self.admin_token.or(lower.admin_token),
@@ -167,6 +185,10 @@ pub struct Config {
     pub sign_ins_per_minute: u32,
     /// The client address comes from the proxy's forwarding headers.
     pub behind_proxy: bool,
+    /// Other sites' origins allowed to use the console and admin API.
+    pub allowed_origins: Vec<String>,
+    /// Shop origins allowed to open the chat socket; empty: any.
+    pub widget_origins: Vec<String>,
     pub device: DeviceKind,
     pub log_format: LogFormat,
     pub admin_token: Option<String>,
@@ -234,6 +256,8 @@ impl Config {
             messages_per_minute: layer.messages_per_minute.unwrap_or(60),
             sign_ins_per_minute: layer.sign_ins_per_minute.unwrap_or(10),
             behind_proxy: layer.behind_proxy.unwrap_or(false),
+            allowed_origins: layer.allowed_origins.unwrap_or_default(),
+            widget_origins: layer.widget_origins.unwrap_or_default(),
             device: layer.device.unwrap_or(DeviceKind::Cpu),
             log_format: layer.log_format.unwrap_or(LogFormat::Text),
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),

@@ -16,6 +16,7 @@ pub mod http;
 pub mod knowledge;
 pub mod limits;
 pub mod models;
+pub mod origin;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -70,10 +70,15 @@ pub async fn import(
     if files.is_empty() {
         return Err(ApiError::BadRequest("the batch has no files".into()));
     }
+    // Parsing (HTML above all: a large nested page took seconds) is CPU
+    // work: off the HTTP worker, which would stall every other request.
+    let parsed = web::block(move || files.iter().flat_map(parse_file).collect::<Vec<_>>())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut items = Vec::new();
     let mut articles = Vec::new();
     let mut first_source: HashMap<String, String> = HashMap::new();
-    for item in files.iter().flat_map(parse_file) {
+    for item in parsed {
         let (status, reason) = match item.article {
             Ok(article) => match first_source.get(&article.id) {
                 Some(first) => (

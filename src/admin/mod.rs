@@ -71,6 +71,11 @@ async fn require_admin(
     let public = request.path() == "/api/admin/openapi.yaml";
     let denied = match request.app_data::<web::Data<AppState>>() {
         _ if public => None,
+        Some(state)
+            if !crate::origin::allowed(request.request(), &state.config.allowed_origins) =>
+        {
+            Some(ApiError::ForbiddenOrigin)
+        }
         Some(state) => crate::api::authorize_admin(state, request.request()).err(),
         None => Some(ApiError::Internal("application state is missing".into())),
     };

@@ -27,6 +27,14 @@ pub async fn route(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if !state.config.widget_origins.is_empty()
+        && !crate::origin::allowed(&req, &state.config.widget_origins)
+    {
+        return Ok(HttpResponse::Forbidden().json(serde_json::json!({
+            "code": "forbidden_origin",
+            "message": "this page's origin may not open the chat"
+        })));
+    }
     // Frames up to 4x the message limit still get a typed error; beyond that
     // the protocol layer refuses them by their header and the connection is
     // closed.

@@ -59,8 +59,10 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
-/// The token of a request: bearer header, the console cookie, or (for the
-/// websocket, where browsers cannot set headers) a `token` query parameter.
+/// The token of a request: bearer header, the console cookie, or for the
+/// websocket only (browsers cannot set its headers) a `token` query
+/// parameter. Tokens in the URLs of other routes would end up in proxy
+/// logs and browser history.
 fn token_of(request: &HttpRequest) -> Option<String> {
     if let Some(token) = bearer_token(request) {
         return Some(token.to_string());
@@ -68,10 +70,15 @@ fn token_of(request: &HttpRequest) -> Option<String> {
     if let Some(cookie) = request.cookie(COOKIE) {
         return Some(cookie.value().to_string());
     }
+    if request.path() != WS_PATH {
+        return None;
+    }
     web::Query::<TokenQuery>::from_query(request.query_string())
         .ok()
         .and_then(|q| q.into_inner().token)
 }
+
+const WS_PATH: &str = "/api/console/ws";
 
 #[derive(Deserialize)]
 struct TokenQuery {
@@ -83,6 +90,13 @@ pub async fn require_agent(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Some(state) = request.app_data::<web::Data<AppState>>()
+        && !crate::origin::allowed(request.request(), &state.config.allowed_origins)
+    {
+        return Ok(request
+            .error_response(ApiError::ForbiddenOrigin)
+            .map_into_right_body());
+    }
     if request.path() == LOGIN_PATH {
         return Ok(next.call(request).await?.map_into_left_body());
     }

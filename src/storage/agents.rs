@@ -28,7 +28,28 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
             params![name, password_hash, now_ms()],
         )?;
+        // A new password signs out every browser that knew the old one.
+        conn.execute("DELETE FROM agent_sessions WHERE agent = ?1", [name])?;
         Ok(!existed)
+    }
+
+    /// Every agent's name, with how many sign-ins are open.
+    pub fn agents_blocking(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT a.name, (SELECT COUNT(*) FROM agent_sessions s
+                             WHERE s.agent = a.name AND s.expires_at_ms > ?1)
+             FROM agents a ORDER BY a.name",
+        )?;
+        let rows = stmt.query_map([now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes an account and its sign-ins. Returns false if there was none.
+    pub fn remove_agent_blocking(&self, name: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM agent_sessions WHERE agent = ?1", [name])?;
+        Ok(conn.execute("DELETE FROM agents WHERE name = ?1", [name])? > 0)
     }
 
     pub async fn agent_password_hash(&self, name: String) -> Result<Option<String>, StoreError> {

@@ -8,6 +8,7 @@ mod console;
 mod frames;
 mod helpers;
 mod limits;
+mod origin;
 mod protocol;
 mod sessions;
 mod startup;

@@ -1,0 +1,102 @@
+//! Browser-facing defences: Origin checks on the console, admin and chat
+//! socket, tokens only where they belong, and sign-outs on a new password.
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{AppOptions, WsClient, spawn_app, spawn_app_with};
+
+const EVIL: &str = "https://evil.example";
+
+#[tokio::test]
+async fn a_foreign_page_cannot_act_in_the_console() {
+    let app = spawn_app().await;
+    app.add_agent("sam", "correct horse battery");
+    let token = app.sign_in("sam", "correct horse battery").await;
+    let client = reqwest::Client::new();
+    let takeover = app.url(&format!(
+        "/api/console/conversations/{}/takeover",
+        uuid::Uuid::new_v4()
+    ));
+    // A form-style POST from another site, with the agent's credentials.
+    let response = client
+        .post(&takeover)
+        .bearer_auth(&token)
+        .header("origin", EVIL)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "forbidden_origin");
+    // The console's own page, and scripts without Origin, get through.
+    for origin in [Some(app.url("")), None] {
+        let mut request = client.post(&takeover).bearer_auth(&token);
+        if let Some(o) = origin {
+            request = request.header("origin", o.trim_end_matches('/'));
+        }
+        let status = request.send().await.unwrap().status();
+        assert_eq!(status, 404, "an unknown conversation, but not refused");
+    }
+    // The feed refuses a foreign page too.
+    let mut ws = format!("ws://127.0.0.1:{}/api/console/ws", app.port)
+        .into_client_request()
+        .unwrap();
+    let headers = ws.headers_mut();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert("origin", EVIL.parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(ws).await.is_err());
+}
+
+#[tokio::test]
+async fn a_token_works_in_the_url_only_for_the_feed_and_dies_with_the_password() {
+    let app = spawn_app().await;
+    app.add_agent("sam", "correct horse battery");
+    let token = app.sign_in("sam", "correct horse battery").await;
+    let client = reqwest::Client::new();
+    let me = |auth: bool| {
+        let request = if auth {
+            client.get(app.url("/api/console/me")).bearer_auth(&token)
+        } else {
+            client.get(app.url(&format!("/api/console/me?token={token}")))
+        };
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(true).await, 200);
+    assert_eq!(me(false).await, 401, "?token= on a REST route");
+    let feed = format!("ws://127.0.0.1:{}/api/console/ws?token={token}", app.port);
+    assert!(tokio_tungstenite::connect_async(feed).await.is_ok());
+    // `frontdesk agent passwd` (the same store call) signs every browser out.
+    app.add_agent("sam", "a brand new password");
+    assert_eq!(me(true).await, 401);
+}
+
+#[tokio::test]
+async fn the_chat_socket_takes_only_the_shops_pages_when_they_are_listed() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| c.widget_origins = vec!["https://shop.example".into()],
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let request = |origin: &str| {
+        let mut r = format!("ws://127.0.0.1:{}/ws", app.port)
+            .into_client_request()
+            .unwrap();
+        r.headers_mut().insert("origin", origin.parse().unwrap());
+        r
+    };
+    assert!(
+        tokio_tungstenite::connect_async(request(EVIL))
+            .await
+            .is_err()
+    );
+    let mut ws = WsClient::from_request(request("https://shop.example")).await;
+    let welcome = ws.hello(None, None).await;
+    assert_eq!(welcome["type"], json!("welcome"));
+}
