@@ -158,19 +158,8 @@ async fn an_unknown_session_id_starts_a_new_session() {
 async fn a_message_stored_before_a_crash_is_answered_when_the_session_returns() {
     // The state a crash leaves: the message was stored (and acknowledged),
     // the reply never was.
-    let data_dir = tempfile::TempDir::new().unwrap();
-    let session = {
-        std::fs::create_dir_all(data_dir.path()).unwrap();
-        let store =
-            frontdesk::storage::Store::open(&data_dir.path().join("frontdesk.sqlite3")).unwrap();
-        let id = uuid::Uuid::new_v4();
-        store.open_session(id).await.unwrap();
-        store
-            .append_customer(id, "lost".into(), "How do I reset my password?".into())
-            .await
-            .unwrap();
-        id.to_string()
-    };
+    let (data_dir, session) = crashed_with_a_pending_message().await;
+    let session = session.to_string();
     let app = spawn_app_with(AppOptions::default(), data_dir).await;
     let mut ws = app.connect().await;
     let welcome = ws.hello(Some(&session), Some(1)).await;
@@ -251,18 +240,7 @@ async fn a_client_ahead_of_the_store_is_told_and_still_gets_replies() {
 
 #[tokio::test]
 async fn two_connections_after_a_restart_answer_a_stored_message_once() {
-    let data_dir = tempfile::TempDir::new().unwrap();
-    let session = {
-        let store =
-            frontdesk::storage::Store::open(&data_dir.path().join("frontdesk.sqlite3")).unwrap();
-        let id = uuid::Uuid::new_v4();
-        store.open_session(id).await.unwrap();
-        store
-            .append_customer(id, "lost".into(), "How do I reset my password?".into())
-            .await
-            .unwrap();
-        id
-    };
+    let (data_dir, session) = crashed_with_a_pending_message().await;
     let app = spawn_app_with(AppOptions::default(), data_dir).await;
     let (mut a, mut b) = (app.connect().await, app.connect().await);
     let id = session.to_string();
@@ -279,4 +257,19 @@ async fn two_connections_after_a_restart_answer_a_stored_message_once() {
         .filter(|m| m.role == frontdesk::storage::Role::Bot)
         .count();
     assert_eq!(replies, 1, "{stored:?}");
+}
+
+/// The state a crash leaves: a customer message (id `lost`) stored and
+/// acknowledged, its reply never written.
+async fn crashed_with_a_pending_message() -> (tempfile::TempDir, uuid::Uuid) {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let store =
+        frontdesk::storage::Store::open(&data_dir.path().join("frontdesk.sqlite3")).unwrap();
+    let id = uuid::Uuid::new_v4();
+    store.open_session(id).await.unwrap();
+    store
+        .append_customer(id, "lost".into(), "How do I reset my password?".into())
+        .await
+        .unwrap();
+    (data_dir, id)
 }
