@@ -172,9 +172,13 @@ pub async fn login(
         .start_agent_session(&token, name.clone(), expires_at_ms)
         .await?;
     tracing::info!(agent = %name, "agent signed in");
+    // Secure when the page came over HTTPS (directly, or through a proxy
+    // that says so with `behind_proxy`), so the cookie never travels in clear.
+    let https = req.connection_info().scheme() == "https";
     let cookie = Cookie::build(COOKIE, token.clone())
         .path("/api/console")
         .http_only(true)
+        .secure(https)
         .same_site(SameSite::Strict)
         .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
         .finish();

@@ -100,3 +100,48 @@ async fn the_chat_socket_takes_only_the_shops_pages_when_they_are_listed() {
     let welcome = ws.hello(None, None).await;
     assert_eq!(welcome["type"], json!("welcome"));
 }
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_cookies_are_secure_over_https() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for path in ["/", "/console.html", "/admin.html", "/kb/return-policy"] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+        if response.status() == 200 {
+            let csp = headers["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(!csp.contains("'unsafe-inline' ;"), "{path}: {csp}");
+            let script = csp.split(';').find(|d| d.trim().starts_with("script-src"));
+            assert!(
+                script.is_none_or(|d| !d.contains("unsafe-inline")),
+                "{path}: {csp}"
+            );
+        }
+    }
+    // The widget stays embeddable on the shop's pages.
+    let widget = client.get(app.url("/widget.js")).send().await.unwrap();
+    assert!(!widget.headers().contains_key("x-frame-options"));
+
+    app.add_agent("sam", "correct horse battery");
+    for (proto, secure) in [("https", true), ("http", false)] {
+        let response = client
+            .post(app.url("/api/console/login"))
+            .header("x-forwarded-proto", proto)
+            .json(&json!({"name": "sam", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+    }
+}
