@@ -13,8 +13,11 @@ pub fn init(format: LogFormat) {
     });
     // Logs go to standard error, so a command's output (`eval … --format
     // json`) stays clean on standard output.
+    // No colour codes in a file or a journal, only on a terminal.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_target(false);
     let result = match format {
