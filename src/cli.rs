@@ -168,11 +168,9 @@ fn open_store(config: &Config) -> anyhow::Result<crate::storage::Store> {
 
 fn add_agent(config: &Config, name: &str, must_exist: bool) -> anyhow::Result<()> {
     let name = name.trim();
+    let store = open_store(config)?;
     if must_exist {
-        let known = open_store(config)?
-            .agents_blocking()?
-            .iter()
-            .any(|(n, _)| n == name);
+        let known = store.agents_blocking()?.iter().any(|(n, _)| n == name);
         anyhow::ensure!(
             known,
             "there is no agent {name:?}; create it with `agent add`"
@@ -191,7 +189,7 @@ fn add_agent(config: &Config, name: &str, must_exist: bool) -> anyhow::Result<()
     );
     let hash = crate::console::auth::hash_password(password)
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    let created = open_store(config)?.upsert_agent_blocking(name, &hash)?;
+    let created = store.upsert_agent_blocking(name, &hash)?;
     println!(
         "{} agent {name:?}; sign in at /console.html",
         if created {

@@ -3,7 +3,7 @@
 //! and the chat websocket.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -66,25 +66,30 @@ fn spawn_reaper(state: std::sync::Weak<AppState>) {
     });
 }
 
+// Each page's policy hashes its inline script: computed once, not per request.
+static INDEX_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(INDEX_HTML));
+static ADMIN_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(ADMIN_HTML));
+static CONSOLE_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(CONSOLE_HTML));
+
 async fn index() -> HttpResponse {
-    page(INDEX_HTML)
+    page(INDEX_HTML, &INDEX_POLICY)
 }
 
 async fn admin_page() -> HttpResponse {
-    page(ADMIN_HTML)
+    page(ADMIN_HTML, &ADMIN_POLICY)
 }
 
 async fn console_page() -> HttpResponse {
-    page(CONSOLE_HTML)
+    page(CONSOLE_HTML, &CONSOLE_POLICY)
 }
 
 /// One of this server's pages, with a Content-Security-Policy that allows
 /// only its own inline script (by hash) and scripts and connections of
 /// this origin: an injected `<script>` or link to elsewhere does not run.
-fn page(html: &'static str) -> HttpResponse {
+fn page(html: &'static str, policy: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header(("Content-Security-Policy", page_policy(html)))
+        .insert_header(("Content-Security-Policy", policy))
         .insert_header(("X-Frame-Options", "DENY"))
         .body(html)
 }

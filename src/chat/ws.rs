@@ -42,7 +42,7 @@ pub async fn route(
     let (response, ws, stream) = crate::websocket::accept(&req, body, frame_limit).await?;
     let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
-    let state_timeout = state.config.client_timeout_secs;
+    let write_timeout = Duration::from_secs(state.config.client_timeout_secs);
     let ip = state.limits.client_ip(&req);
     let connection = Connection {
         state: state.into_inner(),
@@ -52,7 +52,7 @@ pub async fn route(
         ip,
         errors_in_a_row: 0,
         out_tx,
-        write_timeout: Duration::from_secs(state_timeout),
+        write_timeout,
         gone: false,
     };
     actix_web::rt::spawn(connection.run(stream, out_rx).instrument(span));
@@ -128,8 +128,7 @@ impl Connection {
                         tracing::info!("client stopped answering pings; closing");
                         break Some(CloseCode::Away.into());
                     }
-                    let mut ws = self.ws.clone();
-                    if self.write(async move { ws.ping(b"").await }).await.is_err() {
+                    if self.write(|mut ws| async move { ws.ping(b"").await }).await.is_err() {
                         break None;
                     }
                 }
@@ -176,19 +175,20 @@ impl Connection {
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
-        let mut ws = self.ws.clone();
         let json = frame.to_json();
-        self.write(async move { ws.text(json).await }).await
+        self.write(|mut ws| async move { ws.text(json).await })
+            .await
     }
 
     /// One write to the client. A client that has not taken it within the
     /// timeout has stopped reading: the connection ends, instead of waiting
     /// forever with its buffers full (and its heartbeat never checked).
-    async fn write(
-        &mut self,
-        write: impl Future<Output = Result<(), actix_ws::Closed>>,
-    ) -> Result<(), Gone> {
-        match tokio::time::timeout(self.write_timeout, write).await {
+    async fn write<F, W>(&mut self, write: W) -> Result<(), Gone>
+    where
+        W: FnOnce(actix_ws::Session) -> F,
+        F: Future<Output = Result<(), actix_ws::Closed>>,
+    {
+        match tokio::time::timeout(self.write_timeout, write(self.ws.clone())).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => {
                 self.gone = true;
@@ -222,8 +222,9 @@ impl Connection {
                 .await
             }
             AggregatedMessage::Ping(bytes) => {
-                let mut ws = self.ws.clone();
-                let _ = self.write(async move { ws.pong(&bytes).await }).await;
+                let _ = self
+                    .write(|mut ws| async move { ws.pong(&bytes).await })
+                    .await;
                 Flow::Continue
             }
             AggregatedMessage::Pong(_) => Flow::Continue,
@@ -322,15 +323,7 @@ impl Connection {
             return self.join(opened, last_seq).await;
         }
         let id = Uuid::new_v4();
-        let welcome = ServerFrame::Welcome {
-            session_id: id,
-            resumed: false,
-            last_seq: 0,
-            handled_by: Status::Bot,
-            agent: None,
-            greeting: self.state.texts.greeting.clone(),
-            suggestions: self.state.texts.suggestions.clone(),
-        };
+        let welcome = self.welcome(id, false, 0, Handler::bot());
         if self.send(&welcome).await.is_err() {
             return Flow::Close(None);
         }
@@ -356,16 +349,7 @@ impl Connection {
             Err(e) => return self.internal(e.to_string(), None).await,
         };
         let stored_last = history.last().map(|m| m.seq).unwrap_or(after);
-        let handler = session.handler();
-        let welcome = ServerFrame::Welcome {
-            session_id: session.id,
-            resumed: opened.resumed,
-            last_seq: stored_last,
-            handled_by: handler.status,
-            agent: handler.agent.filter(|_| handler.status == Status::Agent),
-            greeting: self.state.texts.greeting.clone(),
-            suggestions: self.state.texts.suggestions.clone(),
-        };
+        let welcome = self.welcome(session.id, opened.resumed, stored_last, session.handler());
         if self.send(&welcome).await.is_err() {
             return Flow::Close(None);
         }
@@ -388,6 +372,26 @@ impl Connection {
             self.answer_unanswered(session).await;
         }
         Flow::Continue
+    }
+
+    /// The first frame a client gets: its session, where the store stands,
+    /// who answers, and the shop's greeting.
+    fn welcome(
+        &self,
+        session_id: Uuid,
+        resumed: bool,
+        last_seq: i64,
+        handler: Handler,
+    ) -> ServerFrame {
+        ServerFrame::Welcome {
+            session_id,
+            resumed,
+            last_seq,
+            handled_by: handler.status,
+            agent: handler.agent.filter(|_| handler.status == Status::Agent),
+            greeting: self.state.texts.greeting.clone(),
+            suggestions: self.state.texts.suggestions.clone(),
+        }
     }
 
     /// Makes `session` this connection's: its events reach the client from

@@ -110,8 +110,6 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
     if body.is_empty() {
         return Err(err(closing_line, "the article has no body".into()));
     }
-    let questions = clean_questions(front.questions)
-        .map_err(|message| err(2, format!("questions: {message}")))?;
     // A file is held to the same rules as an edit in the admin page (the
     // url and the body's links above all: they reach the widget and console).
     ArticleInput {
@@ -120,7 +118,7 @@ pub fn parse_article(file: &Path, text: &str) -> Result<Article, ArticleError> {
         body,
         tags: front.tags,
         url: front.url,
-        questions,
+        questions: front.questions,
     }
     .validate()
     .map_err(|e| {

@@ -45,11 +45,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes an account and its sign-ins. Returns false if there was none.
+    /// Removes an account; its sign-ins go with it (`ON DELETE CASCADE`).
+    /// Returns false if there was none.
     pub fn remove_agent_blocking(&self, name: &str) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        conn.execute("DELETE FROM agent_sessions WHERE agent = ?1", [name])?;
-        Ok(conn.execute("DELETE FROM agents WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .lock()
+            .execute("DELETE FROM agents WHERE name = ?1", [name])?
+            > 0)
     }
 
     pub async fn agent_password_hash(&self, name: String) -> Result<Option<String>, StoreError> {

@@ -72,6 +72,17 @@ async fn a_token_works_in_the_url_only_for_the_feed_and_dies_with_the_password()
     // `frontdesk agent passwd` (the same store call) signs every browser out.
     app.add_agent("sam", "a brand new password");
     assert_eq!(me(true).await, 401);
+    // `frontdesk agent remove` signs the agent out too.
+    let token = app.sign_in("sam", "a brand new password").await;
+    assert!(app.state.store.remove_agent_blocking("sam").unwrap());
+    let status = client
+        .get(app.url("/api/console/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
