@@ -398,9 +398,11 @@ fn search_and_answer(
             })
             .cloned()
             .collect();
-        // A sure classifier knows the articles for its intent: those come first.
+        // A sure classifier knows the articles for its intent: those come
+        // first, unless another passage clearly says the same thing as the
+        // question (an example question staff wrote for it).
         if confidence >= SURE_INTENT && answerable.iter().any(&tagged) {
-            answerable.sort_by_key(|h| !tagged(h));
+            answerable.sort_by_key(|h| !(tagged(h) || h.similarity >= CLEAR_MATCH));
         }
         // A follow-up stays with the article of the topic ("and to
         // Belgium?"), unless it asks for a kind of fact that article does
