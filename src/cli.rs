@@ -316,7 +316,9 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                 // The same decision chat makes, in a conversation that asked `context` first.
                 let mut dialogue = crate::answer::DialogueState::default();
                 let ask = |text: &str, dialogue: &mut crate::answer::DialogueState| {
-                    let understood = understanding.understand_now(text)?;
+                    let corrected = corpus.correct_spelling(text, encoder);
+                    let understood =
+                        understanding.understand_now(corrected.as_deref().unwrap_or(text))?;
                     dialogue.observe_customer(text);
                     let input = crate::answer::Input {
                         text,

@@ -114,4 +114,20 @@ impl AppState {
             source: std::io::Error::other(e.to_string()),
         })?
     }
+
+    /// Understands a customer message as it was meant: typos corrected to
+    /// the knowledge base's words first ("how do i cancle my order" is a
+    /// cancellation, not product care).
+    pub async fn understand(
+        &self,
+        text: &str,
+    ) -> Result<crate::understanding::Understood, crate::understanding::encoder::EncoderError> {
+        let corrected = self
+            .kb
+            .snapshot()
+            .correct_spelling(text, self.understanding.encoder());
+        self.understanding
+            .understand(corrected.as_deref().unwrap_or(text))
+            .await
+    }
 }

@@ -42,7 +42,6 @@ pub async fn hit_test(
         let state = state.clone();
         async move {
             state
-                .understanding
                 .understand(&text)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))

@@ -223,7 +223,7 @@ async fn understand(
     live: &LiveSession,
     question: &Question,
 ) -> Option<Understood> {
-    let understood = match state.understanding.understand(&question.text).await {
+    let understood = match state.understand(&question.text).await {
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "cannot understand message");
