@@ -5,6 +5,7 @@
 
 pub mod compose;
 pub mod dialogue;
+pub mod places;
 pub mod plan;
 pub mod questions;
 pub mod texts;

@@ -312,9 +312,16 @@ fn search_and_answer(
     declined_unless_clear: bool,
 ) -> Decision {
     let t = ctx.texts;
-    // Typos are corrected against the articles' own words before searching.
+    // Typos are corrected against the articles' own words before searching,
+    // and places are named as the articles name them ("Rotterdam (the
+    // Netherlands)").
     let corrected = ctx.corpus.correct_spelling(input.text, ctx.encoder);
-    let text = corrected.as_deref().unwrap_or(input.text);
+    let corrected = corrected.as_deref().unwrap_or(input.text);
+    let rewritten = t
+        .places
+        .annotate(corrected)
+        .or_else(|| (corrected != input.text).then(|| corrected.to_string()));
+    let text = rewritten.as_deref().unwrap_or(input.text);
     let subs = questions::split(text);
     let mut evidence = Evidence::default();
     let mut parts: Vec<Part> = Vec::new();
@@ -339,8 +346,11 @@ fn search_and_answer(
         let in_topic =
             |h: &Retrieved| follow_up.is_some_and(|t| t.article_id == h.passage.article_id);
         let context = follow_up.map(|t| t.question.clone());
+        // What the customer wrote is searched and judged; the places named
+        // as the articles name them only help pick the sentences.
+        let own_words = t.places.strip(sub);
         let query = RetrievalQuery {
-            text: sub.clone(),
+            text: own_words.clone(),
             context: context.clone(),
             prefer_tags: tags.clone(),
         };
@@ -348,16 +358,16 @@ fn search_and_answer(
         // words; a long message also means what each of its sentences does
         // ("My skillet arrived cracked. Nobody answers. I am furious!").
         let meaning = match &context {
-            Some(c) => format!("{c}\n{sub}"),
-            None => sub.clone(),
+            Some(c) => format!("{c}\n{own_words}"),
+            None => own_words.clone(),
         };
         let mut meanings = vec![meaning.clone()];
         if context.is_none() {
-            meanings.extend(questions::clauses(sub));
+            meanings.extend(questions::clauses(&own_words));
         }
         let texts: Vec<&str> = meanings.iter().map(String::as_str).collect();
         let embeddings: Vec<Vec<f32>> = match (subs.len(), input.understood, &context) {
-            (1, Some(u), None) if corrected.is_none() && !u.embedding.is_empty() => {
+            (1, Some(u), None) if own_words == input.text && !u.embedding.is_empty() => {
                 let mut all = vec![u.embedding.clone()];
                 all.extend(ctx.encoder.embed(&texts[1..]).unwrap_or_default());
                 all
@@ -372,7 +382,10 @@ fn search_and_answer(
                 tracing::error!(error = %e, "knowledge-base search failed");
                 Vec::new()
             });
-        evidence.searched.push(meaning);
+        evidence.searched.push(match &context {
+            Some(c) => format!("{c}\n{sub}"),
+            None => sub.clone(),
+        });
         let best = hits.iter().map(|h| h.similarity).reduce(f32::max);
         evidence.best_similarity = match (evidence.best_similarity, best) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -432,7 +445,10 @@ fn search_and_answer(
         // The question alone (not a follow-up's context) picks the sentences.
         let meaning = context.is_none().then(|| embeddings[0]);
         let part = questions::extract(
-            &query,
+            &RetrievalQuery {
+                text: sub.clone(),
+                ..query.clone()
+            },
             &answerable,
             stay_with,
             meaning,

@@ -1,9 +1,12 @@
 //! The bot's own words, as data: `replies.yaml` in the knowledge folder, or
-//! the shipped one when a shop's folder has none.
+//! the shipped one when a shop's folder has none (and `places.yaml`, the
+//! other words a shop may change that the pipeline reads).
 
 use std::path::Path;
 
 use serde::Deserialize;
+
+use super::places::Places;
 
 /// The shipped wording, also the fallback for a knowledge folder without one.
 const SHIPPED: &str = include_str!("../../knowledge/replies.yaml");
@@ -27,6 +30,9 @@ pub struct Texts {
     which_one: String,
     /// Lowercase phrases that try to instruct the bot.
     pub instruction_cues: Vec<String>,
+    /// Places as customers name them (`places.yaml`).
+    #[serde(skip)]
+    pub places: Places,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +55,20 @@ impl Texts {
         let path = knowledge_dir.join("replies.yaml");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Texts::shipped()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SHIPPED.to_string(),
             Err(source) => return Err(TextsError::Io { path, source }),
         };
-        serde_yaml_ng::from_str(&text).map_err(|source| TextsError::Invalid { path, source })
+        let mut texts: Texts = serde_yaml_ng::from_str(&text)
+            .map_err(|source| TextsError::Invalid { path, source })?;
+        texts.places = Places::load(knowledge_dir)?;
+        Ok(texts)
     }
 
     pub fn shipped() -> Texts {
-        serde_yaml_ng::from_str(SHIPPED).expect("the shipped replies.yaml is valid")
+        let mut texts: Texts =
+            serde_yaml_ng::from_str(SHIPPED).expect("the shipped replies.yaml is valid");
+        texts.places = Places::shipped();
+        texts
     }
 
     pub fn order_noted(&self, order: &str) -> String {
