@@ -431,6 +431,23 @@ fn search_and_answer(
             .filter(|_| answerable.iter().any(&in_topic));
         if stay_with.is_some() {
             answerable.sort_by_key(|h| !in_topic(h));
+        } else if let Some(topic) = &input.dialogue.topic
+            && follow_up.is_none()
+            && answerable.iter().all(|h| h.similarity < CLEAR_MATCH)
+        {
+            // A new question without pointing words may still be about the
+            // topic ("is there a minimum amount?" after Klarna): the topic's
+            // article answers first when it holds the question's words and
+            // nothing else clearly means the question.
+            let on_topic = hits.iter().find(|h| {
+                h.passage.article_id == topic.article_id
+                    && h.relevance >= ctx.rule.min_relevance
+                    && h.similarity >= FOLLOW_UP_MIN_SIMILARITY
+            });
+            if let Some(hit) = on_topic {
+                answerable.retain(|h| h.passage.id != hit.passage.id);
+                answerable.insert(0, hit.clone());
+            }
         }
         answerable.truncate(3);
         if i == 0 {
