@@ -411,10 +411,16 @@ fn search_and_answer(
             })
             .cloned()
             .collect();
+        // A question that asks for a kind of fact (a duration, an amount) is
+        // answered by a passage that holds one, however it ranks.
+        if questions::asks_for_a_kind_of_fact(sub) {
+            answerable.sort_by_key(|h| !grounding::holds_asked_fact(sub, &h.passage.text));
+        }
         // A sure classifier knows the articles for its intent: those come
         // first, unless another passage clearly says the same thing as the
         // question (an example question staff wrote for it).
-        if confidence >= SURE_INTENT && answerable.iter().any(&tagged) {
+        // With several questions the intent is the message's, not each one's.
+        if confidence >= SURE_INTENT && subs.len() == 1 && answerable.iter().any(&tagged) {
             answerable.sort_by_key(|h| !(tagged(h) || h.similarity >= CLEAR_MATCH));
         }
         // A follow-up stays with the article of the topic ("and to

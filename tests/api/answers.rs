@@ -299,3 +299,42 @@ async fn the_admin_hit_test_gives_the_answer_chat_gives_in_the_same_conversation
     let predicted = hit(json!({"query": "yes", "session_id": session})).await;
     assert_eq!(predicted["reply"]["kind"], "handoff", "{predicted}");
 }
+
+#[tokio::test]
+async fn a_town_or_country_code_gets_the_sentence_about_its_country() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    for (id, question) in [
+        ("q1", "is delivery free to Rotterdam?"),
+        ("q2", "from what amount is delivery free in NL?"),
+    ] {
+        let reply = ws.ask(id, question).await;
+        assert_eq!(reply.cited(), vec!["shipping-costs".to_string()]);
+        assert!(reply.text().contains("€50"), "{question}: {}", reply.text());
+    }
+}
+
+#[tokio::test]
+async fn a_new_question_about_the_topic_stays_with_its_article() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    let first = ws.ask("q1", "can I cancel my order?").await;
+    assert_eq!(first.cited(), vec!["cancel-an-order".to_string()]);
+    // No pointing words, but the cancellation is what the money is about.
+    let money = ws.ask("q2", "when do I get the money back?").await;
+    assert_eq!(money.cited(), vec!["cancel-an-order".to_string()]);
+    // A question that clearly means another article leaves the topic.
+    let other = ws.ask("q3", "Which payment methods do you accept?").await;
+    assert_eq!(other.cited(), vec!["payment-methods".to_string()]);
+}
+
+#[tokio::test]
+async fn a_misspelt_question_is_understood_as_meant() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    let reply = ws.ask("q1", "how do i cancle my oder").await;
+    assert_eq!(reply.cited(), vec!["cancel-an-order".to_string()]);
+}
