@@ -42,6 +42,9 @@ pub enum Command {
     /// Agent accounts for the console
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// A customer's data on request: export, erasure, and their audit
+    #[command(subcommand)]
+    Privacy(crate::privacy::requests::PrivacyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
+        Command::Privacy(command) => crate::privacy::requests::run(&config, command).await?,
         Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name, false)?,
         Command::Agent(AgentCommand::Passwd { name }) => add_agent(&config, &name, true)?,
         Command::Agent(AgentCommand::List) => {

@@ -122,6 +122,12 @@ pub struct ConfigLayer {
     #[arg(long, env = "FRONTDESK_LOG_FORMAT", global = true, value_enum)]
     /// Log line format [default: text]
     pub log_format: Option<LogFormat>,
+    /// Replace e-mail addresses, phone, card and IBAN numbers and street addresses with markers before a customer's words reach the model [default: true]
+    #[arg(long, env = "FRONTDESK_REDACT_FOR_MODEL", global = true)]
+    pub redact_for_model: Option<bool>,
+    /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
+    #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
+    pub retention_days: Option<u32>,
 }
 
 impl ConfigLayer {
@@ -154,6 +160,8 @@ impl ConfigLayer {
             device: self.device.or(lower.device),
             log_format: self.log_format.or(lower.log_format),
             admin_token: self.admin_token.or(lower.admin_token),
+            redact_for_model: self.redact_for_model.or(lower.redact_for_model),
+            retention_days: self.retention_days.or(lower.retention_days),
         }
     }
 }
@@ -192,6 +200,9 @@ pub struct Config {
     pub device: DeviceKind,
     pub log_format: LogFormat,
     pub admin_token: Option<String>,
+    pub redact_for_model: bool,
+    /// `None`: conversations are kept until erased.
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +272,8 @@ impl Config {
             device: layer.device.unwrap_or(DeviceKind::Cpu),
             log_format: layer.log_format.unwrap_or(LogFormat::Text),
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
+            redact_for_model: layer.redact_for_model.unwrap_or(true),
+            retention_days: layer.retention_days,
         };
         config.validate()?;
         Ok(config)
@@ -276,6 +289,10 @@ impl Config {
             ("retrieval_top_k", self.retrieval_top_k),
             ("messages_per_minute", self.messages_per_minute as usize),
             ("sign_ins_per_minute", self.sign_ins_per_minute as usize),
+            (
+                "retention_days",
+                self.retention_days.map_or(1, |d| d as usize),
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {

@@ -21,6 +21,9 @@ const WIDGET_JS: &str = include_str!("../static/widget.js");
 /// Starts serving on `listener`. The returned server must be awaited or spawned.
 pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
     spawn_reaper(Arc::downgrade(&state));
+    if let Some(days) = state.config.retention_days {
+        spawn_retention(Arc::downgrade(&state), days);
+    }
     let max_upload = state.config.max_upload_bytes;
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
@@ -61,6 +64,34 @@ fn spawn_reaper(state: std::sync::Weak<AppState>) {
             let reaped = state.hub.reap_idle(idle);
             if reaped > 0 {
                 tracing::info!(reaped, live = state.hub.len(), "idle sessions left memory");
+            }
+        }
+    });
+}
+
+/// Deletes conversations past the retention period, at start and then
+/// hourly; ends when the state is dropped.
+fn spawn_retention(state: std::sync::Weak<AppState>, days: u32) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            let cutoff = crate::storage::now_ms() - i64::from(days) * 86_400_000;
+            match state.store.delete_older_than(cutoff).await {
+                Ok(deleted) => {
+                    for id in &deleted {
+                        state.hub.forget(*id);
+                    }
+                    if !deleted.is_empty() {
+                        tracing::info!(
+                            conversations = deleted.len(),
+                            days,
+                            "conversations past the retention period deleted"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "retention run failed"),
             }
         }
     });

@@ -17,6 +17,7 @@ pub mod knowledge;
 pub mod limits;
 pub mod models;
 pub mod origin;
+pub mod privacy;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -1,9 +1,11 @@
 //! The knowledge-base admin API under `/api/admin`: articles with versions,
-//! bulk import and export, hit testing and gaps. Every write goes to the
+//! bulk import and export, hit testing and gaps; and customers' data on
+//! request (export, erasure, audit). Every write goes to the
 //! store first and is live in chat when the response is sent.
 
 mod articles;
 mod import;
+mod privacy;
 mod search;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -44,6 +46,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_upload_bytes: usize) {
             .route("/search", web::post().to(search::hit_test))
             .route("/gaps", web::get().to(search::gaps))
             .route("/preview", web::post().to(preview))
+            .route("/privacy/conversations", web::get().to(privacy::export))
+            .route("/privacy/conversations", web::delete().to(privacy::erase))
+            .route("/privacy/audit", web::get().to(privacy::audit))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound("no such admin route".into()))
             })),

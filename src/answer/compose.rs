@@ -35,6 +35,9 @@ pub struct Generation<'a> {
     pub history: &'a [ChatTurn],
     pub history_budget: usize,
     pub max_tokens: usize,
+    /// Personal data in the customer's words is replaced by markers before
+    /// the model reads them.
+    pub redact: bool,
 }
 
 /// The reply as streamed.
@@ -171,9 +174,26 @@ async fn generate(
 ) -> Result<String, ComposeError> {
     let started = Instant::now();
     let passage = &plan.parts[0].passage;
+    let redacted_history;
+    let (history, model_question) = if generation.redact {
+        redacted_history = generation
+            .history
+            .iter()
+            .map(|t| ChatTurn {
+                speaker: t.speaker,
+                text: crate::privacy::redact(&t.text).into_owned(),
+            })
+            .collect::<Vec<_>>();
+        (
+            redacted_history.as_slice(),
+            crate::privacy::redact(question),
+        )
+    } else {
+        (generation.history, std::borrow::Cow::Borrowed(question))
+    };
     let request = prompt::build(
-        generation.history,
-        question,
+        history,
+        &model_question,
         passage,
         generation.history_budget,
         generation.max_tokens,
@@ -342,6 +362,7 @@ mod tests {
                 history: &[],
                 history_budget: 100,
                 max_tokens: 64,
+                redact: true,
             },
             &CancellationToken::new(),
             |piece| streamed.push(piece.to_string()),
@@ -419,5 +440,46 @@ mod tests {
             sentence_end("It costs €9.95", true),
             Some("It costs €9.95".len())
         );
+    }
+
+    #[tokio::test]
+    async fn personal_data_is_redacted_before_the_model_reads_it() {
+        let history = [ChatTurn {
+            speaker: crate::generation::Speaker::Customer,
+            text: "I'm jan@example.com, card 4111 1111 1111 1111".into(),
+        }];
+        for redact in [true, false] {
+            let generator = ScriptedGenerator::new(["You can return most items within 30 days."]);
+            compose(
+                &plan(),
+                "Call me on +31 6 12345678 about my return",
+                AnswerStyle::Generated,
+                Generation {
+                    generator: &generator,
+                    history: &history,
+                    history_budget: 100,
+                    max_tokens: 64,
+                    redact,
+                },
+                &CancellationToken::new(),
+                |_| {},
+            )
+            .await
+            .unwrap();
+            let prompt: String = generator.requests()[0]
+                .turns
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            for secret in ["jan@example.com", "4111 1111 1111 1111", "+31 6 12345678"] {
+                assert_eq!(prompt.contains(secret), !redact, "{secret} in {prompt}");
+            }
+            if redact {
+                for marker in ["[email]", "[card]", "[phone]"] {
+                    assert!(prompt.contains(marker), "{prompt}");
+                }
+            }
+        }
     }
 }

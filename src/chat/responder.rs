@@ -110,6 +110,7 @@ pub async fn answer(
             history: &history,
             history_budget: state.config.context_tokens,
             max_tokens: state.config.max_reply_tokens,
+            redact: state.config.redact_for_model,
         },
         &cancel,
         |piece| {
@@ -303,6 +304,9 @@ async fn record_gap(
         (GapReason::HandedOff, _) | (_, None) => state.understanding.embed(&text).await.ok(),
         (_, Some(e)) => Some(e),
     };
+    // Every admin reads the gaps: a customer's e-mail address or card
+    // number in a question stays in their conversation only.
+    let text = crate::privacy::redact(&text).into_owned();
     if let Err(e) = state
         .store
         .record_gap(session, text, reason, best, embedding)

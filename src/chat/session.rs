@@ -299,6 +299,13 @@ impl SessionHub {
             .clone())
     }
 
+    /// Drops an erased session from memory and stops its bot turn.
+    pub fn forget(&self, id: Uuid) {
+        if let Some((_, session)) = self.sessions.remove(&id) {
+            session.bot_turn().cancel();
+        }
+    }
+
     /// Drops sessions that have no connection and no activity for `idle`.
     /// Returns how many were dropped.
     pub fn reap_idle(&self, idle: Duration) -> usize {

@@ -1,6 +1,7 @@
 //! A generator that writes a fixed script, token by token: for fast tests
 //! of the code around the model (streaming, checking, cancelling, queueing).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,6 +14,8 @@ pub struct ScriptedGenerator {
     tokens: Vec<String>,
     delay: Duration,
     admission: Admission,
+    /// Every request it was given, for tests of what reaches the model.
+    requests: Arc<Mutex<Vec<GenerationRequest>>>,
 }
 
 impl ScriptedGenerator {
@@ -21,7 +24,16 @@ impl ScriptedGenerator {
             tokens: tokens.into_iter().map(Into::into).collect(),
             delay: Duration::ZERO,
             admission: Admission::new(64, 64),
+            requests: Arc::default(),
         }
+    }
+
+    /// The requests it was given so far, oldest first.
+    pub fn requests(&self) -> Vec<GenerationRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One token every `delay` (needs a tokio runtime).
@@ -37,8 +49,15 @@ impl ScriptedGenerator {
 }
 
 impl TextGenerator for ScriptedGenerator {
-    fn start(&self, _: GenerationRequest) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+    fn start(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
         let ticket = self.admission.try_admit()?;
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request);
         let (tx, rx) = mpsc::channel(self.tokens.len() + 1);
         let tokens = self.tokens.clone();
         let done = GenEvent::Done {

@@ -18,6 +18,7 @@ pub mod agents;
 pub mod articles;
 pub mod conversations;
 pub mod gaps;
+pub mod privacy;
 mod schema;
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Erased and expired conversations are overwritten, not just unlinked.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&conn)?;
         Ok(Store {

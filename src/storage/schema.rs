@@ -108,6 +108,17 @@ const MIGRATIONS: &[&str] = &[
     // replies); the example questions staff give an article.
     "ALTER TABLE messages ADD COLUMN offer TEXT;
     ALTER TABLE article_versions ADD COLUMN questions TEXT NOT NULL DEFAULT '[]'",
+    // v6: a record of every export and erasure of customer data and every
+    // retention run: who, when, how many conversations, never the content.
+    "CREATE TABLE privacy_audit (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('export', 'erase', 'retention')),
+        selector TEXT NOT NULL CHECK (selector IN ('session', 'email', 'age')),
+        conversations INTEGER NOT NULL
+    );
+    CREATE INDEX gaps_session ON gaps (session_id);",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -9,6 +9,7 @@ mod frames;
 mod helpers;
 mod limits;
 mod origin;
+mod privacy;
 mod protocol;
 mod sessions;
 mod startup;
