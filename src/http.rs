@@ -40,6 +40,7 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .route("/widget.js", web::get().to(widget))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
             .route("/kb/{id}", web::get().to(article_page))
             .route("/ws", web::get().to(ws::route))
             .configure(crate::console::routes)
@@ -158,6 +159,29 @@ async fn widget() -> HttpResponse {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Prometheus metrics. A scraper on this machine needs nothing; from
+/// elsewhere (or through a proxy with `behind_proxy`) it sends the admin
+/// bearer token, so a public proxy does not publish them.
+async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, crate::api::ApiError> {
+    let local = state
+        .limits
+        .client_ip(&req)
+        .is_some_and(|ip| ip.is_loopback());
+    if !local {
+        crate::api::authorize_admin(&state, &req)?;
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(
+            state
+                .metrics
+                .render(state.hub.len(), state.generator.in_flight()),
+        ))
 }
 
 /// Ready once the model is loaded and the index is open, which the server

@@ -15,6 +15,7 @@ pub mod generation;
 pub mod http;
 pub mod knowledge;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod origin;
 pub mod privacy;

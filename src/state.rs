@@ -50,6 +50,7 @@ pub struct AppState {
     pub console: ConsoleHub,
     /// Rate limits per client address.
     pub limits: crate::limits::Limits,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The slow-to-load parts, passed in so tests can share them.
@@ -82,6 +83,7 @@ impl AppState {
         let texts = Texts::load(&config.knowledge)?;
         Ok(AppState {
             limits: crate::limits::Limits::new(&config),
+            metrics: crate::metrics::Metrics::new(),
             texts,
             kb,
             skipped_articles: if seeded > 0 { load.skipped } else { Vec::new() },

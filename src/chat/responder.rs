@@ -201,6 +201,17 @@ pub async fn answer(
         live.publish(frame);
     }
     crate::console::live::changed(&state, live.id, Some(stored.seq));
+    let m = &state.metrics;
+    m.reply(kind.as_str());
+    m.reply_seconds.observe(started.elapsed().as_secs_f64());
+    if let Some(d) = stats.first_visible {
+        m.first_visible_seconds.observe(d.as_secs_f64());
+    }
+    if let Some(d) = stats.first_token {
+        m.first_token_seconds.observe(d.as_secs_f64());
+    }
+    m.model_tokens.inc_by(stats.tokens as u64);
+    m.model_seconds.inc_by(stats.generation.as_secs_f64());
     tracing::info!(
         seq = stored.seq,
         kind = ?kind,
@@ -249,6 +260,7 @@ async fn understand(
 async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
     match state.store.flag(live.id, reason).await {
         Ok(true) => {
+            state.metrics.flagged(reason.as_str());
             tracing::info!(session = %crate::telemetry::session_ref(live.id), reason = reason.as_str(), "conversation flagged")
         }
         Ok(false) => return,

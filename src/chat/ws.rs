@@ -44,6 +44,7 @@ pub async fn route(
     let (out_tx, out_rx) = mpsc::channel(256);
     let write_timeout = Duration::from_secs(state.config.client_timeout_secs);
     let ip = state.limits.client_ip(&req);
+    let counted = crate::metrics::ConnectionCount::new(&state.metrics.chat_connections);
     let connection = Connection {
         state: state.into_inner(),
         ws,
@@ -54,6 +55,7 @@ pub async fn route(
         out_tx,
         write_timeout,
         gone: false,
+        _counted: counted,
     };
     actix_web::rt::spawn(connection.run(stream, out_rx).instrument(span));
     Ok(response)
@@ -81,6 +83,8 @@ struct Connection {
     write_timeout: Duration,
     /// A write failed or timed out: the connection ends.
     gone: bool,
+    /// Counted in the `chat_connections` gauge while it lives.
+    _counted: crate::metrics::ConnectionCount,
 }
 
 /// The client is gone or stopped reading.
@@ -276,6 +280,7 @@ impl Connection {
                 if let Some(ip) = self.ip
                     && let Err(refused) = self.state.limits.message(ip)
                 {
+                    self.state.metrics.refused("messages");
                     return self
                         .refuse(FrameError {
                             code: ErrorCode::RateLimited,
@@ -448,6 +453,7 @@ impl Connection {
         let session = joined.session.clone();
         session.touch();
         let Some(place) = session.queue_answer() else {
+            self.state.metrics.refused("queued_answers");
             return self
                 .refuse(FrameError {
                     code: ErrorCode::RateLimited,
@@ -475,6 +481,7 @@ impl Connection {
             return Flow::Close(None);
         }
         if !appended.duplicate {
+            self.state.metrics.messages.inc();
             // Writing into a closed conversation reopens it (the store did too).
             if session.handler().status == Status::Closed {
                 session.set_handler(Handler::bot());

@@ -61,6 +61,7 @@ pub async fn take_over(
     let session = parse_id(&id)?;
     let name = agent.into_inner().name;
     let joined = state.store.take_over(session, name.clone()).await?;
+    state.metrics.takeovers.inc();
     tracing::info!(session = %crate::telemetry::session_ref(session), agent = %name, "conversation taken over");
     let handler = Handler {
         status: Status::Agent,

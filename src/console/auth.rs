@@ -134,6 +134,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     if let Some(ip) = state.limits.client_ip(&req) {
         state.limits.sign_in(ip).map_err(|refused| {
+            state.metrics.refused("sign_ins");
             tracing::info!(%ip, "console sign-in throttled");
             ApiError::RateLimited(refused)
         })?;

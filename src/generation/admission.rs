@@ -12,6 +12,7 @@ use super::GenerationError;
 pub struct Admission {
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    capacity: usize,
 }
 
 /// A place in the queue; hold it until the generation ends.
@@ -25,7 +26,13 @@ impl Admission {
         Admission {
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
             running: Arc::new(Semaphore::new(concurrency)),
+            capacity: concurrency + queue,
         }
+    }
+
+    /// Replies admitted and not finished: running or queued.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
     }
 
     pub fn try_admit(&self) -> Result<Ticket, GenerationError> {

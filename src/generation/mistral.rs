@@ -194,6 +194,10 @@ impl TextGenerator for MistralGenerator {
     fn describe(&self) -> String {
         self.description.clone()
     }
+
+    fn in_flight(&self) -> usize {
+        self.admission.in_flight()
+    }
 }
 
 /// Streams tokens into `tx`; returns the closing event.

@@ -63,4 +63,9 @@ pub trait TextGenerator: Send + Sync {
 
     /// A short description of the model, for readiness and logs.
     fn describe(&self) -> String;
+
+    /// Replies running on or waiting for the model now.
+    fn in_flight(&self) -> usize {
+        0
+    }
 }

@@ -88,4 +88,8 @@ impl TextGenerator for ScriptedGenerator {
     fn describe(&self) -> String {
         "scripted generator (tests)".into()
     }
+
+    fn in_flight(&self) -> usize {
+        self.admission.in_flight()
+    }
 }

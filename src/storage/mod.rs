@@ -77,6 +77,21 @@ pub enum ReplyKind {
     Clarify,
 }
 
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Generated => "generated",
+            ReplyKind::Extractive => "extractive",
+            ReplyKind::NoAnswer => "no_answer",
+            ReplyKind::Busy => "busy",
+            ReplyKind::Smalltalk => "smalltalk",
+            ReplyKind::Handoff => "handoff",
+            ReplyKind::Declined => "declined",
+            ReplyKind::Clarify => "clarify",
+        }
+    }
+}
+
 /// An article the customer can pick when a question fits two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Choice {

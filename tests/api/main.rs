@@ -8,6 +8,7 @@ mod console;
 mod frames;
 mod helpers;
 mod limits;
+mod metrics;
 mod origin;
 mod privacy;
 mod protocol;
