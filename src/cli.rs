@@ -42,6 +42,11 @@ pub enum Command {
     /// Agent accounts for the console
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Write a consistent copy of the database to FILE while the server runs
+    Backup {
+        /// Where to write it; must not exist yet
+        file: PathBuf,
+    },
     /// A customer's data on request: export, erasure, and their audit
     #[command(subcommand)]
     Privacy(crate::privacy::requests::PrivacyCommand),
@@ -149,6 +154,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
         Command::Privacy(command) => crate::privacy::requests::run(&config, command).await?,
+        Command::Backup { file } => {
+            anyhow::ensure!(!file.exists(), "{} exists already", file.display());
+            open_store(&config)?.backup_to(file.clone()).await?;
+            println!(
+                "backed up {} to {}",
+                config.database_path().display(),
+                file.display()
+            );
+        }
         Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name, false)?,
         Command::Agent(AgentCommand::Passwd { name }) => add_agent(&config, &name, true)?,
         Command::Agent(AgentCommand::List) => {

@@ -128,6 +128,9 @@ pub struct ConfigLayer {
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
+    /// Serve the demo shop page at `/` (turn off for a real shop: the widget, console and admin pages stay) [default: true]
+    #[arg(long, env = "FRONTDESK_DEMO_PAGE", global = true)]
+    pub demo_page: Option<bool>,
 }
 
 impl ConfigLayer {
@@ -162,6 +165,7 @@ impl ConfigLayer {
             admin_token: self.admin_token.or(lower.admin_token),
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
             retention_days: self.retention_days.or(lower.retention_days),
+            demo_page: self.demo_page.or(lower.demo_page),
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct Config {
     pub redact_for_model: bool,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
+    pub demo_page: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +279,7 @@ impl Config {
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             retention_days: layer.retention_days,
+            demo_page: layer.demo_page.unwrap_or(true),
         };
         config.validate()?;
         Ok(config)

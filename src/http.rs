@@ -103,7 +103,13 @@ static INDEX_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(INDEX_HTML)
 static ADMIN_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(ADMIN_HTML));
 static CONSOLE_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(CONSOLE_HTML));
 
-async fn index() -> HttpResponse {
+async fn index(state: web::Data<AppState>) -> HttpResponse {
+    if !state.config.demo_page {
+        return HttpResponse::NotFound().json(json!({
+            "code": "not_found",
+            "message": "the demo shop is off (demo_page = false)"
+        }));
+    }
     page(INDEX_HTML, &INDEX_POLICY)
 }
 

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod cpu;
 pub mod evaluation;
 pub mod generation;
 pub mod http;

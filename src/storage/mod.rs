@@ -215,6 +215,16 @@ impl Store {
         })
     }
 
+    /// Writes a consistent copy of the whole database to `path` (SQLite's
+    /// `VACUUM INTO`) while the server keeps running. Refuses to overwrite.
+    pub async fn backup_to(&self, path: std::path::PathBuf) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs blocking SQLite work off the async executor.
     pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where

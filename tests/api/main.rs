@@ -9,6 +9,7 @@ mod frames;
 mod helpers;
 mod limits;
 mod metrics;
+mod operations;
 mod origin;
 mod privacy;
 mod protocol;
