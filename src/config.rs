@@ -128,6 +128,15 @@ pub struct ConfigLayer {
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
+    /// New conversations one IP address may start per minute [default: 20]
+    #[arg(long, env = "FRONTDESK_SESSIONS_PER_MINUTE", global = true)]
+    pub sessions_per_minute: Option<u32>,
+    /// Chat websockets one IP address may hold open at once [default: 100]
+    #[arg(long, env = "FRONTDESK_SOCKETS_PER_IP", global = true)]
+    pub sockets_per_ip: Option<u32>,
+    /// Admin API writes (POST, PUT, DELETE) one IP address may make per minute [default: 120]
+    #[arg(long, env = "FRONTDESK_ADMIN_WRITES_PER_MINUTE", global = true)]
+    pub admin_writes_per_minute: Option<u32>,
     /// Serve the demo shop page at `/` (turn off for a real shop: the widget, console and admin pages stay) [default: true]
     #[arg(long, env = "FRONTDESK_DEMO_PAGE", global = true)]
     pub demo_page: Option<bool>,
@@ -166,6 +175,11 @@ impl ConfigLayer {
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
             retention_days: self.retention_days.or(lower.retention_days),
             demo_page: self.demo_page.or(lower.demo_page),
+            sessions_per_minute: self.sessions_per_minute.or(lower.sessions_per_minute),
+            sockets_per_ip: self.sockets_per_ip.or(lower.sockets_per_ip),
+            admin_writes_per_minute: self
+                .admin_writes_per_minute
+                .or(lower.admin_writes_per_minute),
         }
     }
 }
@@ -208,6 +222,9 @@ pub struct Config {
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
     pub demo_page: bool,
+    pub sessions_per_minute: u32,
+    pub sockets_per_ip: u32,
+    pub admin_writes_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +297,9 @@ impl Config {
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             retention_days: layer.retention_days,
             demo_page: layer.demo_page.unwrap_or(true),
+            sessions_per_minute: layer.sessions_per_minute.unwrap_or(20),
+            sockets_per_ip: layer.sockets_per_ip.unwrap_or(100),
+            admin_writes_per_minute: layer.admin_writes_per_minute.unwrap_or(120),
         };
         config.validate()?;
         Ok(config)
@@ -295,6 +315,12 @@ impl Config {
             ("retrieval_top_k", self.retrieval_top_k),
             ("messages_per_minute", self.messages_per_minute as usize),
             ("sign_ins_per_minute", self.sign_ins_per_minute as usize),
+            ("sessions_per_minute", self.sessions_per_minute as usize),
+            ("sockets_per_ip", self.sockets_per_ip as usize),
+            (
+                "admin_writes_per_minute",
+                self.admin_writes_per_minute as usize,
+            ),
             (
                 "retention_days",
                 self.retention_days.map_or(1, |d| d as usize),

@@ -81,12 +81,28 @@ async fn require_admin(
         {
             Some(ApiError::ForbiddenOrigin)
         }
-        Some(state) => crate::api::authorize_admin(state, request.request()).err(),
+        Some(state) => crate::api::authorize_admin(state, request.request())
+            .and_then(|()| admin_write_allowed(state, &request))
+            .err(),
         None => Some(ApiError::Internal("application state is missing".into())),
     };
     match denied {
         Some(e) => Ok(request.error_response(e).map_into_right_body()),
         None => Ok(next.call(request).await?.map_into_left_body()),
+    }
+}
+
+/// A write (anything but reading, trying a question or previewing) takes
+/// one from the address's `admin_writes_per_minute`.
+fn admin_write_allowed(state: &AppState, request: &ServiceRequest) -> Result<(), ApiError> {
+    let reads = request.method() == actix_web::http::Method::GET
+        || ["/api/admin/search", "/api/admin/preview"].contains(&request.path());
+    match state.limits.client_ip(request.request()) {
+        Some(ip) if !reads => state.limits.admin_write(ip).map_err(|refused| {
+            state.metrics.refused("admin_writes");
+            ApiError::RateLimited(refused)
+        }),
+        _ => Ok(()),
     }
 }
 

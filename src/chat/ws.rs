@@ -35,6 +35,20 @@ pub async fn route(
             "message": "this page's origin may not open the chat"
         })));
     }
+    let ip = state.limits.client_ip(&req);
+    let slot = match ip.map(|ip| state.limits.open_socket(ip)) {
+        Some(None) => {
+            state.metrics.refused("sockets");
+            return Ok(HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", "60"))
+                .json(serde_json::json!({
+                    "code": "rate_limited",
+                    "message": "too many chat connections from your address; close one and try again"
+                })));
+        }
+        Some(Some(slot)) => Some(slot),
+        None => None,
+    };
     // Frames up to 4x the message limit still get a typed error; beyond that
     // the protocol layer refuses them by their header and the connection is
     // closed.
@@ -43,7 +57,6 @@ pub async fn route(
     let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
     let (out_tx, out_rx) = mpsc::channel(256);
     let write_timeout = Duration::from_secs(state.config.client_timeout_secs);
-    let ip = state.limits.client_ip(&req);
     let counted = crate::metrics::ConnectionCount::new(&state.metrics.chat_connections);
     let connection = Connection {
         state: state.into_inner(),
@@ -56,6 +69,7 @@ pub async fn route(
         write_timeout,
         gone: false,
         _counted: counted,
+        _slot: slot,
     };
     actix_web::rt::spawn(connection.run(stream, out_rx).instrument(span));
     Ok(response)
@@ -85,6 +99,8 @@ struct Connection {
     gone: bool,
     /// Counted in the `chat_connections` gauge while it lives.
     _counted: crate::metrics::ConnectionCount,
+    /// This address's count of open sockets, while it lives.
+    _slot: Option<crate::limits::SocketSlot>,
 }
 
 /// The client is gone or stopped reading.
@@ -297,6 +313,24 @@ impl Connection {
                     if !matches!(flow, Flow::Continue) {
                         return flow;
                     }
+                }
+                // The session is stored with its first message: that is when a
+                // new conversation counts against the address.
+                if self.fresh.is_some()
+                    && let Some(ip) = self.ip
+                    && let Err(refused) = self.state.limits.new_session(ip)
+                {
+                    self.state.metrics.refused("sessions");
+                    return self
+                        .refuse(FrameError {
+                            code: ErrorCode::RateLimited,
+                            message: format!(
+                                "too many new conversations from your address; send it again in {} s",
+                                refused.retry_after_secs()
+                            ),
+                            id: Some(id),
+                        })
+                        .await;
                 }
                 if let Some(fresh) = self.fresh.take() {
                     let session = match self.state.hub.create(&self.state.store, fresh).await {

@@ -141,3 +141,130 @@ async fn console_sign_ins_are_throttled_per_address_with_retry_after() {
     let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&seconds), "{seconds}");
 }
+
+#[tokio::test]
+async fn an_address_holding_its_sockets_gets_429_and_another_is_served() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.sockets_per_ip = 2;
+                c.behind_proxy = true;
+            },
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let _one = connect_from(&app, "203.0.113.9").await;
+    let _two = connect_from(&app, "203.0.113.9").await;
+    let third = reqwest::Client::new()
+        .get(app.url("/ws"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    let mut customer = connect_from(&app, "198.51.100.7").await;
+    customer.hello(None, None).await;
+    // A closed socket gives its place back.
+    drop(_one);
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let response = reqwest::Client::new()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if response.contains("frontdesk_chat_connections 2") {
+            again = Some(connect_from(&app, "203.0.113.9").await);
+            break;
+        }
+    }
+    assert!(again.is_some(), "the closed socket's place never came back");
+}
+
+#[tokio::test]
+async fn an_address_starting_too_many_conversations_is_refused() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.sessions_per_minute = 1;
+                c.behind_proxy = true;
+            },
+            generator: Some(std::sync::Arc::new(ScriptedGenerator::new(["Hi."]))),
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let mut first = connect_from(&app, "203.0.113.9").await;
+    first.hello(None, None).await;
+    first
+        .send_json(json!({"type": "message", "id": "a", "text": "hello"}))
+        .await;
+    assert_eq!(first.recv_until("ack").await.pop().unwrap()["id"], "a");
+    // Saying hello costs nothing; the first message of a second
+    // conversation is refused, and the first conversation goes on.
+    let mut second = connect_from(&app, "203.0.113.9").await;
+    second.hello(None, None).await;
+    second
+        .send_json(json!({"type": "message", "id": "b", "text": "hello"}))
+        .await;
+    let refused = second.recv_until("error").await.pop().unwrap();
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert_eq!(refused["id"], "b");
+    first
+        .send_json(json!({"type": "message", "id": "c", "text": "thanks"}))
+        .await;
+    assert_eq!(first.recv_until("ack").await.pop().unwrap()["id"], "c");
+}
+
+#[tokio::test]
+async fn admin_writes_past_their_allowance_get_429_and_reads_go_on() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.admin_token = Some("t".into());
+                c.admin_writes_per_minute = 2;
+            },
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let create = |i: usize| {
+        client
+            .post(app.url("/api/admin/articles"))
+            .bearer_auth("t")
+            .json(&json!({"id": format!("limit-{i}"), "title": "Limit", "body": "A body."}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(create(i).await.unwrap());
+    }
+    assert_eq!(statuses[0].status(), reqwest::StatusCode::CREATED);
+    assert_eq!(statuses[1].status(), reqwest::StatusCode::CREATED);
+    let refused = statuses.pop().unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let list = client
+        .get(app.url("/api/admin/articles"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), reqwest::StatusCode::OK);
+}
