@@ -55,7 +55,9 @@ pub async fn route(
     let frame_limit = state.config.max_message_bytes * 4 + 1024;
     let (response, ws, stream) = crate::websocket::accept(&req, body, frame_limit).await?;
     let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
-    let (out_tx, out_rx) = mpsc::channel(256);
+    // Boxed: a channel allocates its slots in blocks, and an idle socket
+    // should not hold a block of whole frames.
+    let (out_tx, out_rx) = mpsc::channel::<Box<ServerFrame>>(256);
     let write_timeout = Duration::from_secs(state.config.client_timeout_secs);
     let counted = crate::metrics::ConnectionCount::new(&state.metrics.chat_connections);
     let connection = Connection {
@@ -92,7 +94,7 @@ struct Connection {
     ip: Option<std::net::IpAddr>,
     errors_in_a_row: u32,
     /// Frames from the session's broadcast, to be written by this connection.
-    out_tx: mpsc::Sender<ServerFrame>,
+    out_tx: mpsc::Sender<Box<ServerFrame>>,
     /// How long one write may wait for the client to read.
     write_timeout: Duration,
     /// A write failed or timed out: the connection ends.
@@ -115,7 +117,7 @@ impl Connection {
     async fn run(
         mut self,
         mut stream: actix_ws::AggregatedMessageStream,
-        mut out_rx: mpsc::Receiver<ServerFrame>,
+        mut out_rx: mpsc::Receiver<Box<ServerFrame>>,
     ) {
         let heartbeat = Duration::from_secs(self.state.config.heartbeat_secs);
         let timeout = Duration::from_secs(self.state.config.client_timeout_secs);
@@ -559,14 +561,14 @@ impl Connection {
 /// replies the client already got in the history replay.
 async fn forward(
     mut events: broadcast::Receiver<ServerFrame>,
-    out: mpsc::Sender<ServerFrame>,
+    out: mpsc::Sender<Box<ServerFrame>>,
     replayed_up_to: i64,
 ) {
     loop {
         match events.recv().await {
             Ok(frame) if frame.seq().is_some_and(|seq| seq <= replayed_up_to) => {}
             Ok(frame) => {
-                if out.send(frame).await.is_err() {
+                if out.send(Box::new(frame)).await.is_err() {
                     return;
                 }
             }
