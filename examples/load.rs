@@ -161,7 +161,13 @@ async fn main() {
 
     let started = Instant::now();
     let runs: Vec<_> = (0..args.customers)
-        .map(|i| tokio::spawn(customer(args.url.clone(), QUESTIONS[i % QUESTIONS.len()], timeout)))
+        .map(|i| {
+            tokio::spawn(customer(
+                args.url.clone(),
+                QUESTIONS[i % QUESTIONS.len()],
+                timeout,
+            ))
+        })
         .collect();
     let mut outcomes = Vec::new();
     for r in runs {
@@ -216,5 +222,8 @@ async fn main() {
     );
     drop(idle);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    println!("server RSS 5 s after the idle sockets closed: {}", show(args.pid));
+    println!(
+        "server RSS 5 s after the idle sockets closed: {}",
+        show(args.pid)
+    );
 }

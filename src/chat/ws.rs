@@ -298,16 +298,8 @@ impl Connection {
                 if let Some(ip) = self.ip
                     && let Err(refused) = self.state.limits.message(ip)
                 {
-                    self.state.metrics.refused("messages");
                     return self
-                        .refuse(FrameError {
-                            code: ErrorCode::RateLimited,
-                            message: format!(
-                                "too many messages from your address; send it again in {} s",
-                                refused.retry_after_secs()
-                            ),
-                            id: Some(id),
-                        })
+                        .rate_limited("messages", "too many messages", refused, id)
                         .await;
                 }
                 if self.joined.is_none() && self.fresh.is_none() {
@@ -322,16 +314,8 @@ impl Connection {
                     && let Some(ip) = self.ip
                     && let Err(refused) = self.state.limits.new_session(ip)
                 {
-                    self.state.metrics.refused("sessions");
                     return self
-                        .refuse(FrameError {
-                            code: ErrorCode::RateLimited,
-                            message: format!(
-                                "too many new conversations from your address; send it again in {} s",
-                                refused.retry_after_secs()
-                            ),
-                            id: Some(id),
-                        })
+                        .rate_limited("sessions", "too many new conversations", refused, id)
                         .await;
                 }
                 if let Some(fresh) = self.fresh.take() {
@@ -348,6 +332,27 @@ impl Connection {
                 self.on_customer_message(id, text).await
             }
         }
+    }
+
+    /// Refuses a message over one of the address's allowances, counted
+    /// under `limit`.
+    async fn rate_limited(
+        &mut self,
+        limit: &str,
+        what: &str,
+        refused: crate::limits::Refused,
+        id: String,
+    ) -> Flow {
+        self.state.metrics.refused(limit);
+        self.refuse(FrameError {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "{what} from your address; send it again in {} s",
+                refused.retry_after_secs()
+            ),
+            id: Some(id),
+        })
+        .await
     }
 
     /// Resumes a stored session, or gives a new one its id (it is created
