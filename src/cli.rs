@@ -153,7 +153,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => crate::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
-        Command::Privacy(command) => crate::privacy::requests::run(&config, command).await?,
+        Command::Privacy(command) => {
+            crate::privacy::requests::run(open_store(&config)?, command).await?
+        }
         Command::Backup { file } => {
             anyhow::ensure!(!file.exists(), "{} exists already", file.display());
             open_store(&config)?.backup_to(file.clone()).await?;

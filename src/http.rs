@@ -103,14 +103,13 @@ static INDEX_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(INDEX_HTML)
 static ADMIN_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(ADMIN_HTML));
 static CONSOLE_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(CONSOLE_HTML));
 
-async fn index(state: web::Data<AppState>) -> HttpResponse {
+async fn index(state: web::Data<AppState>) -> Result<HttpResponse, crate::api::ApiError> {
     if !state.config.demo_page {
-        return HttpResponse::NotFound().json(json!({
-            "code": "not_found",
-            "message": "the demo shop is off (demo_page = false)"
-        }));
+        return Err(crate::api::ApiError::NotFound(
+            "the demo shop is off (demo_page = false)".into(),
+        ));
     }
-    page(INDEX_HTML, &INDEX_POLICY)
+    Ok(page(INDEX_HTML, &INDEX_POLICY))
 }
 
 async fn admin_page() -> HttpResponse {

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiError, author};
+use crate::privacy::Export;
 use crate::state::AppState;
-use crate::storage::privacy::{ExportedConversation, Subject};
+use crate::storage::privacy::Subject;
 
 /// Whose data: `?session=ID` or `?email=ADDRESS`.
 #[derive(Debug, Deserialize)]
@@ -45,40 +46,14 @@ fn looks_like_email(s: &str) -> bool {
             .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
 }
 
-/// Redacts every message's text.
-fn redacted(mut conversations: Vec<ExportedConversation>) -> Vec<ExportedConversation> {
-    for c in &mut conversations {
-        for m in &mut c.messages {
-            if let std::borrow::Cow::Owned(text) = crate::privacy::redact(&m.text) {
-                m.text = text;
-            }
-        }
-    }
-    conversations
-}
-
 pub async fn export(
     state: web::Data<AppState>,
     query: web::Query<SubjectQuery>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let subject = query.subject()?;
-    let sessions = state.store.sessions_of(subject.clone()).await?;
-    let conversations = state.store.export(sessions).await?;
-    state
-        .store
-        .audit_export(&subject, author(&request), conversations.len())
-        .await?;
-    let redact = query.redact.unwrap_or(true);
-    let conversations = if redact {
-        redacted(conversations)
-    } else {
-        conversations
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "redacted": redact,
-        "conversations": conversations,
-    })))
+    let conversations = state.store.export(subject, author(&request)).await?;
+    Ok(HttpResponse::Ok().json(Export::new(conversations, query.redact.unwrap_or(true))))
 }
 
 pub async fn erase(

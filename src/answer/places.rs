@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::texts::TextsError;
+use super::texts::{TextsError, read_optional};
 
 const SHIPPED: &str = include_str!("../../knowledge/places.yaml");
 
@@ -34,12 +34,12 @@ impl Places {
     /// `places.yaml` from `knowledge_dir`, or the shipped list.
     pub fn load(knowledge_dir: &Path) -> Result<Places, TextsError> {
         let path = knowledge_dir.join("places.yaml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Places::shipped()),
-            Err(source) => return Err(TextsError::Io { path, source }),
-        };
-        Places::parse(&text).map_err(|source| TextsError::Invalid { path, source })
+        match read_optional(&path)? {
+            Some(text) => {
+                Places::parse(&text).map_err(|source| TextsError::Invalid { path, source })
+            }
+            None => Ok(Places::shipped()),
+        }
     }
 
     pub fn shipped() -> Places {
@@ -93,9 +93,7 @@ impl Places {
         out.push_str(&text[from..]);
         Some(out)
     }
-}
 
-impl Places {
     /// `text` without what [`Places::annotate`] added: the meaning of a
     /// question is judged on the customer's words, so naming a country does
     /// not make every passage about that country look relevant.

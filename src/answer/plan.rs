@@ -317,11 +317,8 @@ fn search_and_answer(
     // Netherlands)").
     let corrected = ctx.corpus.correct_spelling(input.text, ctx.encoder);
     let corrected = corrected.as_deref().unwrap_or(input.text);
-    let rewritten = t
-        .places
-        .annotate(corrected)
-        .or_else(|| (corrected != input.text).then(|| corrected.to_string()));
-    let text = rewritten.as_deref().unwrap_or(input.text);
+    let annotated = t.places.annotate(corrected);
+    let text = annotated.as_deref().unwrap_or(corrected);
     let subs = questions::split(text);
     let mut evidence = Evidence::default();
     let mut parts: Vec<Part> = Vec::new();

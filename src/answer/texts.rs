@@ -53,12 +53,8 @@ impl Texts {
     /// `replies.yaml` from `knowledge_dir`, or the shipped wording.
     pub fn load(knowledge_dir: &Path) -> Result<Texts, TextsError> {
         let path = knowledge_dir.join("replies.yaml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SHIPPED.to_string(),
-            Err(source) => return Err(TextsError::Io { path, source }),
-        };
-        let mut texts: Texts = serde_yaml_ng::from_str(&text)
+        let text = read_optional(&path)?;
+        let mut texts: Texts = serde_yaml_ng::from_str(text.as_deref().unwrap_or(SHIPPED))
             .map_err(|source| TextsError::Invalid { path, source })?;
         texts.places = Places::load(knowledge_dir)?;
         Ok(texts)
@@ -92,6 +88,19 @@ impl Texts {
 
     pub fn which_one(&self, a: &str, b: &str) -> String {
         self.which_one.replace("{a}", a).replace("{b}", b)
+    }
+}
+
+/// A data file of the knowledge folder, or `None` when the shop has none
+/// (the shipped one applies).
+pub(super) fn read_optional(path: &Path) -> Result<Option<String>, TextsError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TextsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -15,6 +15,7 @@ use super::protocol::{
 };
 use super::responder;
 use super::session::{ConnectionGuard, LiveSession, Opened};
+use crate::api::ApiError;
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
 
@@ -30,23 +31,19 @@ pub async fn route(
     if !state.config.widget_origins.is_empty()
         && !crate::origin::allowed(&req, &state.config.widget_origins)
     {
-        return Ok(HttpResponse::Forbidden().json(serde_json::json!({
-            "code": "forbidden_origin",
-            "message": "this page's origin may not open the chat"
-        })));
+        return Err(ApiError::ForbiddenOrigin.into());
     }
     let ip = state.limits.client_ip(&req);
     let slot = match ip.map(|ip| state.limits.open_socket(ip)) {
         Some(None) => {
             state.metrics.refused("sockets");
-            return Ok(HttpResponse::TooManyRequests()
-                .insert_header(("Retry-After", "60"))
-                .json(serde_json::json!({
-                    "code": "rate_limited",
-                    "message": "too many chat connections from your address; close one and try again"
-                })));
+            // A socket's place comes back when one closes; a minute is a guess.
+            let refused = crate::limits::Refused {
+                retry_after: Duration::from_secs(60),
+            };
+            return Err(ApiError::RateLimited(refused).into());
         }
-        Some(Some(slot)) => Some(slot),
+        Some(slot) => slot,
         None => None,
     };
     // Frames up to 4x the message limit still get a typed error; beyond that

@@ -7,3 +7,31 @@ pub mod redact;
 pub mod requests;
 
 pub use redact::{PiiKind, redact, redact_found};
+
+use serde::Serialize;
+
+use crate::storage::privacy::ExportedConversation;
+
+/// A customer's conversations as handed out, redacted unless the export is
+/// the customer's own access request.
+#[derive(Debug, Serialize)]
+pub struct Export {
+    pub redacted: bool,
+    pub conversations: Vec<ExportedConversation>,
+}
+
+impl Export {
+    pub fn new(mut conversations: Vec<ExportedConversation>, redact: bool) -> Export {
+        if redact {
+            for m in conversations.iter_mut().flat_map(|c| c.messages.iter_mut()) {
+                if let std::borrow::Cow::Owned(text) = redact::redact(&m.text) {
+                    m.text = text;
+                }
+            }
+        }
+        Export {
+            redacted: redact,
+            conversations,
+        }
+    }
+}

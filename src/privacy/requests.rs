@@ -3,7 +3,6 @@
 
 use clap::Subcommand;
 
-use crate::config::Config;
 use crate::storage::Store;
 use crate::storage::privacy::Subject;
 
@@ -53,32 +52,15 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
-pub async fn run(config: &Config, command: PrivacyCommand) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.database_path())?;
+pub async fn run(store: Store, command: PrivacyCommand) -> anyhow::Result<()> {
     match command {
         PrivacyCommand::Export {
             subject,
             unredacted,
         } => {
-            let subject = subject.subject();
-            let sessions = store.sessions_of(subject.clone()).await?;
-            let mut conversations = store.export(sessions).await?;
-            store
-                .audit_export(&subject, actor(), conversations.len())
-                .await?;
-            if !unredacted {
-                for m in conversations.iter_mut().flat_map(|c| c.messages.iter_mut()) {
-                    m.text = super::redact(&m.text).into_owned();
-                }
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "redacted": !unredacted,
-                    "conversations": conversations,
-                }))?
-            );
+            let conversations = store.export(subject.subject(), actor()).await?;
+            let export = super::Export::new(conversations, !unredacted);
+            println!("{}", serde_json::to_string_pretty(&export)?);
         }
         PrivacyCommand::Erase { subject } => {
             let erased = store.erase(subject.subject(), actor()).await?;

@@ -84,16 +84,15 @@ pub struct ExportedMessage {
 }
 
 impl Store {
-    /// The conversations that belong to `subject`, oldest first.
-    pub async fn sessions_of(&self, subject: Subject) -> Result<Vec<Uuid>, StoreError> {
-        self.run(move |conn| sessions_of(conn, &subject)).await
-    }
-
-    /// Every message of each conversation, for an export.
+    /// Every message of each of the subject's conversations, oldest
+    /// conversation first, and the audit record of the export.
     pub async fn export(
         &self,
-        sessions: Vec<Uuid>,
+        subject: Subject,
+        actor: String,
     ) -> Result<Vec<ExportedConversation>, StoreError> {
+        let selector = subject.selector();
+        let sessions = self.run(move |conn| sessions_of(conn, &subject)).await?;
         let mut out = Vec::with_capacity(sessions.len());
         for id in sessions {
             let created_at_ms = self.conversation(id).await?.map_or(0, |c| c.created_at_ms);
@@ -115,6 +114,9 @@ impl Store {
                 messages,
             });
         }
+        let exported = out.len();
+        self.run(move |conn| audit(conn, &actor, PrivacyAction::Export, selector, exported))
+            .await?;
         Ok(out)
     }
 
@@ -168,18 +170,6 @@ impl Store {
             Ok(sessions)
         })
         .await
-    }
-
-    /// Records an export (erasures and retention record themselves).
-    pub async fn audit_export(
-        &self,
-        subject: &Subject,
-        actor: String,
-        conversations: usize,
-    ) -> Result<(), StoreError> {
-        let selector = subject.selector();
-        self.run(move |conn| audit(conn, &actor, PrivacyAction::Export, selector, conversations))
-            .await
     }
 
     /// The latest `limit` audit records, newest first.
