@@ -1,20 +1,25 @@
 //! What the operator APIs (`/api/admin`, `/api/console`) share: one error
-//! type, mapped once to HTTP statuses and stable JSON codes, and the admin
-//! API's bearer token (the console signs agents in: `console::auth`).
+//! type, mapped once to HTTP statuses and stable JSON codes, and how a
+//! bearer token is read (`console::auth` signs staff in, `admin::auth`
+//! decides who may use the admin API).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
 use crate::knowledge::FieldErrors;
-use crate::state::{AppState, StartupError};
+use crate::state::StartupError;
 use crate::storage::StoreError;
 use crate::storage::articles::ArticleWriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("this API is disabled: set `admin_token` (FRONTDESK_ADMIN_TOKEN)")]
+    #[error(
+        "this API is disabled: create an admin with `frontdesk agent add NAME --role admin`, or set `admin_token` (FRONTDESK_ADMIN_TOKEN)"
+    )]
     AdminDisabled,
+    #[error("this needs an admin account; agents work in the console")]
+    AdminRoleRequired,
     #[error("there are no agent accounts yet: create one with `frontdesk agent add NAME`")]
     NoAgents,
     #[error("missing or wrong bearer token")]
@@ -51,6 +56,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::AdminDisabled => "admin_disabled",
+            Self::AdminRoleRequired => "admin_role_required",
             Self::NoAgents => "console_disabled",
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
@@ -73,7 +79,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::AdminDisabled | Self::NoAgents => StatusCode::FORBIDDEN,
+            Self::AdminDisabled | Self::NoAgents | Self::AdminRoleRequired => StatusCode::FORBIDDEN,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Taken(_) | Self::NotTaken => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -145,42 +151,10 @@ impl From<ArticleWriteError> for ApiError {
     }
 }
 
-/// Checks the request's bearer token against `admin_token`.
-pub fn authorize_admin(state: &AppState, request: &HttpRequest) -> Result<(), ApiError> {
-    let expected = state
-        .config
-        .admin_token
-        .as_deref()
-        .ok_or(ApiError::AdminDisabled)?;
-    let given = bearer_token(request);
-    // Compared in constant time so the token cannot be guessed byte by byte.
-    match given {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
-    }
-}
-
 pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
     request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Who made a change, for the version history: the `X-Frontdesk-User`
-/// header, or "admin" (the token says only that the caller may write).
-pub fn author(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get("x-frontdesk-user")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 100)
-        .unwrap_or("admin")
-        .to_string()
 }

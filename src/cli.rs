@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigLayer};
 use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
 use crate::startup::Application;
+use crate::storage::agents::Role;
 use crate::understanding::eval as evaluate;
 
 #[derive(Debug, Parser)]
@@ -39,7 +40,8 @@ pub enum Command {
     /// Measure understanding on labelled CSV files (`text,label`)
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Agent accounts for the console
+    /// Staff accounts: agents (the console) and admins (also the
+    /// knowledge base and customers' data requests)
     #[command(subcommand)]
     Agent(AgentCommand),
     /// Write a consistent copy of the database to FILE while the server runs
@@ -59,11 +61,17 @@ pub enum AgentCommand {
     Add {
         /// The name the agent signs in with and customers see
         name: String,
+        /// `agent` (the console) or `admin` (also the knowledge base and
+        /// customers' data requests); a new account is an agent
+        #[arg(long)]
+        role: Option<Role>,
     },
+    /// Change an account's role; its open sign-ins end
+    Role { name: String, role: Role },
     /// Set an existing agent's password (read from standard input); every
     /// browser signed in as the agent is signed out
     Passwd { name: String },
-    /// List agent accounts and their open sign-ins
+    /// List accounts, their roles and open sign-ins
     List,
     /// Remove an agent account and sign it out everywhere
     Remove { name: String },
@@ -165,11 +173,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 file.display()
             );
         }
-        Command::Agent(AgentCommand::Add { name }) => add_agent(&config, &name, false)?,
-        Command::Agent(AgentCommand::Passwd { name }) => add_agent(&config, &name, true)?,
+        Command::Agent(AgentCommand::Add { name, role }) => add_agent(&config, &name, role, false)?,
+        Command::Agent(AgentCommand::Passwd { name }) => add_agent(&config, &name, None, true)?,
+        Command::Agent(AgentCommand::Role { name, role }) => {
+            let changed = open_store(&config)?.set_role_blocking(&name, role)?;
+            anyhow::ensure!(changed, "there is no agent {name:?}");
+            println!("{name:?} is now {} (and signed out)", role.as_str());
+        }
         Command::Agent(AgentCommand::List) => {
-            for (name, signed_in) in open_store(&config)?.agents_blocking()? {
-                println!("{name}\t{signed_in} signed in");
+            for a in open_store(&config)?.agents_blocking()? {
+                println!("{}\t{}\t{} signed in", a.name, a.role.as_str(), a.signed_in);
             }
         }
         Command::Agent(AgentCommand::Remove { name }) => {
@@ -186,11 +199,16 @@ fn open_store(config: &Config) -> anyhow::Result<crate::storage::Store> {
     Ok(crate::storage::Store::open(&config.database_path())?)
 }
 
-fn add_agent(config: &Config, name: &str, must_exist: bool) -> anyhow::Result<()> {
+fn add_agent(
+    config: &Config,
+    name: &str,
+    role: Option<Role>,
+    must_exist: bool,
+) -> anyhow::Result<()> {
     let name = name.trim();
     let store = open_store(config)?;
     if must_exist {
-        let known = store.agents_blocking()?.iter().any(|(n, _)| n == name);
+        let known = store.agents_blocking()?.iter().any(|a| a.name == name);
         anyhow::ensure!(
             known,
             "there is no agent {name:?}; create it with `agent add`"
@@ -209,9 +227,13 @@ fn add_agent(config: &Config, name: &str, must_exist: bool) -> anyhow::Result<()
     );
     let hash = crate::console::auth::hash_password(password)
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    let created = store.upsert_agent_blocking(name, &hash)?;
+    let created = store.upsert_agent_blocking(name, &hash, role)?;
+    let page = match role {
+        Some(Role::Admin) => "/console.html and /admin.html",
+        _ => "/console.html",
+    };
     println!(
-        "{} agent {name:?}; sign in at /console.html",
+        "{} {name:?}; sign in at {page}",
         if created {
             "created"
         } else {

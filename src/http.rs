@@ -178,7 +178,7 @@ async fn metrics(
         .client_ip(&req)
         .is_some_and(|ip| ip.is_loopback());
     if !local {
-        crate::api::authorize_admin(&state, &req)?;
+        crate::admin::auth::authorize(&state, &req).await?;
     }
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{ApiError, author};
+use super::auth::author;
+use crate::api::ApiError;
 use crate::knowledge::{ArticleInput, FieldErrors};
 use crate::state::AppState;
 use crate::storage::articles::{ArticleFilter, ArticleVersion};

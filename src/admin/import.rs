@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, author};
+use super::auth::author;
+use crate::api::ApiError;
 use crate::knowledge::ArticleInput;
 use crate::knowledge::import::{ImportFile, parse_file};
 use crate::state::AppState;

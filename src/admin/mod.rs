@@ -4,6 +4,7 @@
 //! store first and is live in chat when the response is sent.
 
 mod articles;
+pub mod auth;
 mod import;
 mod privacy;
 mod search;
@@ -81,7 +82,8 @@ async fn require_admin(
         {
             Some(ApiError::ForbiddenOrigin)
         }
-        Some(state) => crate::api::authorize_admin(state, request.request())
+        Some(state) => auth::authorize(state, request.request())
+            .await
             .and_then(|()| admin_write_allowed(state, &request))
             .err(),
         None => Some(ApiError::Internal("application state is missing".into())),

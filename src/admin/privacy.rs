@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{ApiError, author};
+use super::auth::author;
+use crate::api::ApiError;
 use crate::privacy::Export;
 use crate::state::AppState;
 use crate::storage::privacy::Subject;

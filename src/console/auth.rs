@@ -1,7 +1,8 @@
-//! Agents sign in with a name and password (argon2 hashes in the database)
-//! and get a token, sent back as an HttpOnly cookie for the console page
-//! and in the body for other clients. Every other console route, the
-//! websocket included, refuses a request without a valid one.
+//! Staff sign in with a name and password (argon2 hashes in the database)
+//! and get a token, sent back as an HttpOnly cookie for the console and
+//! admin pages and in the body for other clients. Every other console
+//! route, the websocket included, refuses a request without a valid one;
+//! the admin API also wants the admin role (`admin::auth`).
 
 use std::sync::LazyLock;
 
@@ -18,17 +19,35 @@ use serde_json::json;
 
 use crate::api::{ApiError, bearer_token};
 use crate::state::AppState;
+use crate::storage::agents::{Role, Staff};
 use crate::storage::now_ms;
 
 pub const COOKIE: &str = "fd_agent";
+const COOKIE_PATH: &str = "/api";
 const SESSION_HOURS: i64 = 12;
 pub const LOGIN_PATH: &str = "/api/console/login";
 
-/// The signed-in agent of a console request.
+/// The signed-in account of a console request.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub name: String,
+    pub role: Role,
     token: String,
+}
+
+/// The account signed in on a request (bearer token or cookie), if any.
+pub async fn signed_in(
+    state: &AppState,
+    request: &HttpRequest,
+) -> Result<Option<SignedIn>, ApiError> {
+    let Some(token) = token_of(request) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .staff_of_token(&token)
+        .await?
+        .map(|Staff { name, role }| SignedIn { name, role, token }))
 }
 
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
@@ -102,13 +121,10 @@ pub async fn require_agent(
     }
     let outcome = match request.app_data::<web::Data<AppState>>() {
         None => Err(ApiError::Internal("application state is missing".into())),
-        Some(state) => match token_of(request.request()) {
-            None => Err(ApiError::Unauthorized),
-            Some(token) => match state.store.agent_of_token(&token).await {
-                Ok(Some(name)) => Ok(SignedIn { name, token }),
-                Ok(None) => Err(ApiError::Unauthorized),
-                Err(e) => Err(e.into()),
-            },
+        Some(state) => match signed_in(state, request.request()).await {
+            Ok(Some(agent)) => Ok(agent),
+            Ok(None) => Err(ApiError::Unauthorized),
+            Err(e) => Err(e),
         },
     };
     match outcome {
@@ -143,9 +159,9 @@ pub async fn login(
         return Err(ApiError::NoAgents);
     }
     let Credentials { name, password } = body.into_inner();
-    let hash = state.store.agent_password_hash(name.clone()).await?;
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+    let account = state.store.agent_credentials(name.clone()).await?;
+    let known = account.is_some();
+    let (hash, role) = account.unwrap_or_else(|| (DUMMY_HASH.clone(), Role::Agent));
     // Hashing takes tens of milliseconds of CPU: off the executor, and one
     // at a time, so sign-ins never take more than one core from chat.
     let _hashing = state
@@ -172,19 +188,20 @@ pub async fn login(
         .store
         .start_agent_session(&token, name.clone(), expires_at_ms)
         .await?;
-    tracing::info!(agent = %name, "agent signed in");
+    tracing::info!(agent = %name, role = role.as_str(), "signed in");
     // Secure when the page came over HTTPS (directly, or through a proxy
     // that says so with `behind_proxy`), so the cookie never travels in clear.
     let https = req.connection_info().scheme() == "https";
+    // For `/api`: the console and the admin API take the same sign-in.
     let cookie = Cookie::build(COOKIE, token.clone())
-        .path("/api/console")
+        .path(COOKIE_PATH)
         .http_only(true)
         .secure(https)
         .same_site(SameSite::Strict)
         .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
         .finish();
     Ok(HttpResponse::Ok().cookie(cookie).json(json!({
-        "agent": {"name": name},
+        "agent": {"name": name, "role": role},
         "token": token,
         "expires_at_ms": expires_at_ms,
     })))
@@ -195,13 +212,13 @@ pub async fn logout(
     agent: web::ReqData<SignedIn>,
 ) -> Result<HttpResponse, ApiError> {
     state.store.end_agent_session(&agent.token).await?;
-    let mut gone = Cookie::build(COOKIE, "").path("/api/console").finish();
+    let mut gone = Cookie::build(COOKIE, "").path(COOKIE_PATH).finish();
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
 
 pub async fn me(agent: web::ReqData<SignedIn>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"agent": {"name": agent.name}}))
+    HttpResponse::Ok().json(json!({"agent": {"name": agent.name, "role": agent.role}}))
 }
 
 #[cfg(test)]

@@ -119,6 +119,11 @@ const MIGRATIONS: &[&str] = &[
         conversations INTEGER NOT NULL
     );
     CREATE INDEX gaps_session ON gaps (session_id);",
+    // v7: staff roles. An agent works in the console; an admin also edits
+    // the knowledge base and answers customers' data requests, under their
+    // own name.
+    "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
+        CHECK (role IN ('agent', 'admin'));",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::helpers::{AppOptions, TestApp, spawn_app, spawn_app_with};
+use frontdesk::storage::agents::Role;
 
 pub const TOKEN: &str = "kb-admin-token";
 
@@ -706,4 +707,89 @@ async fn script_links_are_refused_on_edit_and_import_and_never_rendered() {
         "a script link was rendered: {html}"
     );
     assert!(html.contains("href=\"/kb/returns\""), "{html}");
+}
+
+#[tokio::test]
+async fn named_admins_author_their_changes_and_agents_cannot_edit() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let articles = app.url("/api/admin/articles");
+    // Neither a token nor an admin account: the admin API is off.
+    let response = client.get(&articles).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "admin_disabled"
+    );
+
+    app.add_account("Ana", "ana's long password", Role::Admin);
+    app.add_agent("Sam", "sam's long password");
+    let response = client.get(&articles).send().await.unwrap();
+    assert_eq!(response.status(), 401, "on once an admin exists");
+
+    // An agent works in the console, not here.
+    let sam = app.sign_in("Sam", "sam's long password").await;
+    let response = client
+        .get(&articles)
+        .bearer_auth(&sam)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "admin_role_required"
+    );
+
+    // An admin signs in once for the console and the admin page: the
+    // cookie is for all of `/api`, and says the role.
+    let login = client
+        .post(app.url("/api/console/login"))
+        .json(&json!({"name": "Ana", "password": "ana's long password"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Path=/api;"), "{cookie}");
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["agent"], json!({"name": "Ana", "role": "admin"}));
+    let ana = login["token"].as_str().unwrap().to_string();
+    let cookie_header = format!("fd_agent={ana}");
+
+    // Her change is hers, whatever header a client adds.
+    let created: Value = client
+        .post(&articles)
+        .header("cookie", &cookie_header)
+        .header("X-Frontdesk-User", "someone else")
+        .json(&gift_wrap("3 euros"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["author"], "Ana", "{created}");
+    let me: Value = client
+        .get(app.url("/api/console/me"))
+        .header("cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["agent"]["role"], "admin");
+
+    // A changed role ends her sign-ins at once.
+    app.state
+        .store
+        .set_role_blocking("Ana", Role::Agent)
+        .unwrap();
+    let response = client
+        .get(app.url("/api/console/me"))
+        .bearer_auth(&ana)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
 }

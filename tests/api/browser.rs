@@ -8,8 +8,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::admin::{TOKEN, spawn_admin_app};
+use crate::admin::spawn_admin_app;
 use crate::helpers::{repo_path, spawn_app};
+use frontdesk::storage::agents::Role;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -136,10 +137,12 @@ impl Browser {
 async fn the_admin_page_creates_an_article_and_finds_it_with_try_a_question() {
     let app = spawn_admin_app(TempDir::new().unwrap()).await;
     let browser = Browser::start().await;
+    app.add_account("Ana", "ana's long password", Role::Admin);
     browser.client.goto(&app.url("/admin.html")).await.unwrap();
 
-    browser.type_into("#token", TOKEN).await;
-    browser.type_into("#user", "Ana").await;
+    // A named admin account signs in; its name is the author of changes.
+    browser.type_into("#name", "Ana").await;
+    browser.type_into("#password", "ana's long password").await;
     browser.click("#signin-button").await;
     browser.find("#list li[data-id]").await;
 

@@ -2,6 +2,7 @@
 //! directory, the real model (loaded once per test binary), and a websocket
 //! client that speaks the real protocol.
 
+use frontdesk::storage::agents::Role;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -196,8 +197,16 @@ impl TestApp {
 
     /// Creates an agent account, as `frontdesk agent add` does.
     pub fn add_agent(&self, name: &str, password: &str) {
+        self.add_account(name, password, Role::Agent);
+    }
+
+    /// Creates an account with `role`, as `frontdesk agent add --role` does.
+    pub fn add_account(&self, name: &str, password: &str, role: Role) {
         let hash = frontdesk::console::auth::hash_password(password).unwrap();
-        self.state.store.upsert_agent_blocking(name, &hash).unwrap();
+        self.state
+            .store
+            .upsert_agent_blocking(name, &hash, Some(role))
+            .unwrap();
     }
 
     /// Signs an agent in and returns the console token.
