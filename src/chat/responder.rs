@@ -50,7 +50,10 @@ pub async fn decide_reply(
     dialogue: DialogueState,
 ) -> Decision {
     let state = state.clone();
+    // The blocking pool does not inherit the conversation's span.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _in_conversation = span.enter();
         let corpus = state.kb.snapshot();
         let ctx = Context {
             corpus: &corpus,

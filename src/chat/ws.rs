@@ -51,7 +51,13 @@ pub async fn route(
     // closed.
     let frame_limit = state.config.max_message_bytes * 4 + 1024;
     let (response, ws, stream) = crate::websocket::accept(&req, body, frame_limit).await?;
-    let span = tracing::info_span!("ws", session = tracing::field::Empty, peer = ?req.peer_addr());
+    // Every line of the conversation carries `session` (a hash of its id:
+    // `telemetry::session_ref`), recorded when the client says which.
+    let span = tracing::info_span!(
+        "ws",
+        session = tracing::field::Empty,
+        peer = tracing::field::display(ip.map_or_else(|| "unknown".into(), |ip| ip.to_string()))
+    );
     // Boxed: a channel allocates its slots in blocks, and an idle socket
     // should not hold a block of whole frames.
     let (out_tx, out_rx) = mpsc::channel::<Box<ServerFrame>>(256);
@@ -377,6 +383,7 @@ impl Connection {
     /// Joins a stored session and replays what the client has not seen.
     async fn join(&mut self, opened: Opened, last_seq: i64) -> Flow {
         let session = opened.session;
+        name_span(session.id);
         // Subscribe before reading the store so nothing falls between the two.
         let events = session.subscribe();
         // The store's numbering wins: a client ahead of it (the database was
@@ -445,11 +452,9 @@ impl Connection {
         events: broadcast::Receiver<ServerFrame>,
         replayed_up_to: i64,
     ) {
-        tracing::Span::current().record(
-            "session",
-            tracing::field::display(crate::telemetry::session_ref(session.id)),
-        );
-        let forwarder = tokio::spawn(forward(events, self.out_tx.clone(), replayed_up_to));
+        name_span(session.id);
+        let forwarder =
+            tokio::spawn(forward(events, self.out_tx.clone(), replayed_up_to).in_current_span());
         let id = session.id;
         self.joined = Some(Joined {
             _guard: session.connect(),
@@ -557,6 +562,15 @@ impl Connection {
         }
         Flow::Continue
     }
+}
+
+/// Names the connection's session on its span, so every line logged for
+/// the conversation from here on carries it.
+fn name_span(session: Uuid) {
+    tracing::Span::current().record(
+        "session",
+        tracing::field::display(crate::telemetry::session_ref(session)),
+    );
 }
 
 /// Copies the session's broadcast into this connection's queue, skipping

@@ -366,10 +366,69 @@ mod tests {
         assert_eq!(a.passages().len(), 2);
     }
 
+    /// The `href` and `src` values of rendered HTML as a browser reads them
+    /// (character references decoded).
+    fn link_targets(html: &str) -> Vec<String> {
+        let mut targets = Vec::new();
+        for attr in ["href=\"", "src=\""] {
+            for (at, _) in html.match_indices(attr) {
+                let value = &html[at + attr.len()..];
+                let value = &value[..value.find('"').unwrap_or(value.len())];
+                let mut decoded = value.to_string();
+                for (entity, c) in [
+                    ("&#58;", ":"),
+                    ("&colon;", ":"),
+                    ("&quot;", "\""),
+                    ("&#39;", "'"),
+                    ("&lt;", "<"),
+                    ("&gt;", ">"),
+                    ("&amp;", "&"),
+                ] {
+                    decoded = decoded.replace(entity, c);
+                }
+                targets.push(decoded);
+            }
+        }
+        targets
+    }
+
     proptest! {
         #[test]
         fn no_input_panics(name in "[a-z]{1,8}\\.(md|jsonl|csv|html|txt)", content in ".{0,300}") {
             let _ = parse(&name, &content);
+        }
+
+        /// Whatever the format, an article that gets in has a citation
+        /// link of this site or an http(s) host, and a body whose rendered
+        /// links run no script.
+        #[test]
+        fn accepted_articles_never_carry_a_script_link(
+            format in 0..4usize,
+            scheme in "(javascript|JaVaScRiPt|java\tscript|data|vbscript|https|http|mailto|)",
+            colon in "(:|&#58;|&colon;|%3A|)",
+            slashes in "(//|/\\\\|/|)",
+            rest in "[a-z0-9.()&#;%]{0,16}",
+        ) {
+            let target = format!("{scheme}{colon}{slashes}{rest}");
+            let body = format!("Read [this]({target}) and <{target}> before you return it.");
+            let quoted = serde_json::to_string(&target).unwrap();
+            let (name, content) = match format {
+                0 => ("a.md", format!("---\ntitle: Returns\nurl: {quoted}\n---\n{body}\n")),
+                1 => ("a.jsonl", serde_json::json!({"title": "Returns", "body": body, "url": target}).to_string()),
+                2 => ("a.csv", format!("question,answer\nHow do returns work?,\"{}\"\n", body.replace('"', "\"\""))),
+                _ => ("a.html", format!("<h1>Returns</h1><p>Read <a href=\"{target}\">this</a>.</p>")),
+            };
+            for item in parse(name, &content) {
+                let Ok(article) = item.article else { continue };
+                if let Some(url) = &article.url {
+                    prop_assert!(crate::knowledge::links::is_valid_article_url(url), "{url}");
+                    prop_assert!(!url.to_ascii_lowercase().contains("script:"), "{url}");
+                }
+                let html = crate::knowledge::render_markdown(&article.body);
+                for target in link_targets(&html) {
+                    prop_assert!(crate::knowledge::links::is_safe_target(&target), "{target} in {html}");
+                }
+            }
         }
     }
 }

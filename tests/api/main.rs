@@ -5,6 +5,7 @@ mod answers;
 mod browser;
 mod chat;
 mod console;
+mod crash;
 mod frames;
 mod helpers;
 mod limits;
