@@ -96,6 +96,11 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             }
             totals.push(total);
         }
+        println!(
+            "after {} replies: RSS {}",
+            totals.len(),
+            rss_mb().map_or("?".into(), |m| format!("{m:.0} MB"))
+        );
     }
     let summary = json!({
         "model_load_s": load.as_secs_f64(),
@@ -103,11 +108,26 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         "first_token_ms_p50": median_duration(&mut first_tokens).as_millis() as u64,
         "tokens_per_s_p50": median(&mut rates),
         "reply_ms_p50": median_duration(&mut totals).as_millis() as u64,
+        "rss_mb": rss_mb(),
     });
     println!("{summary}");
     drop(state);
     let _ = std::fs::remove_dir_all(scratch);
     Ok(())
+}
+
+/// This process's resident memory (Linux), to see whether it stays flat
+/// as replies go by.
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -98,8 +98,15 @@ impl MistralGenerator {
                 NonZeroUsize::new(max_running.max(1)).expect("max(1) is non-zero"),
             ),
         };
+        // No prefix cache: in mistral.rs 0.8.1 it keeps every reply's KV cache
+        // in memory when it runs on the CPU (its eviction counts only caches
+        // on a GPU, and evicted ones move to CPU memory): RSS grew from 525 MB
+        // to 1.3 GB over 40 conversations and would run out of memory. It
+        // can also match one position past what it stored (fixed upstream
+        // after 0.8.1).
         let engine = EngineConfig {
             throughput_logging_enabled: false,
+            no_prefix_cache: true,
             ..EngineConfig::default()
         };
         let model = mistralrs::model_builder_trait::build_model_from_pipeline(
