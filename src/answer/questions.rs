@@ -170,6 +170,7 @@ pub fn extract(
 struct Candidate {
     passage: usize,
     text: String,
+    own: HashSet<String>,
     score: f32,
 }
 
@@ -199,18 +200,30 @@ fn best_sentences(
         let chosen_bonus = if p.id == chosen.id { 1.0 } else { 0.0 };
         for text in grounding::sentences(&p.text) {
             let own: HashSet<String> = analyzer.terms(&text).into_iter().collect();
-            let shared = terms.iter().filter(|t| own.contains(*t)).count() as f32;
             let asked = f32::from(u8::from(grounding::holds_asked_fact(question, &text)));
             let digits = f32::from(u8::from(text.chars().any(|c| c.is_ascii_digit())));
             all.push(Candidate {
                 passage: i,
-                score: 2.0 * shared + heading_bonus + chosen_bonus + 2.0 * asked + 0.5 * digits,
+                score: heading_bonus + chosen_bonus + 2.0 * asked + 0.5 * digits,
                 text,
+                own,
             });
         }
     }
     if all.is_empty() {
         return Vec::new();
+    }
+    // A question word every sentence of the article shares names its topic
+    // ("delete", "account"); one few sentences hold says what is asked
+    // about it ("keep"), so it counts more.
+    let n = all.len() as f32;
+    for t in terms.iter().collect::<HashSet<_>>() {
+        let holding: Vec<usize> = (0..all.len()).filter(|&i| all[i].own.contains(t)).collect();
+        let weight = 2.0 * (1.0 - holding.len() as f32 / n).max(RARE_FLOOR)
+            / (1.0 - 1.0 / n).max(RARE_FLOOR);
+        for i in holding {
+            all[i].score += weight.min(2.0);
+        }
     }
     if let Some(m) = meaning {
         let texts: Vec<&str> = all.iter().map(|c| c.text.as_str()).collect();
@@ -250,6 +263,9 @@ fn best_sentences(
         .collect()
 }
 
+/// The least weight of a question word all sentences hold, as a share of
+/// one only one sentence holds.
+const RARE_FLOOR: f32 = 0.5;
 /// Most sentences in an answer from one article.
 const MAX_SENTENCES: usize = 3;
 /// Another sentence is added when it scores at least this share of the best.
