@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
 use crate::knowledge::FieldErrors;
-use crate::state::StartupError;
 use crate::storage::StoreError;
 use crate::storage::articles::ArticleWriteError;
 
@@ -128,12 +127,6 @@ impl From<crate::storage::conversations::HandoverError> for ApiError {
             HandoverError::NotYours => ApiError::NotTaken,
             HandoverError::Store(e) => e.into(),
         }
-    }
-}
-
-impl From<StartupError> for ApiError {
-    fn from(e: StartupError) -> Self {
-        ApiError::Internal(e.to_string())
     }
 }
 

@@ -35,6 +35,18 @@ pub enum StartupError {
     },
 }
 
+/// Why the articles a change left in the store could not be made live;
+/// the change itself is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read the articles: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot index the knowledge base: {0}")]
+    Index(#[from] RetrievalError),
+    #[error("the indexing task failed: {0}")]
+    Task(String),
+}
+
 pub struct AppState {
     pub config: Config,
     pub store: Store,
@@ -100,21 +112,18 @@ impl AppState {
 impl AppState {
     /// Makes the store's current articles live. Call after every change;
     /// it returns once chat answers from them.
-    pub async fn reload_kb(self: &Arc<Self>) -> Result<(), StartupError> {
+    pub async fn reload_kb(self: &Arc<Self>) -> Result<(), ReloadError> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             state.kb.rebuild(state.understanding.encoder(), || {
                 state
                     .store
                     .active_articles_blocking()
-                    .map_err(StartupError::from)
+                    .map_err(ReloadError::from)
             })
         })
         .await
-        .map_err(|e| StartupError::Io {
-            path: "knowledge base".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+        .map_err(|e| ReloadError::Task(e.to_string()))?
     }
 
     /// Understands a customer message as it was meant: typos corrected to

@@ -16,7 +16,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, web};
 
 use crate::api::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ReloadError};
 
 const OPENAPI: &str = include_str!("openapi.yaml");
 
@@ -54,6 +54,13 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_upload_bytes: usize) {
                 Err::<HttpResponse, _>(ApiError::NotFound("no such admin route".into()))
             })),
     );
+}
+
+/// An article change is stored but not live: the caller may retry.
+impl From<ReloadError> for ApiError {
+    fn from(e: ReloadError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
 }
 
 fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {

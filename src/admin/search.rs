@@ -12,7 +12,7 @@ use crate::api::ApiError;
 use crate::chat::responder::decide_reply;
 use crate::state::AppState;
 use crate::storage::gaps::{Gap, GapReason};
-use crate::understanding::encoder::cosine;
+use crate::understanding::vectors::cosine;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

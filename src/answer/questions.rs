@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use crate::generation::grounding;
 use crate::knowledge::retriever::{Corpus, Retrieved};
 use crate::knowledge::{Analyzer, Passage, RetrievalQuery};
-use crate::understanding::encoder::{Encoder, cosine};
+use crate::understanding::encoder::Encoder;
+use crate::understanding::vectors::cosine;
 
 /// A source passage and the sentences of it that answer.
 #[derive(Debug, Clone, Serialize)]

@@ -3,9 +3,7 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
-
-use crate::storage::{ReplyKind, Role, StoredMessage};
+use crate::storage::{FlagReason, ReplyKind, Role, StoredMessage};
 use crate::understanding::Understood;
 use crate::understanding::sentiment::SentimentLabel;
 use crate::understanding::signals::Signal;
@@ -14,40 +12,6 @@ use crate::understanding::signals::Signal;
 pub const TREND_LEN: usize = 5;
 /// At or below this score one message is enough to flag.
 pub const STRONGLY_NEGATIVE: f32 = -0.6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FlagReason {
-    AskedForHuman,
-    StronglyNegative,
-    NegativeTwice,
-    CouldNotAnswerTwice,
-    OutOfScopeRepeatedly,
-}
-
-impl FlagReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AskedForHuman => "asked_for_human",
-            Self::StronglyNegative => "strongly_negative",
-            Self::NegativeTwice => "negative_twice",
-            Self::CouldNotAnswerTwice => "could_not_answer_twice",
-            Self::OutOfScopeRepeatedly => "out_of_scope_repeatedly",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::AskedForHuman,
-            Self::StronglyNegative,
-            Self::NegativeTwice,
-            Self::CouldNotAnswerTwice,
-            Self::OutOfScopeRepeatedly,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct Escalation {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::escalation::FlagReason;
 use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
 use crate::answer::compose::{ComposeError, Generation, compose};
 use crate::answer::{Context, Decision, DialogueState, Input, decide};
 use crate::generation::{ChatTurn, GenerationError, Speaker};
 use crate::state::AppState;
+use crate::storage::FlagReason;
 use crate::storage::gaps::GapReason;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
 use crate::understanding::Understood;

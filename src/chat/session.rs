@@ -12,10 +12,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::escalation::{Escalation, FlagReason};
+use super::escalation::Escalation;
 use super::protocol::ServerFrame;
 use crate::answer::DialogueState;
 use crate::generation::{ChatTurn, Speaker};
+use crate::storage::FlagReason;
 use crate::storage::ReplyKind;
 use crate::storage::conversations::{Handler, Status};
 use crate::storage::{Role, Store, StoreError, StoredMessage, now_ms};

@@ -3,7 +3,7 @@
 //! from the stored messages by code, so it says nothing the transcript
 //! does not.
 
-use crate::chat::escalation::FlagReason;
+use crate::storage::FlagReason;
 use crate::storage::{ReplyKind, Role, StoredMessage};
 use crate::understanding::catalogue::OUT_OF_SCOPE;
 use crate::understanding::signals::Signal;

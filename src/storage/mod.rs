@@ -8,7 +8,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::chat::escalation::FlagReason;
 use crate::knowledge::Citation;
 use crate::understanding::Understood;
 use crate::understanding::intent::Intent;
@@ -161,6 +160,42 @@ pub struct StoredMessage {
     /// What happened, for an event.
     pub event: Option<conversations::ConversationEvent>,
     pub created_at_ms: i64,
+}
+
+/// Why a conversation needs a person: stored with the session, decided by
+/// `chat::escalation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    AskedForHuman,
+    StronglyNegative,
+    NegativeTwice,
+    CouldNotAnswerTwice,
+    OutOfScopeRepeatedly,
+}
+
+impl FlagReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AskedForHuman => "asked_for_human",
+            Self::StronglyNegative => "strongly_negative",
+            Self::NegativeTwice => "negative_twice",
+            Self::CouldNotAnswerTwice => "could_not_answer_twice",
+            Self::OutOfScopeRepeatedly => "out_of_scope_repeatedly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::AskedForHuman,
+            Self::StronglyNegative,
+            Self::NegativeTwice,
+            Self::CouldNotAnswerTwice,
+            Self::OutOfScopeRepeatedly,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 /// Why and when a session was flagged for a person.

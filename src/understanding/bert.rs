@@ -13,8 +13,8 @@ use candle_core::{DType, Device};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-use super::encoder::dot;
 use super::int8::Int8Linear;
+use super::vectors::dot;
 
 pub struct Bert {
     hidden: usize,

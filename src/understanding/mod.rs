@@ -17,6 +17,7 @@ mod neighbours;
 pub mod ngrams;
 pub mod sentiment;
 pub mod signals;
+pub mod vectors;
 pub mod worker;
 
 use std::path::Path;

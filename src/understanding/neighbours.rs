@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::encoder::dot;
+use super::vectors::dot;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Neighbours {

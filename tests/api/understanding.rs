@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use frontdesk::chat::escalation::FlagReason;
+use frontdesk::storage::FlagReason;
 use tempfile::TempDir;
 use uuid::Uuid;
 
