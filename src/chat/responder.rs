@@ -88,7 +88,7 @@ pub async fn answer(
     let reply_id = Uuid::new_v4();
     let cancel = live.bot_turn();
     let understood = understand(&state, &live, &question).await;
-    if !live.handler().is_bot() {
+    if !live.handler().bot_answers() {
         // A person has the conversation: the message is theirs to answer.
         return None;
     }
@@ -148,7 +148,8 @@ pub async fn answer(
             Err(ComposeError::Cancelled) => None,
         };
     // A person took over while the bot was writing: the draft is withdrawn.
-    let Some(reply) = reply.filter(|_| !cancel.is_cancelled() && live.handler().is_bot()) else {
+    let Some(reply) = reply.filter(|_| !cancel.is_cancelled() && live.handler().bot_answers())
+    else {
         tracing::info!(%reply_id, "reply cancelled: a person took over");
         if streamed {
             live.publish(ServerFrame::ReplyCancelled { reply_id });

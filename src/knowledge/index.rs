@@ -11,7 +11,7 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
 use super::Passage;
-use super::terms::{ANALYZER_NAME, Analyzer, analyzer};
+use super::analyzer::{ANALYZER_NAME, Analyzer, analyzer};
 
 /// Weight of the previous customer turn's words. A message with few content
 /// words of its own ("and how much does it cost?") leans on the previous turn more.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod analyzer;
 mod article;
 pub mod dense;
 pub mod eval;
@@ -15,12 +16,11 @@ pub mod links;
 pub mod live;
 pub mod retriever;
 pub mod spelling;
-mod terms;
 
+pub use analyzer::Analyzer;
 pub use article::{Article, ArticleError, ArticleInput, FieldErrors, Passage, parse_article, slug};
 pub use index::{Hit, KbIndex, KbIndexError, RetrievalQuery};
 pub use retriever::{Answerability, Corpus, RetrievalError, Retrieved, RetrieverKind};
-pub use terms::Analyzer;
 
 /// Renders an article body to HTML for people: the `/kb/{id}` page and
 /// the admin page's preview. Raw HTML in the Markdown is shown as text, and

@@ -81,8 +81,9 @@ impl Handler {
         }
     }
 
-    /// The bot may answer.
-    pub fn is_bot(&self) -> bool {
+    /// The bot may answer: no person has the conversation (a closed one
+    /// that the customer writes to again is the bot's).
+    pub fn bot_answers(&self) -> bool {
         self.status != Status::Agent
     }
 }
