@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigLayer};
+use crate::evaluation::understanding as evaluate;
 use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
 use crate::startup::Application;
 use crate::storage::agents::Role;
-use crate::understanding::eval as evaluate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,7 +33,7 @@ pub enum Command {
     /// Download the default models into place if they are missing
     FetchModels,
     /// Measure model load time, time to first token and tokens/s on knowledge-base questions
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::evaluation::bench::BenchArgs),
     /// Knowledge-base tools
     #[command(subcommand)]
     Kb(KbCommand),
@@ -159,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
         }
         Command::Eval(command) => eval(config, command).await?,
-        Command::Bench(args) => crate::bench::run(config, args).await?,
+        Command::Bench(args) => crate::evaluation::bench::run(config, args).await?,
         Command::Kb(command) => kb(config, command).await?,
         Command::Privacy(command) => {
             crate::privacy::requests::run(open_store(&config)?, command).await?
@@ -265,7 +265,7 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
                 (args.format, serde_json::to_value(report)?)
             }
             EvalCommand::Retrieval(args) => {
-                let report = crate::knowledge::eval::retrieval(
+                let report = crate::evaluation::retrieval::retrieval(
                     understanding.encoder(),
                     &args.kb,
                     &args.queries,

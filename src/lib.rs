@@ -5,7 +5,6 @@
 pub mod admin;
 pub mod answer;
 pub mod api;
-pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -1,3 +1,7 @@
-//! Measuring the product end to end, apart from the serving path.
+//! Measuring the product (answers, understanding, retrieval, the model's
+//! speed), apart from the serving path: nothing here runs in `serve`.
 
 pub mod answers;
+pub mod bench;
+pub mod retrieval;
+pub mod understanding;

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 mod analyzer;
 mod article;
 pub mod dense;
-pub mod eval;
 pub mod import;
 mod index;
 pub mod links;

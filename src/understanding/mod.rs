@@ -10,7 +10,6 @@ mod bert;
 pub mod catalogue;
 pub mod classifier;
 pub mod encoder;
-pub mod eval;
 mod int8;
 pub mod intent;
 mod neighbours;

@@ -270,7 +270,7 @@ fn the_int8_encoder_agrees_with_the_f32_reference() {
 
 #[tokio::test]
 async fn eval_trains_on_a_file_and_counts_unknown_labels_as_errors() {
-    use frontdesk::understanding::eval;
+    use frontdesk::evaluation::understanding as eval;
     let dir = TempDir::new().unwrap();
     let write = |name: &str, text: &str| {
         let path = dir.path().join(name);

@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::dense::EmbeddingCache;
-use super::import::{ImportFile, parse_file};
-use super::retriever::{Answerability, Corpus, RetrievalError, RetrieverKind, article_ranking};
-use super::{Article, RetrievalQuery};
+use super::understanding::{EvalError, percentiles, read_pairs};
+use crate::knowledge::dense::EmbeddingCache;
+use crate::knowledge::import::{ImportFile, parse_file};
+use crate::knowledge::retriever::{
+    Answerability, Corpus, RetrievalError, RetrieverKind, article_ranking,
+};
+use crate::knowledge::{Article, RetrievalQuery};
 use crate::understanding::encoder::{Encoder, EncoderError};
-use crate::understanding::eval::{EvalError, percentiles, read_pairs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrievalEvalError {

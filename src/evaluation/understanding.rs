@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::catalogue::OUT_OF_SCOPE;
-use super::encoder::Encoder;
-use super::intent::{IntentModel, normalise_label};
-use super::sentiment::{SentimentLabel, SentimentModel};
-use super::{Understanding, UnderstandingError, intent_training_options};
+use crate::understanding::catalogue::OUT_OF_SCOPE;
+use crate::understanding::encoder::Encoder;
+use crate::understanding::intent::{IntentModel, normalise_label};
+use crate::understanding::sentiment::{self, SentimentLabel, SentimentModel};
+use crate::understanding::{Understanding, UnderstandingError, intent_training_options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -329,13 +329,9 @@ pub fn sentiment(
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let (texts, embeddings) = embed_rows(encoder, rows)?;
-            trained = SentimentModel::train(
-                &texts,
-                &embeddings,
-                &labels,
-                &super::sentiment::training_options(),
-            )
-            .map_err(UnderstandingError::from)?;
+            trained =
+                SentimentModel::train(&texts, &embeddings, &labels, &sentiment::training_options())
+                    .map_err(UnderstandingError::from)?;
             &trained
         }
         None => understanding.sentiment_model(),
