@@ -50,16 +50,9 @@ const QUESTIONS: &[&str] = &[
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The server's memory; without its pid, unknown (not this process's).
 fn rss_mb(pid: Option<u32>) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    frontdesk::evaluation::bench::rss_mb(Some(pid?))
 }
 
 fn show(pid: Option<u32>) -> String {

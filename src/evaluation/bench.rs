@@ -99,7 +99,7 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "after {} replies: RSS {}",
             totals.len(),
-            rss_mb().map_or("?".into(), |m| format!("{m:.0} MB"))
+            rss_mb(None).map_or("?".into(), |m| format!("{m:.0} MB"))
         );
     }
     let summary = json!({
@@ -108,7 +108,7 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         "first_token_ms_p50": median_duration(&mut first_tokens).as_millis() as u64,
         "tokens_per_s_p50": median(&mut rates),
         "reply_ms_p50": median_duration(&mut totals).as_millis() as u64,
-        "rss_mb": rss_mb(),
+        "rss_mb": rss_mb(None),
     });
     println!("{summary}");
     drop(state);
@@ -116,10 +116,14 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// This process's resident memory (Linux), to see whether it stays flat
-/// as replies go by.
-fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A process's resident memory in MB (Linux; `None` is this process),
+/// to see whether it stays flat as replies or sockets come and go.
+pub fn rss_mb(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
     let kb: f64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))?
