@@ -25,6 +25,9 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
         spawn_retention(Arc::downgrade(&state), days);
     }
     let max_upload = state.config.max_upload_bytes;
+    let console = Arc::new(crate::console::live::ConsoleHub::default());
+    crate::console::live::follow(&state, console.clone());
+    let console = web::Data::from(console);
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -34,6 +37,7 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
                     .add(("Referrer-Policy", "strict-origin-when-cross-origin")),
             )
             .app_data(data.clone())
+            .app_data(console.clone())
             .route("/", web::get().to(index))
             .route("/admin.html", web::get().to(admin_page))
             .route("/console.html", web::get().to(console_page))

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::answer::Texts;
 use crate::chat::SessionHub;
+use crate::chat::events::ConversationEvents;
 use crate::config::Config;
-use crate::console::live::ConsoleHub;
 use crate::generation::TextGenerator;
 use crate::knowledge::live::KnowledgeBase;
 use crate::knowledge::{self, ArticleError, RetrievalError};
@@ -58,8 +58,8 @@ pub struct AppState {
     /// The bot's own words (`replies.yaml`).
     pub texts: Texts,
     pub hub: SessionHub,
-    /// Live updates for open agent consoles.
-    pub console: ConsoleHub,
+    /// Every change to a conversation, for whoever listens (the console).
+    pub events: ConversationEvents,
     /// Rate limits per client address.
     pub limits: crate::limits::Limits,
     pub metrics: crate::metrics::Metrics,
@@ -104,7 +104,7 @@ impl AppState {
             generator: models.generator,
             understanding: models.understanding,
             hub: SessionHub::default(),
-            console: ConsoleHub::default(),
+            events: ConversationEvents::default(),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! The customer chat: websocket protocol, live sessions, and answering.
 
 pub mod escalation;
+pub mod events;
+pub mod handoff_note;
 pub mod protocol;
 pub mod responder;
 mod session;

@@ -204,7 +204,7 @@ pub async fn answer(
     if let Some(frame) = ServerFrame::reply(&stored) {
         live.publish(frame);
     }
-    crate::console::live::changed(&state, live.id, Some(stored.seq));
+    state.events.changed(live.id, Some(stored.seq));
     let m = &state.metrics;
     m.reply(kind.as_str());
     m.reply_seconds.observe(started.elapsed().as_secs_f64());
@@ -256,7 +256,7 @@ async fn understand(
     if let Some(reason) = live.observe_message(&understood) {
         flag(state, live, reason).await;
     }
-    crate::console::live::changed(state, live.id, Some(question.seq));
+    state.events.changed(live.id, Some(question.seq));
     Some(understood)
 }
 
@@ -274,7 +274,7 @@ async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
         }
     }
     let summary = match state.store.transcript(live.id).await {
-        Ok(messages) => crate::console::summary::summarize(&messages, reason),
+        Ok(messages) => super::handoff_note::summarize(&messages, reason),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the conversation to summarise it");
             return;

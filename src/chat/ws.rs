@@ -163,7 +163,7 @@ impl Connection {
             joined.forwarder.abort();
             let session = joined.session.id;
             drop(joined);
-            crate::console::live::changed(&self.state, session, None);
+            self.state.events.changed(session, None);
         }
         if !self.gone {
             let _ = tokio::time::timeout(self.write_timeout, self.ws.close(close)).await;
@@ -461,7 +461,7 @@ impl Connection {
             session,
             forwarder,
         });
-        crate::console::live::changed(&self.state, id, None);
+        self.state.events.changed(id, None);
     }
 
     /// After a restart, answers customer messages that were stored but never replied to.
@@ -529,7 +529,7 @@ impl Connection {
             if session.handler().status == Status::Closed {
                 session.set_handler(Handler::bot());
             }
-            crate::console::live::changed(&self.state, session.id, Some(appended.seq));
+            self.state.events.changed(session.id, Some(appended.seq));
             let answer = responder::answer(
                 self.state.clone(),
                 session,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::SignedIn;
-use super::{live, parse_id};
+use super::parse_id;
 use crate::api::ApiError;
 use crate::chat::protocol::{HistoryEntry, ServerFrame, check_message_text};
 use crate::state::AppState;
@@ -40,7 +40,9 @@ async fn respond(
             live.publish(frame);
         }
     }
-    live::changed(state, session, stored.as_ref().map(|m| m.seq));
+    state
+        .events
+        .changed(session, stored.as_ref().map(|m| m.seq));
     let summary = state
         .store
         .conversation(session)

@@ -1,7 +1,8 @@
 //! Live console updates: every change to a conversation (a message, a
-//! flag, a takeover) is published to every open console websocket.
+//! flag, a takeover), heard on the conversation event bus, is sent to
+//! every open console websocket.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use super::auth::SignedIn;
 use super::{ConversationView, view};
+use crate::chat::events::ConversationEvent;
 use crate::chat::protocol::HistoryEntry;
 use crate::state::AppState;
 
@@ -52,30 +54,44 @@ impl ConsoleHub {
     }
 }
 
-/// Tells open consoles that a conversation changed: the message with `seq`
-/// (when given) and its list entry. Runs in the background; a console that
-/// misses it reloads the list on reconnect.
-pub fn changed(state: &Arc<AppState>, session: Uuid, seq: Option<i64>) {
-    if !state.console.watched() {
-        return;
-    }
-    let state = state.clone();
+/// Listens to the conversation events and tells open consoles what
+/// changed: the message with `seq` (when given) and the conversation's list
+/// entry. Ends when the state is dropped; a console that misses a change
+/// reloads the list on reconnect.
+pub fn follow(state: &Arc<AppState>, hub: Arc<ConsoleHub>) {
+    let mut events = state.events.subscribe();
+    let state: Weak<AppState> = Arc::downgrade(state);
     tokio::spawn(async move {
-        if let Err(e) = publish_change(&state, session, seq).await {
-            tracing::warn!(error = %e, session = %crate::telemetry::session_ref(session), "cannot tell the console about a change");
+        loop {
+            let (session, seq) = match events.recv().await {
+                Ok(ConversationEvent::Changed { session, seq }) => (session, seq),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the console feed fell behind the conversations");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !hub.watched() {
+                continue;
+            }
+            let Some(state) = state.upgrade() else { return };
+            if let Err(e) = publish_change(&state, &hub, session, seq).await {
+                tracing::warn!(error = %e, session = %crate::telemetry::session_ref(session), "cannot tell the console about a change");
+            }
         }
     });
 }
 
 async fn publish_change(
     state: &AppState,
+    hub: &ConsoleHub,
     session: Uuid,
     seq: Option<i64>,
 ) -> Result<(), crate::storage::StoreError> {
     if let Some(seq) = seq {
         let stored = state.store.messages_after(session, seq - 1).await?;
         if let Some(m) = stored.first().filter(|m| m.seq == seq) {
-            state.console.publish(ConsoleEvent::Message {
+            hub.publish(ConsoleEvent::Message {
                 session_id: session,
                 message: HistoryEntry::from(m),
             });
@@ -83,9 +99,7 @@ async fn publish_change(
     }
     if let Some(summary) = state.store.conversation(session).await? {
         let conversation = view(state, summary).await?;
-        state
-            .console
-            .publish(ConsoleEvent::Conversation { conversation });
+        hub.publish(ConsoleEvent::Conversation { conversation });
     }
     Ok(())
 }
@@ -96,11 +110,12 @@ pub async fn route(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+    hub: web::Data<ConsoleHub>,
     agent: web::ReqData<SignedIn>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, mut session, mut stream) =
         crate::websocket::accept(&req, body, 64 * 1024).await?;
-    let mut events = state.console.events.subscribe();
+    let mut events = hub.events.subscribe();
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     let timeout = Duration::from_secs(state.config.client_timeout_secs);
     let name = agent.into_inner().name;

@@ -1,11 +1,11 @@
 //! The agent console's API under `/api/console`: sign-in, the live list of
 //! conversations, transcripts, and taking a conversation over from the bot.
-//! Changes reach every open console through `live::ConsoleHub`.
+//! Changes reach every open console through `live::ConsoleHub`, which
+//! listens to the conversation event bus (`chat::events`).
 
 pub mod actions;
 pub mod auth;
 pub mod live;
-pub mod summary;
 
 use std::sync::Arc;
 
