@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,9 +53,19 @@ pub struct Metrics {
     generations_in_flight: Gauge,
 }
 
-fn latency() -> Histogram {
-    // 5 ms … ~41 s.
-    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+/// A new metric, registered under `name`; the registry and the struct
+/// share it (metrics are handles).
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A latency histogram from 5 ms to ~41 s, registered under `name`.
+fn registered_latency(registry: &mut Registry, name: &str, help: &str) -> Histogram {
+    let histogram = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+    registry.register(name, help, histogram.clone());
+    histogram
 }
 
 impl Default for Metrics {
@@ -67,84 +77,43 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("frontdesk");
-        let m = Metrics {
-            chat_connections: Gauge::default(),
-            messages: Counter::default(),
-            replies: Family::default(),
-            reply_seconds: latency(),
-            first_visible_seconds: latency(),
-            first_token_seconds: latency(),
-            model_tokens: Counter::default(),
-            model_seconds: Counter::default(),
-            flags: Family::default(),
-            takeovers: Counter::default(),
-            rate_limited: Family::default(),
-            live_sessions: Gauge::default(),
-            generations_in_flight: Gauge::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "chat_connections",
-            "Open chat websockets",
-            m.chat_connections.clone(),
-        );
-        registry.register(
-            "customer_messages",
-            "Customer messages stored",
-            m.messages.clone(),
-        );
-        registry.register("replies", "Bot replies stored, by kind", m.replies.clone());
-        registry.register(
-            "reply_seconds",
-            "Time from the start of answering to the stored reply",
-            m.reply_seconds.clone(),
-        );
-        registry.register(
-            "first_visible_seconds",
-            "Time from the start of answering to the first words on screen",
-            m.first_visible_seconds.clone(),
-        );
-        registry.register(
-            "first_token_seconds",
-            "Time from the start of answering to the model's first token",
-            m.first_token_seconds.clone(),
-        );
-        registry.register(
-            "model_tokens",
-            "Tokens the model wrote",
-            m.model_tokens.clone(),
-        );
-        registry.register(
-            "model_seconds",
-            "Seconds the model ran",
-            m.model_seconds.clone(),
-        );
-        registry.register(
-            "flags",
-            "Conversations flagged for a person, by reason",
-            m.flags.clone(),
-        );
-        registry.register(
-            "takeovers",
-            "Conversations taken over by an agent",
-            m.takeovers.clone(),
-        );
-        registry.register(
-            "rate_limited",
-            "Requests refused by a rate limit, by limit",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "live_sessions",
-            "Conversations held in memory",
-            m.live_sessions.clone(),
-        );
-        registry.register(
-            "generations_in_flight",
-            "Replies running on or waiting for the model",
-            m.generations_in_flight.clone(),
-        );
-        Metrics { registry, ..m }
+        let r = &mut registry;
+        Metrics {
+            chat_connections: registered(r, "chat_connections", "Open chat websockets"),
+            messages: registered(r, "customer_messages", "Customer messages stored"),
+            replies: registered(r, "replies", "Bot replies stored, by kind"),
+            reply_seconds: registered_latency(
+                r,
+                "reply_seconds",
+                "Time from the start of answering to the stored reply",
+            ),
+            first_visible_seconds: registered_latency(
+                r,
+                "first_visible_seconds",
+                "Time from the start of answering to the first words on screen",
+            ),
+            first_token_seconds: registered_latency(
+                r,
+                "first_token_seconds",
+                "Time from the start of answering to the model's first token",
+            ),
+            model_tokens: registered(r, "model_tokens", "Tokens the model wrote"),
+            model_seconds: registered(r, "model_seconds", "Seconds the model ran"),
+            flags: registered(r, "flags", "Conversations flagged for a person, by reason"),
+            takeovers: registered(r, "takeovers", "Conversations taken over by an agent"),
+            rate_limited: registered(
+                r,
+                "rate_limited",
+                "Requests refused by a rate limit, by limit",
+            ),
+            live_sessions: registered(r, "live_sessions", "Conversations held in memory"),
+            generations_in_flight: registered(
+                r,
+                "generations_in_flight",
+                "Replies running on or waiting for the model",
+            ),
+            registry,
+        }
     }
 
     pub fn reply(&self, kind: &str) {

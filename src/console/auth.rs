@@ -121,11 +121,9 @@ pub async fn require_agent(
     }
     let outcome = match request.app_data::<web::Data<AppState>>() {
         None => Err(ApiError::Internal("application state is missing".into())),
-        Some(state) => match signed_in(state, request.request()).await {
-            Ok(Some(agent)) => Ok(agent),
-            Ok(None) => Err(ApiError::Unauthorized),
-            Err(e) => Err(e),
-        },
+        Some(state) => signed_in(state, request.request())
+            .await
+            .and_then(|agent| agent.ok_or(ApiError::Unauthorized)),
     };
     match outcome {
         Ok(agent) => {
