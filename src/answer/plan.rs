@@ -325,6 +325,7 @@ fn search_and_answer(
     let mut tie: Option<(Retrieved, Retrieved)> = None;
     let mut followed_up = false;
     let confidence = input.understood.map_or(0.0, |u| u.intent.confidence);
+    let upset = input.understood.is_some_and(is_upset);
     // A passage of the intent's own articles may answer on a looser
     // similarity: the classifier already says what the message is about.
     let intent_floor = if tags.is_empty() {
@@ -472,6 +473,7 @@ fn search_and_answer(
             &answerable,
             stay_with,
             meaning,
+            upset,
             ctx.corpus,
             ctx.encoder,
         );
@@ -513,13 +515,14 @@ fn search_and_answer(
         let query = RetrievalQuery {
             text: text.to_string(),
             context: None,
-            prefer_tags: vec![COMPLAINT.to_string()],
+            prefer_tags: vec![questions::COMPLAINT_TAG.to_string()],
         };
         parts.push(questions::extract(
             &query,
             std::slice::from_ref(&hit),
             None,
             None,
+            true,
             ctx.corpus,
             ctx.encoder,
         ));
@@ -605,7 +608,7 @@ fn complaint_fallback(input: &Input<'_>, evidence: &Evidence) -> Option<Retrieve
         .passages
         .iter()
         .find(|h| {
-            h.passage.tags.iter().any(|t| t == COMPLAINT)
+            h.passage.tags.iter().any(|t| t == questions::COMPLAINT_TAG)
                 && h.similarity >= UPSET_MIN_SIMILARITY
                 && h.relevance > 0.0
         })
@@ -668,6 +671,7 @@ fn answer_from_article(
         &hits[..hits.len().min(3)],
         Some(choice.article_id.as_str()),
         embedding.as_deref(),
+        input.understood.is_some_and(is_upset),
         ctx.corpus,
         ctx.encoder,
     );

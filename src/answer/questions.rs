@@ -128,11 +128,15 @@ pub fn split(text: &str) -> Vec<String> {
 /// `within` names the article to answer from when one of its passages is
 /// answerable (a follow-up's topic, the article the customer chose);
 /// `meaning` is the question's embedding, when the caller has it.
+/// `upset`: the customer complains; from an article about something gone
+/// wrong they hear what to do and what the shop does about it (the lead
+/// sentence of each section), not only the sentence closest to their words.
 pub fn extract(
     query: &RetrievalQuery,
     answerable: &[Retrieved],
     within: Option<&str>,
     meaning: Option<&[f32]>,
+    upset: bool,
     corpus: &Corpus,
     encoder: &Encoder,
 ) -> Part {
@@ -161,8 +165,17 @@ pub fn extract(
             embedded.as_deref()
         }
     };
+    let every_section = upset && chosen.tags.iter().any(|t| t == COMPLAINT_TAG);
     Part {
-        sentences: best_sentences(question, &terms, chosen, &passages, meaning, encoder),
+        sentences: best_sentences(
+            question,
+            &terms,
+            chosen,
+            &passages,
+            meaning,
+            every_section,
+            encoder,
+        ),
         passage: chosen.clone(),
     }
 }
@@ -177,12 +190,14 @@ struct Candidate {
 
 /// Up to three sentences of the article that answer `question`, in the
 /// article's order; a sentence that introduces a list brings the list.
+/// With `every_section`, each other section's first sentence joins them.
 fn best_sentences(
     question: &str,
     terms: &[String],
     chosen: &Passage,
     passages: &[Passage],
     meaning: Option<&[f32]>,
+    every_section: bool,
     encoder: &Encoder,
 ) -> Vec<String> {
     let mut analyzer = Analyzer::default();
@@ -256,6 +271,23 @@ fn best_sentences(
         bytes += candidate.text.len();
         picked.push(next);
     }
+    if every_section {
+        // A section's first sentence states its point ("We send a free
+        // replacement..."); the rest qualifies it.
+        for p in 0..passages.len() {
+            let Some(top) = all.iter().position(|c| c.passage == p) else {
+                continue;
+            };
+            if picked.iter().any(|&i| all[i].passage == p)
+                || all[top].text.ends_with(':')
+                || bytes + all[top].text.len() > MAX_COMPLAINT_BYTES
+            {
+                continue;
+            }
+            bytes += all[top].text.len();
+            picked.push(top);
+        }
+    }
     // Candidates are in article order already.
     picked.sort_unstable();
     picked
@@ -273,6 +305,10 @@ const MAX_SENTENCES: usize = 3;
 const EXTRA_SENTENCE: f32 = 0.45;
 /// Longest answer, in bytes.
 const MAX_ANSWER_BYTES: usize = 480;
+/// Longest answer to a complaint: the steps and the remedy.
+const MAX_COMPLAINT_BYTES: usize = 640;
+/// The tag of articles about something gone wrong (damaged, missing, faulty).
+pub const COMPLAINT_TAG: &str = "complaint";
 
 #[cfg(test)]
 mod tests {

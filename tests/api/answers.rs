@@ -89,7 +89,8 @@ async fn a_question_after_an_off_topic_turn_stands_on_its_own_and_a_follow_up_le
 }
 
 #[tokio::test]
-async fn a_furious_complaint_hears_sorry_then_the_steps_then_the_offer_of_a_person() {
+async fn a_furious_complaint_hears_sorry_then_the_steps_and_the_remedy_then_the_offer_of_a_person()
+{
     let app = spawn_app().await;
     let mut ws = app.connect().await;
     let session = ws.start_session().await;
@@ -104,6 +105,8 @@ async fn a_furious_complaint_hears_sorry_then_the_steps_then_the_offer_of_a_pers
     let sorry = &app.state.texts.sorry;
     assert!(text.starts_with(sorry.as_str()), "{text}");
     assert!(text.contains("48 hours"), "{text}");
+    // What the shop does about it, from the article's other section.
+    assert!(text.contains("free replacement"), "{text}");
     assert!(
         text.ends_with(app.state.texts.offer_person.as_str()),
         "{text}"
