@@ -125,6 +125,9 @@ pub struct ConfigLayer {
     /// Replace e-mail addresses, phone, card and IBAN numbers and street addresses with markers before a customer's words reach the model [default: true]
     #[arg(long, env = "FRONTDESK_REDACT_FOR_MODEL", global = true)]
     pub redact_for_model: Option<bool>,
+    /// On the CPU, run a model whose weights are Q4_1, Q5_0 or Q5_1 (slow CPU kernels) from a Q8_0 copy written once into the data folder [default: true]
+    #[arg(long, env = "FRONTDESK_REQUANTIZE", global = true)]
+    pub requantize: Option<bool>,
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
@@ -173,6 +176,7 @@ impl ConfigLayer {
             log_format: self.log_format.or(lower.log_format),
             admin_token: self.admin_token.or(lower.admin_token),
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
+            requantize: self.requantize.or(lower.requantize),
             retention_days: self.retention_days.or(lower.retention_days),
             demo_page: self.demo_page.or(lower.demo_page),
             sessions_per_minute: self.sessions_per_minute.or(lower.sessions_per_minute),
@@ -219,6 +223,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub admin_token: Option<String>,
     pub redact_for_model: bool,
+    /// Load slow-kernel quantizations on the CPU from a Q8_0 copy.
+    pub requantize: bool,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
     pub demo_page: bool,
@@ -295,6 +301,7 @@ impl Config {
             log_format: layer.log_format.unwrap_or(LogFormat::Text),
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
             redact_for_model: layer.redact_for_model.unwrap_or(true),
+            requantize: layer.requantize.unwrap_or(true),
             retention_days: layer.retention_days,
             demo_page: layer.demo_page.unwrap_or(true),
             sessions_per_minute: layer.sessions_per_minute.unwrap_or(20),

@@ -93,9 +93,11 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
         }
     }
     let admission = Admission::new(config.generation_concurrency, config.generation_queue);
+    let requantize_into = config.requantize.then(|| config.model_cache_dir());
     let generator = MistralGenerator::load(
         &config.model,
         config.device,
+        requantize_into.as_deref(),
         admission,
         config.generation_concurrency,
     )

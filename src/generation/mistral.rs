@@ -27,6 +27,8 @@ pub enum ModelError {
     NotGguf(PathBuf),
     #[error("cannot load model {path}: {message}")]
     Load { path: PathBuf, message: String },
+    #[error(transparent)]
+    Requantize(#[from] super::requantize::RequantizeError),
 }
 
 pub struct MistralGenerator {
@@ -39,14 +41,30 @@ pub struct MistralGenerator {
 impl MistralGenerator {
     /// Loads a GGUF file. On CPU activations run in f32: mistral.rs' automatic
     /// choice (bf16) is emulated on CPUs without native bf16 and much slower.
+    /// With `requantize_into`, a model on the CPU whose weights have only
+    /// slow CPU kernels is loaded from a Q8_0 copy kept in that folder.
     pub async fn load(
-        path: &Path,
+        source: &Path,
         device: DeviceKind,
+        requantize_into: Option<&Path>,
         admission: Admission,
         max_running: usize,
     ) -> Result<MistralGenerator, ModelError> {
-        check_gguf(path)?;
+        check_gguf(source)?;
         let started = Instant::now();
+        let path = match (device, requantize_into) {
+            (DeviceKind::Cpu, Some(dir)) => {
+                let (file, dir) = (source.to_path_buf(), dir.to_path_buf());
+                tokio::task::spawn_blocking(move || super::requantize::for_cpu(&file, &dir))
+                    .await
+                    .map_err(|e| ModelError::Load {
+                        path: source.to_path_buf(),
+                        message: e.to_string(),
+                    })??
+            }
+            _ => source.to_path_buf(),
+        };
+        let path = path.as_path();
         let load_err = |message: String| ModelError::Load {
             path: path.to_path_buf(),
             message,
@@ -120,11 +138,19 @@ impl MistralGenerator {
         )
         .await;
         let load_time = started.elapsed();
-        let description = format!(
-            "{} ({:?})",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            device
-        );
+        let description = if path == source {
+            format!(
+                "{} ({:?})",
+                source.file_name().unwrap_or_default().to_string_lossy(),
+                device
+            )
+        } else {
+            format!(
+                "{} as Q8_0 ({:?})",
+                source.file_name().unwrap_or_default().to_string_lossy(),
+                device
+            )
+        };
         tracing::info!(model = %description, load_ms = load_time.as_millis() as u64, "model loaded");
         Ok(MistralGenerator {
             model: Arc::new(model),

@@ -7,6 +7,7 @@ mod admission;
 pub mod grounding;
 mod mistral;
 pub mod prompt;
+mod requantize;
 mod scripted;
 
 pub use admission::{Admission, Ticket};

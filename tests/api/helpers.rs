@@ -48,9 +48,11 @@ fn shared() -> &'static Shared {
                 models::ensure(&DEFAULT_CHAT_MODEL, &model_path())
                     .await
                     .expect("fetch the default model");
+                // Loaded as the server loads it: from the Q8_0 copy.
                 let generator = MistralGenerator::load(
                     &model_path(),
                     DeviceKind::Cpu,
+                    Some(&repo_path("target/test-data/models")),
                     Admission::new(1, 32),
                     1,
                 )
