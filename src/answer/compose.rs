@@ -55,6 +55,8 @@ pub struct Composed {
     pub first_token: Option<Duration>,
     /// Time the model ran.
     pub generation: Duration,
+    /// The prompt's length in tokens, when the model reports it.
+    pub prompt_tokens: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +125,7 @@ pub async fn compose(
         tokens: model.tokens,
         first_token: model.first_token,
         generation: model.ran,
+        prompt_tokens: model.prompt_tokens,
     })
 }
 
@@ -132,6 +135,7 @@ struct ModelRun {
     tokens: usize,
     first_token: Option<Duration>,
     ran: Duration,
+    prompt_tokens: Option<usize>,
 }
 
 struct Stream {
@@ -191,12 +195,13 @@ async fn generate(
     } else {
         (generation.history, std::borrow::Cow::Borrowed(question))
     };
+    let chosen = &plan.parts[0].sentences;
     let request = prompt::build(
         history,
         &model_question,
         passage,
         generation.history_budget,
-        generation.max_tokens,
+        fitted_length(chosen, generation.max_tokens),
     );
     let mut events = generation.generator.start(request)?;
     let source = format!(
@@ -207,6 +212,7 @@ async fn generate(
     let mut pending = String::new();
     let mut said = String::new();
     let mut seen = std::collections::HashSet::new();
+    let mut finished = false;
     loop {
         let event = tokio::select! {
             // Dropping `events` on the way out stops the model.
@@ -224,29 +230,55 @@ async fn generate(
                 tracing::error!(error = %message, "generation failed; answering from the source");
                 true
             }
-            Some(GenEvent::Done { .. }) | None => true,
+            Some(GenEvent::Done { prompt_tokens, .. }) => {
+                run.prompt_tokens = prompt_tokens;
+                true
+            }
+            None => true,
         };
         while let Some(end) = sentence_end(&pending, done) {
             let sentence: String = pending.drain(..end).collect();
             let sentence = clean(&sentence);
-            if sentence.is_empty() || !seen.insert(sentence.to_lowercase()) {
+            if sentence.is_empty() {
                 continue;
+            }
+            if !seen.insert(sentence.to_lowercase()) {
+                // A small model that repeats itself has nothing left to say.
+                finished = true;
+                break;
             }
             if supported(&sentence, &source, &source_sentences, question) {
                 said.push_str(&sentence);
                 said.push(' ');
                 out.push(&sentence, emit);
+                // Everything the chosen sentences hold is said: what the
+                // model writes after it would only be more to check.
+                finished |= !chosen.is_empty() && chosen.iter().all(|c| covers(&said, c));
             } else {
                 tracing::info!(%sentence, "model sentence not supported by the source; not shown");
             }
         }
-        if done {
+        if done || finished {
             break;
         }
     }
     run.ran = started.elapsed();
     Ok(said)
 }
+
+/// The most tokens a rewording of `chosen` needs: half as long again as
+/// they are (about 4 characters a token), with room for a friendly frame,
+/// never more than `cap`.
+fn fitted_length(chosen: &[String], cap: usize) -> usize {
+    let chars: usize = chosen.iter().map(|s| s.chars().count()).sum();
+    if chars == 0 {
+        return cap;
+    }
+    (chars * 3 / 8 + FRAME_TOKENS).min(cap)
+}
+
+/// Tokens for the words around a rewording ("Sure! ...").
+const FRAME_TOKENS: usize = 24;
 
 /// Where the first complete sentence of `text` ends, if it does; at the end
 /// of generation the rest counts as one.
@@ -370,6 +402,42 @@ mod tests {
         .await
         .unwrap();
         (composed, streamed)
+    }
+
+    #[tokio::test]
+    async fn the_model_is_stopped_once_it_has_said_the_chosen_sentences_or_repeats_itself() {
+        let (done, _) = run(
+            AnswerStyle::Generated,
+            vec![
+                "You have 30 days ",
+                "to return items for a full refund. ",
+                "Items must be unused. ",
+                "Thanks for asking. ",
+            ],
+        )
+        .await;
+        assert_eq!(done.tokens, 2, "{}", done.text);
+        let (repeats, _) = run(
+            AnswerStyle::Generated,
+            vec![
+                "Items must be unused. ",
+                "Items must be unused. ",
+                "Items must be unused. ",
+            ],
+        )
+        .await;
+        assert_eq!(repeats.tokens, 2, "{}", repeats.text);
+        // The source's sentence is still said.
+        assert!(repeats.text.contains("30 days"), "{}", repeats.text);
+    }
+
+    #[test]
+    fn the_reply_length_is_fitted_to_the_chosen_sentences() {
+        let short = vec!["Returns are free.".to_string()];
+        assert_eq!(fitted_length(&short, 120), 17 * 3 / 8 + FRAME_TOKENS);
+        let long = vec!["x".repeat(1000)];
+        assert_eq!(fitted_length(&long, 120), 120);
+        assert_eq!(fitted_length(&[], 120), 120);
     }
 
     #[tokio::test]

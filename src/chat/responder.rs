@@ -30,6 +30,8 @@ pub struct AnswerStats {
     /// Time the model ran.
     pub generation: Duration,
     pub tokens: usize,
+    /// The prompt's length in tokens, when the model reports it.
+    pub prompt_tokens: Option<usize>,
 }
 
 /// The stored customer message being answered.
@@ -129,6 +131,7 @@ pub async fn answer(
         match composed {
             Ok(c) => Some({
                 stats.tokens = c.tokens;
+                stats.prompt_tokens = c.prompt_tokens;
                 stats.first_visible = c.first_visible.map(|d| d + stats.deciding);
                 stats.first_token = c.first_token.map(|d| d + stats.deciding);
                 stats.generation = c.generation;

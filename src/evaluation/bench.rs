@@ -1,16 +1,20 @@
 //! `frontdesk bench`: figures for the model on this machine, printed, not
-//! asserted: load time, time to first token and tokens per second on typical
-//! knowledge-base questions, through the same code path as the chat.
+//! asserted: load time, prompt processing and decode speed, time to first
+//! token and to first visible word on typical knowledge-base questions,
+//! alone and with several customers asking at once, through the same code
+//! path as the chat; for the Q8_0 copy and the original file when the model
+//! is converted (see `generation/requantize.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::chat::responder;
+use crate::chat::responder::{self, AnswerStats};
 use crate::config::Config;
 use crate::startup::{load_generator, load_understanding};
 use crate::state::{AppState, Models};
+use crate::understanding::Understanding;
 
 const QUESTIONS: &[&str] = &[
     "How long do I have to return something?",
@@ -22,18 +26,57 @@ const QUESTIONS: &[&str] = &[
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Times each question is asked
+    /// Times each question is asked, one customer at a time
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Customers asking at once, for the concurrency rounds
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+    pub concurrency: Vec<usize>,
+    /// Measure only the file as it is loaded (skip the original when the
+    /// model runs from a converted copy)
+    #[arg(long)]
+    pub loaded_only: bool,
 }
 
 pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let understanding = load_understanding(&config).await?;
+    // The bench measures the model, so the model writes every answer. Replies
+    // run at once as the server runs them (`generation_concurrency`); the
+    // rest of a round waits in the queue, which is made long enough.
+    config.answer_style = crate::answer::compose::AnswerStyle::Generated;
+    let most = args.concurrency.iter().copied().max().unwrap_or(1).max(1);
+    config.generation_queue = config.generation_queue.max(most);
+    let mut variants = vec![("loaded", config.clone())];
+    if config.requantize && !args.loaded_only {
+        let mut original = config.clone();
+        original.requantize = false;
+        variants.push(("original", original));
+    }
+    let mut summaries = Vec::new();
+    for (label, config) in variants {
+        let summary = measure(config, understanding.clone(), &args).await?;
+        println!("{label}: {summary}");
+        summaries.push(json!({ "variant": label, "figures": summary }));
+    }
+    println!("{}", Value::Array(summaries));
+    Ok(())
+}
+
+/// Every figure for one model file.
+async fn measure(
+    mut config: Config,
+    understanding: Arc<Understanding>,
+    args: &BenchArgs,
+) -> anyhow::Result<Value> {
     let started = Instant::now();
     let generator = load_generator(&config).await?;
     let load = started.elapsed();
-    let understanding = load_understanding(&config).await?;
-    // The bench measures the model, so the model writes every answer.
-    config.answer_style = crate::answer::compose::AnswerStyle::Generated;
+    println!(
+        "model {}: loaded in {:.2} s, {} replies at once",
+        generator_name(&generator),
+        load.as_secs_f64(),
+        config.generation_concurrency
+    );
     config.data_dir = config
         .data_dir
         .join(format!("bench-{}", std::process::id()));
@@ -45,75 +88,132 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
             understanding,
         },
     )?);
-    println!("model load: {:.2} s", load.as_secs_f64());
-    let (mut first_tokens, mut rates, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let mut alone = Vec::new();
+    let mut rss_after = Vec::new();
     for run in 0..args.runs.max(1) {
         for question in QUESTIONS {
-            let opened = state.hub.open(&state.store, None).await?;
-            let t = Instant::now();
-            let id = format!("bench-{run}");
-            let appended = state
-                .store
-                .append_customer(opened.session.id, id.clone(), question.to_string())
-                .await?;
-            let Some((reply, stats)) = responder::answer(
-                state.clone(),
-                opened.session,
-                responder::Question {
-                    id,
-                    seq: appended.seq,
-                    text: question.to_string(),
-                },
-            )
-            .await
-            else {
-                anyhow::bail!("no reply stored for {question:?}");
-            };
-            let total = t.elapsed();
-            let streaming = stats.generation.saturating_sub(
-                stats
-                    .first_token
-                    .unwrap_or_default()
-                    .saturating_sub(stats.deciding),
-            );
-            let rate = if stats.tokens > 1 && !streaming.is_zero() {
-                (stats.tokens - 1) as f64 / streaming.as_secs_f64()
-            } else {
-                0.0
-            };
+            let reply = ask(&state, question).await?;
             println!(
-                "run {run} {question:?}: first token {} ms, first visible word {} ms, {} tokens, {rate:.1} tokens/s, total {} ms, {:?}",
-                stats.first_token.map(|d| d.as_millis()).unwrap_or(0),
-                stats.first_visible.map(|d| d.as_millis()).unwrap_or(0),
-                stats.tokens,
-                total.as_millis(),
-                reply.reply.as_ref().map(|r| r.kind),
+                "run {run} {question:?}: first token {} ms, first visible word {} ms, prompt {} tokens at {:.0}/s, {} tokens at {:.1}/s, total {} ms",
+                ms(reply.stats.first_token),
+                ms(reply.stats.first_visible),
+                reply.stats.prompt_tokens.unwrap_or(0),
+                reply.prompt_rate().unwrap_or(0.0),
+                reply.stats.tokens,
+                reply.decode_rate().unwrap_or(0.0),
+                reply.total.as_millis(),
             );
             println!("    {}", reply.text);
-            if let Some(ft) = stats.first_token {
-                first_tokens.push(ft);
-                rates.push(rate);
-            }
-            totals.push(total);
+            alone.push(reply);
         }
+        let rss = rss_mb(None);
         println!(
             "after {} replies: RSS {}",
-            totals.len(),
-            rss_mb(None).map_or("?".into(), |m| format!("{m:.0} MB"))
+            alone.len(),
+            rss.map_or("?".into(), |m| format!("{m:.0} MB"))
         );
+        rss_after.push(json!({ "replies": alone.len(), "rss_mb": rss }));
+    }
+    let mut rounds = Vec::new();
+    for &n in &args.concurrency {
+        let n = n.max(1);
+        let t = Instant::now();
+        let asks = (0..n).map(|i| {
+            let state = state.clone();
+            async move { ask(&state, QUESTIONS[i % QUESTIONS.len()]).await }
+        });
+        let replies: Vec<Reply> = futures_util::future::try_join_all(asks).await?;
+        let wall = t.elapsed();
+        let tokens: usize = replies.iter().map(|r| r.stats.tokens).sum();
+        let round = json!({
+            "sessions": n,
+            "first_token_ms_p50": p50(replies.iter().filter_map(|r| r.stats.first_token)),
+            "first_visible_ms_p50": p50(replies.iter().filter_map(|r| r.stats.first_visible)),
+            "aggregate_tokens_per_s": tokens as f64 / wall.as_secs_f64(),
+        });
+        println!("{n} at once: {round}");
+        rounds.push(round);
     }
     let summary = json!({
         "model_load_s": load.as_secs_f64(),
-        "replies": totals.len(),
-        "first_token_ms_p50": median_duration(&mut first_tokens).as_millis() as u64,
-        "tokens_per_s_p50": median(&mut rates),
-        "reply_ms_p50": median_duration(&mut totals).as_millis() as u64,
-        "rss_mb": rss_mb(None),
+        "replies": alone.len(),
+        "first_token_ms_p50": p50(alone.iter().filter_map(|r| r.stats.first_token)),
+        "first_visible_ms_p50": p50(alone.iter().filter_map(|r| r.stats.first_visible)),
+        "prompt_tokens_per_s_p50": median(alone.iter().filter_map(Reply::prompt_rate)),
+        "decode_tokens_per_s_p50": median(alone.iter().filter_map(Reply::decode_rate)),
+        "reply_ms_p50": p50(alone.iter().map(|r| r.total)),
+        "rss_mb": rss_after,
+        "concurrent": rounds,
     });
-    println!("{summary}");
     drop(state);
     let _ = std::fs::remove_dir_all(scratch);
-    Ok(())
+    Ok(summary)
+}
+
+fn generator_name(generator: &crate::generation::MistralGenerator) -> String {
+    use crate::generation::TextGenerator;
+    generator.describe()
+}
+
+/// One reply and how it went.
+struct Reply {
+    text: String,
+    stats: AnswerStats,
+    total: Duration,
+}
+
+impl Reply {
+    /// Prompt tokens over the time to the first token, less deciding.
+    fn prompt_rate(&self) -> Option<f64> {
+        let prompt = self.stats.prompt_tokens? as f64;
+        let secs = self
+            .stats
+            .first_token?
+            .saturating_sub(self.stats.deciding)
+            .as_secs_f64();
+        (secs > 0.0).then(|| prompt / secs)
+    }
+
+    /// Tokens after the first over the time they took.
+    fn decode_rate(&self) -> Option<f64> {
+        let first = self.stats.first_token?.saturating_sub(self.stats.deciding);
+        let streaming = self.stats.generation.saturating_sub(first);
+        (self.stats.tokens > 1 && !streaming.is_zero())
+            .then(|| (self.stats.tokens - 1) as f64 / streaming.as_secs_f64())
+    }
+}
+
+/// A new conversation asks `question` and the chat's responder answers it.
+async fn ask(state: &Arc<AppState>, question: &str) -> anyhow::Result<Reply> {
+    let opened = state.hub.open(&state.store, None).await?;
+    let t = Instant::now();
+    let id = format!("bench-{}", uuid::Uuid::new_v4());
+    let appended = state
+        .store
+        .append_customer(opened.session.id, id.clone(), question.to_string())
+        .await?;
+    let Some((reply, stats)) = responder::answer(
+        state.clone(),
+        opened.session,
+        responder::Question {
+            id,
+            seq: appended.seq,
+            text: question.to_string(),
+        },
+    )
+    .await
+    else {
+        anyhow::bail!("no reply stored for {question:?}");
+    };
+    Ok(Reply {
+        text: reply.text,
+        stats,
+        total: t.elapsed(),
+    })
+}
+
+fn ms(d: Option<Duration>) -> u128 {
+    d.map_or(0, |d| d.as_millis())
 }
 
 /// A process's resident memory in MB (Linux; `None` is this process),
@@ -134,7 +234,8 @@ pub fn rss_mb(pid: Option<u32>) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn median(values: &mut [f64]) -> f64 {
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
     if values.is_empty() {
         return 0.0;
     }
@@ -142,10 +243,12 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn median_duration(values: &mut [Duration]) -> Duration {
+/// Median in milliseconds.
+fn p50(values: impl Iterator<Item = Duration>) -> u64 {
+    let mut values: Vec<Duration> = values.collect();
     if values.is_empty() {
-        return Duration::ZERO;
+        return 0;
     }
     values.sort();
-    values[values.len() / 2]
+    values[values.len() / 2].as_millis() as u64
 }

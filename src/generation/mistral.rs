@@ -240,9 +240,13 @@ async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEv
         Err(e) => return GenEvent::Failed(e.to_string()),
     };
     let mut tokens = 0;
+    let mut prompt_tokens = None;
     while let Some(response) = stream.next().await {
         match response {
             Response::Chunk(chunk) => {
+                if let Some(usage) = &chunk.usage {
+                    prompt_tokens = Some(usage.prompt_tokens);
+                }
                 let Some(choice) = chunk.choices.first() else {
                     continue;
                 };
@@ -252,14 +256,25 @@ async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEv
                     tokens += 1;
                     if tx.send(GenEvent::Token(text.clone())).await.is_err() {
                         // The listener went away: dropping the stream stops the sequence.
-                        return GenEvent::Done { tokens };
+                        return GenEvent::Done {
+                            tokens,
+                            prompt_tokens,
+                        };
                     }
                 }
                 if choice.finish_reason.is_some() {
-                    return GenEvent::Done { tokens };
+                    return GenEvent::Done {
+                        tokens,
+                        prompt_tokens,
+                    };
                 }
             }
-            Response::Done(_) => return GenEvent::Done { tokens },
+            Response::Done(done) => {
+                return GenEvent::Done {
+                    tokens,
+                    prompt_tokens: Some(done.usage.prompt_tokens),
+                };
+            }
             Response::ModelError(message, _) => return GenEvent::Failed(message),
             Response::InternalError(e) | Response::ValidationError(e) => {
                 return GenEvent::Failed(e.to_string());
@@ -267,5 +282,8 @@ async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEv
             _ => {}
         }
     }
-    GenEvent::Done { tokens }
+    GenEvent::Done {
+        tokens,
+        prompt_tokens,
+    }
 }

@@ -41,7 +41,11 @@ pub struct GenerationRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenEvent {
     Token(String),
-    Done { tokens: usize },
+    /// `prompt_tokens`: the prompt's length, when the model reports it.
+    Done {
+        tokens: usize,
+        prompt_tokens: Option<usize>,
+    },
     Failed(String),
 }
 

@@ -62,6 +62,7 @@ impl TextGenerator for ScriptedGenerator {
         let tokens = self.tokens.clone();
         let done = GenEvent::Done {
             tokens: tokens.len(),
+            prompt_tokens: None,
         };
         if self.delay.is_zero() {
             // The channel holds the whole script, so sending cannot fail.
