@@ -5,10 +5,16 @@
 //! path as the chat; for the Q8_0 copy and the original file when the model
 //! is converted (see `generation/requantize.rs`).
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::generation::{
+    GenEvent, GenerationError, GenerationRequest, MistralGenerator, Speaker, TextGenerator,
+};
 
 use crate::chat::responder::{self, AnswerStats};
 use crate::config::Config;
@@ -36,6 +42,10 @@ pub struct BenchArgs {
     /// model runs from a converted copy)
     #[arg(long)]
     pub loaded_only: bool,
+    /// Write each prompt the model was given, alone, as a JSON line of chat
+    /// messages (for `bench/compare_llama_cpp.py`)
+    #[arg(long)]
+    pub prompts_out: Option<std::path::PathBuf>,
 }
 
 pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
@@ -53,8 +63,9 @@ pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
         variants.push(("original", original));
     }
     let mut summaries = Vec::new();
-    for (label, config) in variants {
-        let summary = measure(config, understanding.clone(), &args).await?;
+    for (i, (label, config)) in variants.into_iter().enumerate() {
+        let prompts_out = args.prompts_out.as_deref().filter(|_| i == 0);
+        let summary = measure(config, understanding.clone(), &args, prompts_out).await?;
         println!("{label}: {summary}");
         summaries.push(json!({ "variant": label, "figures": summary }));
     }
@@ -67,13 +78,17 @@ async fn measure(
     mut config: Config,
     understanding: Arc<Understanding>,
     args: &BenchArgs,
+    prompts_out: Option<&Path>,
 ) -> anyhow::Result<Value> {
     let started = Instant::now();
-    let generator = load_generator(&config).await?;
+    let generator = Arc::new(Recording {
+        inner: load_generator(&config).await?,
+        requests: Mutex::default(),
+    });
     let load = started.elapsed();
     println!(
         "model {}: loaded in {:.2} s, {} replies at once",
-        generator_name(&generator),
+        generator.describe(),
         load.as_secs_f64(),
         config.generation_concurrency
     );
@@ -84,7 +99,7 @@ async fn measure(
     let state = Arc::new(AppState::build(
         config,
         Models {
-            generator,
+            generator: generator.clone(),
             understanding,
         },
     )?);
@@ -113,6 +128,9 @@ async fn measure(
             rss.map_or("?".into(), |m| format!("{m:.0} MB"))
         );
         rss_after.push(json!({ "replies": alone.len(), "rss_mb": rss }));
+    }
+    if let Some(path) = prompts_out {
+        generator.write_prompts(path)?;
     }
     let mut rounds = Vec::new();
     for &n in &args.concurrency {
@@ -150,9 +168,56 @@ async fn measure(
     Ok(summary)
 }
 
-fn generator_name(generator: &crate::generation::MistralGenerator) -> String {
-    use crate::generation::TextGenerator;
-    generator.describe()
+/// The real model, keeping every request it is given.
+struct Recording {
+    inner: Arc<MistralGenerator>,
+    requests: Mutex<Vec<GenerationRequest>>,
+}
+
+impl TextGenerator for Recording {
+    fn start(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request.clone());
+        self.inner.start(request)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight()
+    }
+}
+
+impl Recording {
+    /// The requests so far as OpenAI-style chat messages, one JSON line each.
+    fn write_prompts(&self, path: &Path) -> std::io::Result<()> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lines = String::new();
+        for r in requests.iter() {
+            let mut messages = Vec::new();
+            if !r.system.is_empty() {
+                messages.push(json!({ "role": "system", "content": r.system }));
+            }
+            for turn in &r.turns {
+                let role = match turn.speaker {
+                    Speaker::Customer => "user",
+                    Speaker::Assistant => "assistant",
+                };
+                messages.push(json!({ "role": role, "content": turn.text }));
+            }
+            lines
+                .push_str(&json!({ "messages": messages, "max_tokens": r.max_tokens }).to_string());
+            lines.push('\n');
+        }
+        std::fs::write(path, lines)
+    }
 }
 
 /// One reply and how it went.

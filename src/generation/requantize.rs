@@ -34,7 +34,7 @@ const FILE_TYPE_Q8_0: u32 = 7;
 
 /// The model to load on the CPU: `source` itself when all its weights have
 /// fast kernels, otherwise a Q8_0 copy in `cache_dir`, written on first use
-/// and named after the source's path, size and modification time.
+/// and named after the source's sha256.
 /// CPU-bound and slow the first time (a few seconds): call it off the
 /// async executor.
 pub fn for_cpu(source: &Path, cache_dir: &Path) -> Result<PathBuf, RequantizeError> {
@@ -60,11 +60,15 @@ pub fn for_cpu(source: &Path, cache_dir: &Path) -> Result<PathBuf, RequantizeErr
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort_by_key(|n| content.tensor_infos[*n].offset);
     let mut tensors: Vec<(&str, QTensor)> = Vec::with_capacity(names.len());
+    let mut converted: std::collections::BTreeMap<String, usize> = Default::default();
     for name in names {
         let tensor = content
             .tensor(&mut reader, name, &Device::Cpu)
             .map_err(|e| err(format!("{name}: {e}")))?;
         let tensor = if is_slow_on_cpu(tensor.dtype()) {
+            *converted
+                .entry(format!("{:?}", tensor.dtype()))
+                .or_default() += 1;
             let weights = tensor
                 .dequantize(&Device::Cpu)
                 .map_err(|e| err(format!("{name}: {e}")))?;
@@ -96,30 +100,53 @@ pub fn for_cpu(source: &Path, cache_dir: &Path) -> Result<PathBuf, RequantizeErr
         .sync_all()
         .map_err(|e| err(e.to_string()))?;
     std::fs::rename(&partial, &target).map_err(|e| err(e.to_string()))?;
+    remove_older_copies(&target);
     tracing::info!(
         source = %source.display(),
         target = %target.display(),
         ms = started.elapsed().as_millis() as u64,
-        "model weights rewritten as Q8_0 for the fast CPU kernels"
+        converted = ?converted,
+        "model weights rewritten as Q8_0: candle multiplies these with scalar code on the CPU, Q8_0 with vectorised code"
     );
     Ok(target)
 }
 
-/// `NAME.q8_0-HASH.gguf`, the hash over the source's path, size and
-/// modification time: a replaced model file gets a new copy.
+/// Copies of an earlier version of the same model file: 145 MB each.
+fn remove_older_copies(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let Some((prefix, _)) = name.rsplit_once("-") else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().to_string();
+        if other != name && other.starts_with(&format!("{prefix}-")) && other.ends_with(".gguf") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `NAME.q8_0-SHA.gguf`, after the sha256 of the source's bytes (a quarter
+/// of a second for 100 MB): a changed model file gets a new copy, and the
+/// same file under another path shares it.
 fn cached_name(source: &Path) -> std::io::Result<String> {
-    let meta = std::fs::metadata(source)?;
-    let modified = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let absolute = std::fs::canonicalize(source)?;
-    let hash = Sha256::digest(format!(
-        "{}\n{}\n{modified}",
-        absolute.display(),
-        meta.len()
-    ));
+    use std::io::Read;
+    let mut hasher = Sha256::new();
+    let mut file = File::open(source)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let hash = hasher.finalize();
     let stem = source
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
