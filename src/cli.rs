@@ -354,6 +354,8 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                     catalogue: understanding.catalogue(),
                     rule: config.answerability(),
                     texts: &texts,
+                    // `kb search` has no shop to ask.
+                    orders: false,
                 };
                 // The same decision chat makes, in a conversation that asked `context` first.
                 let mut dialogue = crate::answer::DialogueState::default();

@@ -128,6 +128,17 @@ pub struct ConfigLayer {
     /// On the CPU, run a model whose weights are Q4_1, Q5_0 or Q5_1 (slow CPU kernels) from a Q8_0 copy written once into the data folder [default: true]
     #[arg(long, env = "FRONTDESK_REQUANTIZE", global = true)]
     pub requantize: Option<bool>,
+    /// The shop's order system, speaking the contract in docs/connectors.md (unset: the demo shop's orders, served by this server, when demo_page is on) [default: unset]
+    #[arg(long, env = "FRONTDESK_CONNECTOR_URL", global = true)]
+    pub connector_url: Option<String>,
+    /// Shared secret that signs every request to the shop's order system (required with connector_url) [default: unset]
+    #[arg(
+        long,
+        env = "FRONTDESK_CONNECTOR_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub connector_secret: Option<String>,
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
@@ -178,6 +189,8 @@ impl ConfigLayer {
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
             requantize: self.requantize.or(lower.requantize),
             retention_days: self.retention_days.or(lower.retention_days),
+            connector_url: self.connector_url.or(lower.connector_url),
+            connector_secret: self.connector_secret.or(lower.connector_secret),
             demo_page: self.demo_page.or(lower.demo_page),
             sessions_per_minute: self.sessions_per_minute.or(lower.sessions_per_minute),
             sockets_per_ip: self.sockets_per_ip.or(lower.sockets_per_ip),
@@ -227,6 +240,9 @@ pub struct Config {
     pub requantize: bool,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
+    /// The shop's order system; `None`: the demo shop's, when the demo is on.
+    pub connector_url: Option<String>,
+    pub connector_secret: Option<String>,
     pub demo_page: bool,
     pub sessions_per_minute: u32,
     pub sockets_per_ip: u32,
@@ -303,6 +319,8 @@ impl Config {
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             requantize: layer.requantize.unwrap_or(true),
             retention_days: layer.retention_days,
+            connector_url: layer.connector_url.filter(|u| !u.is_empty()),
+            connector_secret: layer.connector_secret.filter(|s| !s.is_empty()),
             demo_page: layer.demo_page.unwrap_or(true),
             sessions_per_minute: layer.sessions_per_minute.unwrap_or(20),
             sockets_per_ip: layer.sockets_per_ip.unwrap_or(100),
@@ -340,6 +358,14 @@ impl Config {
                     reason: "must be greater than 0".into(),
                 });
             }
+        }
+        if self.connector_url.is_some() && self.connector_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "connector_secret",
+                reason:
+                    "is required with connector_url: every request to the shop is signed with it"
+                        .into(),
+            });
         }
         if self.max_message_bytes > 1 << 20 {
             return Err(ConfigError::Invalid {

@@ -19,7 +19,13 @@ const CONSOLE_HTML: &str = include_str!("../static/console.html");
 const WIDGET_JS: &str = include_str!("../static/widget.js");
 
 /// Starts serving on `listener`. The returned server must be awaited or spawned.
-pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+/// `demo_shop`: the demo shop's side of the order contract, when this
+/// server plays the shop too.
+pub fn serve(
+    state: Arc<AppState>,
+    demo_shop: Option<Arc<crate::orders::demo_shop::DemoShop>>,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
     spawn_reaper(Arc::downgrade(&state));
     if let Some(days) = state.config.retention_days {
         spawn_retention(Arc::downgrade(&state), days);
@@ -29,7 +35,9 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
     crate::console::live::follow(&state, console.clone());
     let console = web::Data::from(console);
     let data = web::Data::from(state);
+    let demo_shop = demo_shop.map(web::Data::from);
     let server = HttpServer::new(move || {
+        let demo_shop = demo_shop.clone();
         App::new()
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
@@ -49,6 +57,12 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .route("/ws", web::get().to(ws::route))
             .configure(crate::console::routes)
             .configure(|cfg| crate::admin::routes(cfg, max_upload))
+            .configure(|cfg| {
+                if let Some(shop) = demo_shop {
+                    cfg.app_data(shop);
+                    crate::orders::demo_shop::routes(cfg);
+                }
+            })
     })
     .workers(2)
     .shutdown_timeout(5)

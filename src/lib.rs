@@ -17,6 +17,7 @@ pub mod knowledge;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod orders;
 pub mod origin;
 pub mod privacy;
 pub mod startup;

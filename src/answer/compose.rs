@@ -379,6 +379,7 @@ mod tests {
             quick_replies: vec![],
             topic: None,
             why: String::new(),
+            lookup: None,
         }
     }
 

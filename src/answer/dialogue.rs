@@ -35,6 +35,19 @@ pub struct Slots {
     pub order_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+}
+
+impl Slots {
+    /// What proves who placed an order: the e-mail address, else the postcode.
+    pub fn verifier(&self) -> Option<&str> {
+        self.email.as_deref().or(self.postcode.as_deref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order_number.is_none() && self.email.is_none() && self.postcode.is_none()
+    }
 }
 
 /// Per-conversation memory, held by the live session.
@@ -106,6 +119,9 @@ impl DialogueState {
         if found.email.is_some() {
             self.slots.email = found.email;
         }
+        if found.postcode.is_some() {
+            self.slots.postcode = found.postcode;
+        }
     }
 }
 
@@ -113,6 +129,9 @@ static ORDER_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(LO-?\d{6,10})\b|(?:order|bestelling)\s*(?:number|no\.?|nr\.?)?\s*[:#]?\s*#?(\d{4,10})\b|#(\d{4,10})\b")
         .expect("valid regex")
 });
+/// A Dutch postcode ("3511 AB"), the demo shop's.
+static POSTCODE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([1-9]\d{3})\s?([A-Za-z]{2})\b").expect("valid regex"));
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("valid regex")
 });
@@ -129,9 +148,42 @@ pub fn extract_slots(text: &str) -> Slots {
             })
     });
     let email = EMAIL.find(text).map(|m| m.as_str().to_ascii_lowercase());
+    // Two letters after four digits are a postcode only when they are not
+    // a word ("1234 is my order").
+    let postcode = POSTCODE.captures(text).and_then(|c| {
+        let letters = c.get(2)?.as_str();
+        (letters.chars().all(|ch| ch.is_ascii_uppercase())
+            || !matches!(
+                letters.to_ascii_lowercase().as_str(),
+                "is" | "in"
+                    | "on"
+                    | "at"
+                    | "to"
+                    | "of"
+                    | "or"
+                    | "an"
+                    | "as"
+                    | "it"
+                    | "be"
+                    | "by"
+                    | "my"
+                    | "no"
+                    | "so"
+                    | "up"
+                    | "we"
+                    | "me"
+                    | "he"
+                    | "do"
+                    | "go"
+                    | "if"
+                    | "am"
+            ))
+        .then(|| format!("{} {}", &c[1], letters.to_ascii_uppercase()))
+    });
     Slots {
         order_number,
         email,
+        postcode,
     }
 }
 

@@ -12,6 +12,7 @@ use super::texts::Texts;
 use crate::generation::grounding;
 use crate::knowledge::retriever::{Answerability, Corpus, Retrieved, RetrieverKind};
 use crate::knowledge::{Citation, RetrievalQuery};
+use crate::orders::LookupRequest;
 use crate::storage::ReplyKind;
 use crate::understanding::Understood;
 use crate::understanding::catalogue::{Catalogue, IntentAction, OUT_OF_SCOPE};
@@ -25,6 +26,8 @@ pub struct Context<'a> {
     pub catalogue: &'a Catalogue,
     pub rule: Answerability,
     pub texts: &'a Texts,
+    /// A shop order system is connected: orders can be looked up.
+    pub orders: bool,
 }
 
 /// One customer message to answer.
@@ -57,6 +60,10 @@ pub struct Plan {
     pub topic: Option<Topic>,
     /// Why, in words, for staff and logs.
     pub why: String,
+    /// An order to look up in the shop's system before replying; the reply
+    /// then says what the shop says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupRequest>,
 }
 
 impl Plan {
@@ -70,6 +77,7 @@ impl Plan {
             quick_replies: Vec::new(),
             topic: None,
             why: why.into(),
+            lookup: None,
         }
     }
 
@@ -84,6 +92,7 @@ impl Plan {
             quick_replies: Vec::new(),
             topic: Some(topic),
             why: why.into(),
+            lookup: None,
         }
     }
 
@@ -92,7 +101,7 @@ impl Plan {
         self
     }
 
-    fn set_offer(&mut self, offer: Offer, texts: &Texts) {
+    pub(super) fn set_offer(&mut self, offer: Offer, texts: &Texts) {
         self.quick_replies = match &offer {
             Offer::Person => vec![texts.yes_person.clone(), texts.no_thanks.clone()],
             Offer::Choice { options, .. } => options.iter().map(|o| o.title.clone()).collect(),
@@ -212,6 +221,9 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
                 .with_offer(Offer::Person, t),
         );
     }
+    if let Some(plan) = order_lookup(input, ctx) {
+        return fixed(plan);
+    }
     if input.understood.is_some_and(Understood::asks_for_human) {
         return fixed(Plan::fixed(
             ReplyKind::Handoff,
@@ -227,7 +239,7 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
         },
     };
     match steer {
-        Steer::Fixed(plan) => fixed(plan),
+        Steer::Fixed(plan) => fixed(*plan),
         Steer::Search {
             tags,
             declined_unless_clear,
@@ -243,7 +255,7 @@ fn fixed(plan: Plan) -> Decision {
 }
 
 enum Steer {
-    Fixed(Plan),
+    Fixed(Box<Plan>),
     /// Search, preferring articles with these tags; a message the classifier
     /// put out of scope is answered only from a passage that clearly means
     /// the same thing.
@@ -264,17 +276,17 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
             if questions::content_terms(text) <= 2 || intent.confidence >= SURE_REPLY =>
         {
             let reply = spec.and_then(|s| s.reply.as_deref()).unwrap_or_default();
-            Steer::Fixed(Plan::fixed(
+            Steer::Fixed(Box::new(Plan::fixed(
                 ReplyKind::Smalltalk,
                 reply,
                 format!("small talk ({})", intent.name),
-            ))
+            )))
         }
-        Some(IntentAction::Handoff) => Steer::Fixed(Plan::fixed(
+        Some(IntentAction::Handoff) => Steer::Fixed(Box::new(Plan::fixed(
             ReplyKind::Handoff,
             &ctx.texts.handoff,
             format!("intent {}", intent.name),
-        )),
+        ))),
         Some(IntentAction::Answer) if intent.confidence >= CONFIDENT_INTENT => {
             let spec = spec.expect("matched above");
             Steer::Search {
@@ -553,9 +565,41 @@ fn search_and_answer(
         "answered from the knowledge base"
     };
     let mut plan = Plan::answer(parts, topic, why);
-    frame(&mut plan, input, t);
+    frame(&mut plan, input, t, ctx.orders);
     Decision { plan, evidence }
 }
+
+/// The intent of "where is my order?".
+const TRACK_ORDER: &str = "track_order";
+
+/// A message that completes what an order lookup needs (the order number
+/// and the e-mail address or postcode, this message giving at least one),
+/// about an order or saying little else ("it's anna@example.com"): the
+/// order is looked up, and the reply says what the shop says.
+fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
+    if !ctx.orders || super::dialogue::extract_slots(input.text).is_empty() {
+        return None;
+    }
+    let slots = &input.dialogue.slots;
+    let (number, verifier) = (slots.order_number.as_ref()?, slots.verifier()?);
+    let about_orders = input
+        .understood
+        .is_some_and(|u| u.intent.name == TRACK_ORDER && u.intent.confidence >= 0.5);
+    if !about_orders && questions::content_terms(input.text) > DETAILS_ONLY_TERMS {
+        return None;
+    }
+    let mut plan = Plan::fixed(ReplyKind::OrderStatus, "", "looks up the order");
+    plan.tail = None;
+    plan.lookup = Some(LookupRequest {
+        order_number: number.clone(),
+        verifier: verifier.to_string(),
+    });
+    Some(plan)
+}
+
+/// Content words a message that only gives order details may hold besides
+/// them ("my email is ...", "order LO-1 postcode 3511 AB").
+const DETAILS_ONLY_TERMS: usize = 4;
 
 /// At or below this sentiment score a customer hears an apology first.
 const UPSET: f32 = -0.6;
@@ -563,7 +607,7 @@ const UPSET: f32 = -0.6;
 /// Fixed words around the source's: a complaint or a very unhappy customer
 /// hears that first and is offered a person after the steps; a question
 /// about an order is asked for its number.
-fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts) {
+fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts, orders: bool) {
     let Some(understood) = input.understood else {
         return;
     };
@@ -571,10 +615,13 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts) {
         plan.lead = Some(t.sorry.clone());
         plan.tail = Some(t.offer_person.clone());
         plan.set_offer(Offer::Person, t);
-    } else if understood.intent.name == "track_order" {
-        plan.tail = Some(match &input.dialogue.slots.order_number {
-            Some(n) => t.order_noted(n),
-            None => t.ask_order_number.clone(),
+    } else if understood.intent.name == TRACK_ORDER {
+        let slots = &input.dialogue.slots;
+        plan.tail = Some(match (&slots.order_number, orders) {
+            (Some(n), true) => t.orders.ask_verifier.replace("{order}", n),
+            (None, true) => t.orders.ask_order.clone(),
+            (Some(n), false) => t.order_noted(n),
+            (None, false) => t.ask_order_number.clone(),
         });
     }
 }
@@ -684,7 +731,7 @@ fn answer_from_article(
         topic,
         format!("the customer chose {:?}", choice.title),
     );
-    frame(&mut plan, input, ctx.texts);
+    frame(&mut plan, input, ctx.texts, ctx.orders);
     Decision {
         plan,
         evidence: Evidence {

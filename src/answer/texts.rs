@@ -28,11 +28,41 @@ pub struct Texts {
     pub no_thanks: String,
     order_noted: String,
     which_one: String,
+    /// Order status wording; a shop's older `replies.yaml` without it gets
+    /// the shipped one.
+    #[serde(default = "OrderTexts::shipped")]
+    pub orders: OrderTexts,
     /// Lowercase phrases that try to instruct the bot.
     pub instruction_cues: Vec<String>,
     /// Places as customers name them (`places.yaml`).
     #[serde(skip)]
     pub places: Places,
+}
+
+/// The words around what the shop's order system says.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrderTexts {
+    pub ask_verifier: String,
+    pub ask_order: String,
+    pub placed: String,
+    pub shipped: String,
+    pub out_for_delivery: String,
+    pub delivered: String,
+    pub cancelled: String,
+    pub backorder: String,
+    pub tracking: String,
+    pub window: String,
+    pub any_carrier: String,
+    pub not_found: String,
+    pub not_verified: String,
+    pub unavailable: String,
+}
+
+impl OrderTexts {
+    fn shipped() -> OrderTexts {
+        Texts::shipped().orders
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

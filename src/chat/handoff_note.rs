@@ -105,7 +105,7 @@ fn tried(messages: &[StoredMessage]) -> Vec<String> {
     let (mut unanswered, mut declined, mut busy) = (0, 0, 0);
     for reply in messages.iter().filter_map(|m| m.reply.as_ref()) {
         match reply.kind {
-            ReplyKind::Generated | ReplyKind::Extractive => {
+            ReplyKind::Generated | ReplyKind::Extractive | ReplyKind::OrderStatus => {
                 for c in &reply.citations {
                     if !cited.contains(&c.title.as_str()) {
                         cited.push(&c.title);

@@ -63,6 +63,7 @@ pub async fn decide_reply(
             catalogue: state.understanding.catalogue(),
             rule: state.config.answerability(),
             texts: &state.texts,
+            orders: state.orders.is_some(),
         };
         decide(
             &Input {
@@ -95,13 +96,17 @@ pub async fn answer(
         return None;
     }
     live.update_dialogue(|d| d.observe_customer(&question.text));
-    let decision = decide_reply(
+    let mut decision = decide_reply(
         &state,
         question.text.clone(),
         understood.clone(),
         live.dialogue(),
     )
     .await;
+    // The shop's order system is asked here, in the async part, so the
+    // decision itself stays pure.
+    crate::answer::order_reply::look_up(&mut decision.plan, state.orders.as_deref(), &state.texts)
+        .await;
     stats.deciding = started.elapsed();
     let plan = &decision.plan;
     let history = live.turns();

@@ -16,6 +16,7 @@ use crate::understanding::sentiment::Sentiment;
 pub mod agents;
 pub mod articles;
 pub mod conversations;
+pub mod demo_orders;
 pub mod gaps;
 pub mod privacy;
 mod schema;
@@ -74,6 +75,9 @@ pub enum ReplyKind {
     Declined,
     /// Two articles fit the question equally; the customer is asked which.
     Clarify,
+    /// The customer's order, as the shop's order system told it (or why it
+    /// could not be told).
+    OrderStatus,
 }
 
 impl ReplyKind {
@@ -87,6 +91,7 @@ impl ReplyKind {
             ReplyKind::Handoff => "handoff",
             ReplyKind::Declined => "declined",
             ReplyKind::Clarify => "clarify",
+            ReplyKind::OrderStatus => "order_status",
         }
     }
 }

@@ -124,6 +124,14 @@ const MIGRATIONS: &[&str] = &[
     // own name.
     "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
         CHECK (role IN ('agent', 'admin'));",
+    // v8: the demo shop's orders, served behind the shop contract when no
+    // real shop is connected (a real shop's orders are never stored here).
+    "CREATE TABLE demo_orders (
+        number TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        postcode TEXT NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -122,7 +122,16 @@ async fn a_furious_complaint_hears_sorry_then_the_steps_and_the_remedy_then_the_
 
 #[tokio::test]
 async fn order_status_without_a_connector_explains_tracking_and_asks_for_the_number() {
-    let app = spawn_app().await;
+    // No shop connected, and no demo shop either.
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| c.demo_page = false,
+            ..AppOptions::default()
+        },
+        tempfile::TempDir::new().unwrap(),
+    )
+    .await;
+    assert!(app.state.orders.is_none());
     let mut ws = app.connect().await;
     ws.start_session().await;
     let ex = ws.ask("q1", "where is my order?").await;
@@ -145,6 +154,51 @@ async fn order_status_without_a_connector_explains_tracking_and_asks_for_the_num
         with_number.text().contains("LO-12345678"),
         "{}",
         with_number.text()
+    );
+}
+
+#[tokio::test]
+async fn order_status_with_the_demo_shop_asks_for_the_details_and_tells_what_the_shop_says() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    let asked = ws.ask("q1", "where is my order LO-10482002?").await;
+    let orders = &app.state.texts.orders;
+    assert!(
+        asked
+            .text()
+            .ends_with(&orders.ask_verifier.replace("{order}", "LO-10482002")),
+        "{}",
+        asked.text()
+    );
+    // The detail alone, in the next message, completes the lookup.
+    let told = ws.ask("q2", "it's ben.jansen@example.com").await;
+    assert_eq!(told.reply["kind"], "order_status", "{}", told.reply);
+    let text = told.text();
+    assert!(text.contains("on its way with PostNL"), "{text}");
+    assert!(text.contains("https://jouw.postnl.nl/"), "{text}");
+    assert!(text.contains("Expected delivery"), "{text}");
+    // Someone else's details get nothing about the order.
+    let mut other = app.connect().await;
+    other.start_session().await;
+    let refused = other
+        .ask(
+            "q1",
+            "status of order LO-10482002 please, my email is eve@example.com",
+        )
+        .await;
+    assert_eq!(refused.reply["kind"], "order_status", "{}", refused.reply);
+    assert!(!refused.text().contains("PostNL"), "{}", refused.text());
+    assert_eq!(
+        refused.text(),
+        orders.not_verified.replace("{order}", "LO-10482002")
+    );
+    let unknown = other.ask("q2", "and order LO-99999999?").await;
+    assert_eq!(
+        unknown.text(),
+        orders.not_found.replace("{order}", "LO-99999999"),
+        "{}",
+        unknown.reply
     );
 }
 

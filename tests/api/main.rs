@@ -11,6 +11,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod operations;
+mod orders;
 mod origin;
 mod privacy;
 mod protocol;

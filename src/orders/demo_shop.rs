@@ -1,0 +1,219 @@
+//! The demo shop's side of the contract, served by this binary at
+//! `/demo-shop` when no real shop is connected: the same signature check a
+//! shop must do, and orders from `knowledge/demo-shop/orders.yaml` kept in
+//! the database. `cargo run --release` shows the whole flow with it.
+
+use std::path::Path;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use dashmap::DashMap;
+use serde::Deserialize;
+
+use super::signature::{self, MAX_SKEW_SECS, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER};
+use super::{
+    DeliveryWindow, LookupRequest, Order, OrderItem, OrderStatus, ShopError, ShopErrorCode,
+};
+use crate::storage::Store;
+use crate::storage::demo_orders::DemoOrderRow;
+
+/// Where the demo shop's contract is served.
+pub const PATH: &str = "/demo-shop";
+/// Largest request body the demo shop reads.
+const MAX_BODY: usize = 4096;
+
+pub struct DemoShop {
+    secret: Vec<u8>,
+    store: Store,
+    /// Signatures seen within the clock window, to refuse a replay.
+    seen: DashMap<String, u64>,
+}
+
+impl DemoShop {
+    pub fn new(secret: Vec<u8>, store: Store) -> Self {
+        DemoShop {
+            secret,
+            store,
+            seen: DashMap::new(),
+        }
+    }
+}
+
+/// One order as written in the demo file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoOrder {
+    number: String,
+    email: String,
+    postcode: String,
+    status: OrderStatus,
+    #[serde(default)]
+    carrier: Option<String>,
+    #[serde(default)]
+    tracking_url: Option<String>,
+    #[serde(default)]
+    window_days: Option<[u32; 2]>,
+    #[serde(default)]
+    items: Vec<OrderItem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoOrdersError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
+/// Stores the demo file's orders that are not stored yet (their delivery
+/// windows counted from today). A missing file is no demo orders.
+pub fn seed(store: &Store, file: &Path) -> Result<usize, DemoOrdersError> {
+    let read_err = |message: String| DemoOrdersError::Read {
+        path: file.display().to_string(),
+        message,
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(read_err(e.to_string())),
+    };
+    let orders: Vec<DemoOrder> =
+        serde_yaml_ng::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+    let today = signature::unix_now() / 86_400;
+    let rows: Vec<DemoOrderRow> = orders
+        .into_iter()
+        .map(|o| {
+            let order = Order {
+                number: o.number.clone(),
+                status: o.status,
+                carrier: o.carrier,
+                tracking_url: o.tracking_url,
+                delivery_window: o.window_days.map(|[from, to]| DeliveryWindow {
+                    from: iso_date(today + u64::from(from)),
+                    to: iso_date(today + u64::from(to)),
+                }),
+                items: o.items,
+            };
+            DemoOrderRow {
+                number: o.number,
+                email: o.email,
+                postcode: o.postcode,
+                body: serde_json::to_string(&order).expect("an order serializes"),
+            }
+        })
+        .collect();
+    Ok(store.seed_demo_orders_blocking(&rows)?)
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (civil-from-days).
+fn iso_date(days: u64) -> String {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(PATH)
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .route("/orders/lookup", web::post().to(lookup)),
+    );
+}
+
+fn refuse(status: actix_web::http::StatusCode, error: ShopErrorCode) -> HttpResponse {
+    HttpResponse::build(status).json(ShopError { error })
+}
+
+async fn lookup(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (timestamp, sig) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
+    let now = signature::unix_now();
+    let checked = signature::verify(
+        &shop.secret,
+        timestamp.as_deref(),
+        sig.as_deref(),
+        &body,
+        now,
+    )
+    .and_then(|()| {
+        // A valid signature is new only once within the window.
+        shop.seen
+            .retain(|_, at| now.saturating_sub(*at) <= 2 * MAX_SKEW_SECS);
+        match shop.seen.insert(sig.clone().unwrap_or_default(), now) {
+            Some(_) => Err(SignatureError::Replayed),
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = checked {
+        tracing::warn!(error = %e, "demo shop: request refused");
+        return refuse(StatusCode::UNAUTHORIZED, ShopErrorCode::BadSignature);
+    }
+    let Ok(asked) = serde_json::from_slice::<LookupRequest>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, ShopErrorCode::BadRequest);
+    };
+    let row = match shop
+        .store
+        .demo_order(asked.order_number.trim().to_uppercase())
+        .await
+    {
+        Ok(Some(row)) => row,
+        Ok(None) => return refuse(StatusCode::NOT_FOUND, ShopErrorCode::OrderNotFound),
+        Err(e) => {
+            tracing::error!(error = %e, "demo shop: store failed");
+            return HttpResponse::InternalServerError().finish();
+        }
+    };
+    if !verifies(&asked.verifier, &row) {
+        return refuse(StatusCode::FORBIDDEN, ShopErrorCode::NotVerified);
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(row.body)
+}
+
+/// The e-mail address (any case) or the postcode (any case or spacing).
+fn verifies(verifier: &str, row: &DemoOrderRow) -> bool {
+    let squash = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase()
+    };
+    let v = squash(verifier);
+    !v.is_empty() && (v == squash(&row.email) || v == squash(&row.postcode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_become_iso_dates() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(20_454), "2026-01-01");
+        assert_eq!(iso_date(20_789), "2026-12-02");
+    }
+
+    #[test]
+    fn the_shipped_demo_orders_parse() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge/demo-shop/orders.yaml"),
+        )
+        .unwrap();
+        let orders: Vec<DemoOrder> = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(orders.len(), 6);
+    }
+}

@@ -1,0 +1,53 @@
+//! The demo shop's orders: what the bundled demo serves behind the shop
+//! contract. The order itself is kept as the contract's JSON.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+/// One demo order and what proves who placed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoOrderRow {
+    pub number: String,
+    pub email: String,
+    pub postcode: String,
+    /// The order as the contract's JSON.
+    pub body: String,
+}
+
+impl Store {
+    /// Stores the demo orders that are not stored yet; returns how many.
+    pub fn seed_demo_orders_blocking(&self, rows: &[DemoOrderRow]) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut added = 0;
+        for r in rows {
+            added += tx.execute(
+                "INSERT OR IGNORE INTO demo_orders (number, email, postcode, body) VALUES (?1, ?2, ?3, ?4)",
+                params![r.number, r.email, r.postcode, r.body],
+            )?;
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    pub async fn demo_order(&self, number: String) -> Result<Option<DemoOrderRow>, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT number, email, postcode, body FROM demo_orders WHERE number = ?1",
+                    [number],
+                    |r| {
+                        Ok(DemoOrderRow {
+                            number: r.get(0)?,
+                            email: r.get(1)?,
+                            postcode: r.get(2)?,
+                            body: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+}
