@@ -379,7 +379,7 @@ mod tests {
             quick_replies: vec![],
             topic: None,
             why: String::new(),
-            lookup: None,
+            order: None,
         }
     }
 

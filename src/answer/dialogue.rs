@@ -241,7 +241,7 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
     let words: Vec<&str> = norm.split(' ').collect();
     let button = labels.iter().position(|l| normalise(l) == norm);
     match offer {
-        Offer::Person => {
+        Offer::Person | Offer::CancelOrder { .. } => {
             if button == Some(1)
                 || NO.contains(&norm.as_str())
                 || (words.len() <= 4 && words[0] == "no")

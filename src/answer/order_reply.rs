@@ -1,33 +1,43 @@
-//! The reply to an order lookup: what the shop's order system says about
-//! the order, in the shop's words (`replies.yaml`, `orders:`), and a clear
+//! The reply to an order lookup or cancellation: what the shop's order
+//! system says about the order, in the shop's words (`replies.yaml`, `orders:`), and a clear
 //! reply for each way the lookup can fail. Every fact in it comes from the
 //! shop's answer, never from the model.
 
-use super::plan::Plan;
+use super::plan::{OrderRequest, Plan};
 use super::texts::{OrderTexts, Texts};
 use crate::orders::{ConnectorError, Order, OrderStatus, ShopConnector};
 use crate::storage::Offer;
 
-/// Looks up `plan.lookup` and writes the reply into `plan`.
+/// Asks the shop what `plan.order` asks and writes the reply into `plan`.
 pub async fn look_up(plan: &mut Plan, connector: Option<&ShopConnector>, texts: &Texts) {
-    let Some(request) = plan.lookup.clone() else {
+    let Some(order_request) = plan.order.clone() else {
         return;
     };
-    let outcome = match connector {
-        Some(c) => c.lookup(&request).await,
-        None => Err(ConnectorError::Unavailable(
+    let (request, cancelling) = match &order_request {
+        OrderRequest::Lookup(r) => (r, false),
+        OrderRequest::Cancel(r) => (r, true),
+    };
+    let outcome = match (connector, cancelling) {
+        (Some(c), false) => c.lookup(request).await,
+        (Some(c), true) => c.cancel(request).await,
+        (None, _) => Err(ConnectorError::Unavailable(
             "no order system is connected".into(),
         )),
     };
     let t = &texts.orders;
     let fill = |text: &str| text.replace("{order}", &request.order_number);
     plan.tail = Some(match outcome {
+        Ok(order) if cancelling => {
+            plan.why = format!("the shop cancelled order {}", order.number);
+            fill(&t.cancelled_now)
+        }
         Ok(order) => {
             plan.why = format!("the shop says order {} is {:?}", order.number, order.status);
             describe(&order, t)
         }
         Err(ConnectorError::NotFound) => fill(&t.not_found),
         Err(ConnectorError::NotVerified) => fill(&t.not_verified),
+        Err(ConnectorError::NotAllowed) => fill(&t.cancel_not_allowed),
         Err(e) => {
             tracing::warn!(error = %e, "order lookup failed");
             plan.why = format!("the order system could not answer: {e}");

@@ -60,10 +60,19 @@ pub struct Plan {
     pub topic: Option<Topic>,
     /// Why, in words, for staff and logs.
     pub why: String,
-    /// An order to look up in the shop's system before replying; the reply
-    /// then says what the shop says.
+    /// What to ask the shop's order system before replying; the reply then
+    /// says what the shop says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lookup: Option<LookupRequest>,
+    pub order: Option<OrderRequest>,
+}
+
+/// A request to the shop's order system, made by the async part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OrderRequest {
+    Lookup(LookupRequest),
+    /// Only after the customer confirmed it.
+    Cancel(LookupRequest),
 }
 
 impl Plan {
@@ -77,7 +86,7 @@ impl Plan {
             quick_replies: Vec::new(),
             topic: None,
             why: why.into(),
-            lookup: None,
+            order: None,
         }
     }
 
@@ -92,7 +101,7 @@ impl Plan {
             quick_replies: Vec::new(),
             topic: Some(topic),
             why: why.into(),
-            lookup: None,
+            order: None,
         }
     }
 
@@ -105,6 +114,12 @@ impl Plan {
         self.quick_replies = match &offer {
             Offer::Person => vec![texts.yes_person.clone(), texts.no_thanks.clone()],
             Offer::Choice { options, .. } => options.iter().map(|o| o.title.clone()).collect(),
+            Offer::CancelOrder { .. } => {
+                vec![
+                    texts.orders.yes_cancel.clone(),
+                    texts.orders.no_keep.clone(),
+                ]
+            }
         };
         self.offer = Some(offer);
     }
@@ -204,6 +219,18 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
                     &t.anything_else,
                     "declined the offer",
                 ));
+            }
+            (Offer::CancelOrder { order_number }, OfferAnswer::Yes) => {
+                if let Some(verifier) = input.dialogue.slots.verifier() {
+                    let mut plan =
+                        Plan::fixed(ReplyKind::OrderStatus, "", "confirmed the cancellation");
+                    plan.tail = None;
+                    plan.order = Some(OrderRequest::Cancel(LookupRequest {
+                        order_number: order_number.clone(),
+                        verifier: verifier.to_string(),
+                    }));
+                    return fixed(plan);
+                }
             }
             (Offer::Choice { question, options }, OfferAnswer::Pick(i)) => {
                 if let Some(choice) = options.get(i) {
@@ -582,20 +609,52 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     }
     let slots = &input.dialogue.slots;
     let (number, verifier) = (slots.order_number.as_ref()?, slots.verifier()?);
-    let about_orders = input
+    let intent = input
         .understood
-        .is_some_and(|u| u.intent.name == TRACK_ORDER && u.intent.confidence >= 0.5);
-    if !about_orders && questions::content_terms(input.text) > DETAILS_ONLY_TERMS {
+        .filter(|u| u.intent.confidence >= 0.5)
+        .map(|u| u.intent.name.as_str());
+    // A message that only gives the details continues the conversation's
+    // topic: cancelling when its article is about cancelling.
+    let topic_is_cancelling = input.dialogue.topic.as_ref().is_some_and(|t| {
+        ctx.corpus
+            .article(&t.article_id)
+            .is_some_and(|a| a.tags.iter().any(|tag| tag == CANCEL_ORDER))
+    });
+    let details_only = questions::content_terms(input.text) <= DETAILS_ONLY_TERMS;
+    let request = LookupRequest {
+        order_number: number.clone(),
+        verifier: verifier.to_string(),
+    };
+    if intent == Some(CANCEL_ORDER)
+        || (details_only && topic_is_cancelling && intent != Some(TRACK_ORDER))
+    {
+        // Never without the customer's yes.
+        let text = ctx.texts.orders.confirm_cancel.replace("{order}", number);
+        return Some(
+            Plan::fixed(
+                ReplyKind::OrderStatus,
+                &text,
+                "asks to confirm the cancellation",
+            )
+            .with_offer(
+                Offer::CancelOrder {
+                    order_number: number.clone(),
+                },
+                ctx.texts,
+            ),
+        );
+    }
+    if intent != Some(TRACK_ORDER) && !details_only {
         return None;
     }
     let mut plan = Plan::fixed(ReplyKind::OrderStatus, "", "looks up the order");
     plan.tail = None;
-    plan.lookup = Some(LookupRequest {
-        order_number: number.clone(),
-        verifier: verifier.to_string(),
-    });
+    plan.order = Some(OrderRequest::Lookup(request));
     Some(plan)
 }
+
+/// The intent of "please cancel my order".
+const CANCEL_ORDER: &str = "cancel_order";
 
 /// Content words a message that only gives order details may hold besides
 /// them ("my email is ...", "order LO-1 postcode 3511 AB").
@@ -622,6 +681,11 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts, orders: bool) {
             (None, true) => t.orders.ask_order.clone(),
             (Some(n), false) => t.order_noted(n),
             (None, false) => t.ask_order_number.clone(),
+        });
+    } else if understood.intent.name == CANCEL_ORDER && orders {
+        plan.tail = Some(match &input.dialogue.slots.order_number {
+            Some(n) => t.orders.ask_verifier.replace("{order}", n),
+            None => t.orders.ask_cancel.clone(),
         });
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::signature;
 use super::{LookupRequest, Order, ShopError, ShopErrorCode};
 
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub enum ConnectorError {
     NotFound,
     #[error("the e-mail address or postcode does not match the order")]
     NotVerified,
+    #[error("the shop does not allow that for this order")]
+    NotAllowed,
     /// The shop turned the request away (a wrong secret or URL): a
     /// configuration problem, logged for the operator.
     #[error("the shop refused the request: {0}")]
@@ -112,19 +114,30 @@ impl ShopConnector {
         })
     }
 
+    /// Asks the shop to cancel the order; the order as it is afterwards.
+    /// Tried once: a request that changes something is not repeated on a
+    /// timeout, since the shop may have done it.
+    pub async fn cancel(&self, request: &LookupRequest) -> Result<Order, ConnectorError> {
+        self.admit()?;
+        let body = serde_json::to_vec(request).expect("a request serializes");
+        let outcome = self.post("orders/cancel", &body).await;
+        self.record(outcome.as_ref().err());
+        outcome?.json::<Order>().await.map_err(|e| {
+            ConnectorError::Refused(format!("an order the contract does not allow: {e}"))
+        })
+    }
+
     /// One signed POST; the shop's answer sorted into success or an error.
     async fn post(&self, path: &str, body: &[u8]) -> Result<reqwest::Response, ConnectorError> {
         let url = format!("{}/{path}", self.config.base_url.trim_end_matches('/'));
-        let now = signature::unix_now();
-        let response = self
+        let mut builder = self
             .client
             .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, now.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                signature::sign(&self.config.secret, now, body),
-            )
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in signature::headers(&self.config.secret, body) {
+            builder = builder.header(name, value);
+        }
+        let response = builder
             .body(body.to_vec())
             .send()
             .await
@@ -140,6 +153,7 @@ impl ShopConnector {
         Err(match code {
             Some(ShopErrorCode::OrderNotFound) => ConnectorError::NotFound,
             Some(ShopErrorCode::NotVerified) => ConnectorError::NotVerified,
+            Some(ShopErrorCode::NotAllowed) => ConnectorError::NotAllowed,
             _ => ConnectorError::Refused(format!("{url}: {status}")),
         })
     }

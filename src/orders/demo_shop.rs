@@ -5,11 +5,14 @@
 
 use std::path::Path;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use dashmap::DashMap;
 use serde::Deserialize;
 
-use super::signature::{self, MAX_SKEW_SECS, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER};
+use super::signature::{
+    self, MAX_SKEW_SECS, NONCE_HEADER, SIGNATURE_HEADER, SignatureError, Signed, TIMESTAMP_HEADER,
+};
 use super::{
     DeliveryWindow, LookupRequest, Order, OrderItem, OrderStatus, ShopError, ShopErrorCode,
 };
@@ -24,7 +27,7 @@ const MAX_BODY: usize = 4096;
 pub struct DemoShop {
     secret: Vec<u8>,
     store: Store,
-    /// Signatures seen within the clock window, to refuse a replay.
+    /// Nonces seen within the clock window, to refuse a replay.
     seen: DashMap<String, u64>,
 }
 
@@ -122,16 +125,58 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PATH)
             .app_data(web::PayloadConfig::new(MAX_BODY))
-            .route("/orders/lookup", web::post().to(lookup)),
+            .route("/orders/lookup", web::post().to(lookup))
+            .route("/orders/cancel", web::post().to(cancel)),
     );
 }
 
-fn refuse(status: actix_web::http::StatusCode, error: ShopErrorCode) -> HttpResponse {
+fn refuse(status: StatusCode, error: ShopErrorCode) -> HttpResponse {
     HttpResponse::build(status).json(ShopError { error })
 }
 
 async fn lookup(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    use actix_web::http::StatusCode;
+    match verified_order(&shop, &request, &body).await {
+        Ok(row) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(row.body),
+        Err(refused) => refused,
+    }
+}
+
+/// Cancels an order that has not left the warehouse (placed, or waiting on
+/// a backorder); anything further along is not allowed.
+async fn cancel(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let row = match verified_order(&shop, &request, &body).await {
+        Ok(row) => row,
+        Err(refused) => return refused,
+    };
+    let Ok(mut order) = serde_json::from_str::<Order>(&row.body) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    if !matches!(order.status, OrderStatus::Placed | OrderStatus::Backorder) {
+        return refuse(StatusCode::CONFLICT, ShopErrorCode::NotAllowed);
+    }
+    order.status = OrderStatus::Cancelled;
+    order.delivery_window = None;
+    let body = serde_json::to_string(&order).expect("an order serializes");
+    match shop.store.update_demo_order(row.number, body.clone()).await {
+        Ok(_) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "demo shop: store failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// The order a signed, fresh request names, if its verifier matches; else
+/// the response that refuses it. What every shop endpoint checks first.
+async fn verified_order(
+    shop: &DemoShop,
+    request: &HttpRequest,
+    body: &[u8],
+) -> Result<DemoOrderRow, HttpResponse> {
     let header = |name: &str| {
         request
             .headers()
@@ -139,30 +184,35 @@ async fn lookup(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Byte
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let (timestamp, sig) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
+    let (timestamp, nonce, sig) = (
+        header(TIMESTAMP_HEADER),
+        header(NONCE_HEADER),
+        header(SIGNATURE_HEADER),
+    );
+    let signed = Signed {
+        timestamp: timestamp.as_deref(),
+        nonce: nonce.as_deref(),
+        signature: sig.as_deref(),
+    };
     let now = signature::unix_now();
-    let checked = signature::verify(
-        &shop.secret,
-        timestamp.as_deref(),
-        sig.as_deref(),
-        &body,
-        now,
-    )
-    .and_then(|()| {
-        // A valid signature is new only once within the window.
+    let checked = signature::verify(&shop.secret, signed, body, now).and_then(|()| {
+        // A nonce is used once within the window.
         shop.seen
             .retain(|_, at| now.saturating_sub(*at) <= 2 * MAX_SKEW_SECS);
-        match shop.seen.insert(sig.clone().unwrap_or_default(), now) {
+        match shop.seen.insert(nonce.clone().unwrap_or_default(), now) {
             Some(_) => Err(SignatureError::Replayed),
             None => Ok(()),
         }
     });
     if let Err(e) = checked {
         tracing::warn!(error = %e, "demo shop: request refused");
-        return refuse(StatusCode::UNAUTHORIZED, ShopErrorCode::BadSignature);
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            ShopErrorCode::BadSignature,
+        ));
     }
-    let Ok(asked) = serde_json::from_slice::<LookupRequest>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, ShopErrorCode::BadRequest);
+    let Ok(asked) = serde_json::from_slice::<LookupRequest>(body) else {
+        return Err(refuse(StatusCode::BAD_REQUEST, ShopErrorCode::BadRequest));
     };
     let row = match shop
         .store
@@ -170,18 +220,16 @@ async fn lookup(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Byte
         .await
     {
         Ok(Some(row)) => row,
-        Ok(None) => return refuse(StatusCode::NOT_FOUND, ShopErrorCode::OrderNotFound),
+        Ok(None) => return Err(refuse(StatusCode::NOT_FOUND, ShopErrorCode::OrderNotFound)),
         Err(e) => {
             tracing::error!(error = %e, "demo shop: store failed");
-            return HttpResponse::InternalServerError().finish();
+            return Err(HttpResponse::InternalServerError().finish());
         }
     };
     if !verifies(&asked.verifier, &row) {
-        return refuse(StatusCode::FORBIDDEN, ShopErrorCode::NotVerified);
+        return Err(refuse(StatusCode::FORBIDDEN, ShopErrorCode::NotVerified));
     }
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(row.body)
+    Ok(row)
 }
 
 /// The e-mail address (any case) or the postcode (any case or spacing).

@@ -73,6 +73,9 @@ pub enum ShopErrorCode {
     OrderNotFound,
     /// 403: the order exists, but the e-mail address or postcode is not its.
     NotVerified,
+    /// 409: the order can no longer be changed that way (a cancellation
+    /// of a shipped order).
+    NotAllowed,
     /// 401: the request's signature is missing, wrong, old or replayed.
     BadSignature,
     /// 400: the request is not what the contract says.

@@ -31,6 +31,21 @@ impl Store {
         Ok(added)
     }
 
+    /// Replaces a demo order's JSON; false when there is no such order.
+    pub async fn update_demo_order(
+        &self,
+        number: String,
+        body: String,
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            Ok(conn.execute(
+                "UPDATE demo_orders SET body = ?2 WHERE number = ?1",
+                params![number, body],
+            )? > 0)
+        })
+        .await
+    }
+
     pub async fn demo_order(&self, number: String) -> Result<Option<DemoOrderRow>, StoreError> {
         self.run(move |conn| {
             Ok(conn

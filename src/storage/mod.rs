@@ -115,6 +115,8 @@ pub enum Offer {
         question: String,
         options: Vec<Choice>,
     },
+    /// "Shall I cancel order X?", once its number and who placed it are known.
+    CancelOrder { order_number: String },
 }
 
 /// A bot reply's content, as stored.

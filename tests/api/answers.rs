@@ -203,6 +203,57 @@ async fn order_status_with_the_demo_shop_asks_for_the_details_and_tells_what_the
 }
 
 #[tokio::test]
+async fn an_order_is_cancelled_through_the_demo_shop_only_after_the_customer_says_yes() {
+    let app = spawn_app().await;
+    let orders = &app.state.texts.orders;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    let asked = ws
+        .ask(
+            "q1",
+            "please cancel my order LO-10482001, my email is anna.devries@example.com",
+        )
+        .await;
+    assert_eq!(
+        asked.text(),
+        orders.confirm_cancel.replace("{order}", "LO-10482001"),
+        "{}",
+        asked.reply
+    );
+    assert_eq!(
+        quick_replies(&asked.reply),
+        [orders.yes_cancel.as_str(), orders.no_keep.as_str()]
+    );
+    let done = ws.ask("q2", orders.yes_cancel.as_str()).await;
+    assert_eq!(
+        done.text(),
+        orders.cancelled_now.replace("{order}", "LO-10482001"),
+        "{}",
+        done.reply
+    );
+    // The shop's own record says so now.
+    let status = ws.ask("q3", "where is my order LO-10482001?").await;
+    assert!(status.text().contains("was cancelled"), "{}", status.text());
+
+    // A shipped order cannot be cancelled any more.
+    let mut other = app.connect().await;
+    other.start_session().await;
+    other
+        .ask(
+            "q1",
+            "I want to cancel order LO-10482002, email ben.jansen@example.com",
+        )
+        .await;
+    let refused = other.ask("q2", "yes").await;
+    assert_eq!(
+        refused.text(),
+        orders.cancel_not_allowed.replace("{order}", "LO-10482002"),
+        "{}",
+        refused.reply
+    );
+}
+
+#[tokio::test]
 async fn two_questions_in_one_message_get_both_answers() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;

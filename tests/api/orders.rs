@@ -2,7 +2,7 @@
 //! demo shop this server serves, and the demo shop's signature checks
 //! against requests an attacker could send.
 
-use frontdesk::orders::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use frontdesk::orders::signature::{self, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use frontdesk::orders::{ConnectorError, LookupRequest, OrderStatus};
 use tempfile::TempDir;
 
@@ -68,16 +68,17 @@ async fn the_demo_shop_refuses_unsigned_tampered_stale_and_replayed_requests() {
     let client = reqwest::Client::new();
     let url = app.url("/demo-shop/orders/lookup");
     let body = serde_json::to_vec(&lookup("LO-10482002", "1012 JS")).unwrap();
-    let send = |timestamp: u64, signature: String, body: Vec<u8>| {
+    let send = |timestamp: u64, nonce: &str, signature: String, body: Vec<u8>| {
         client
             .post(&url)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(NONCE_HEADER, nonce)
             .header(SIGNATURE_HEADER, signature)
             .body(body)
             .send()
     };
     let now = signature::unix_now();
-    let signed = signature::sign(SECRET.as_bytes(), now, &body);
+    let signed = signature::sign(SECRET.as_bytes(), now, "n1", &body);
 
     let unsigned = client.post(&url).body(body.clone()).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
@@ -86,28 +87,28 @@ async fn the_demo_shop_refuses_unsigned_tampered_stale_and_replayed_requests() {
 
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
+    let status = |r: reqwest::Result<reqwest::Response>| r.unwrap().status();
+    assert_eq!(status(send(now, "n1", signed.clone(), tampered).await), 401);
+    // Another nonce under the same signature.
     assert_eq!(
-        send(now, signed.clone(), tampered).await.unwrap().status(),
+        status(send(now, "n2", signed.clone(), body.clone()).await),
         401
     );
 
-    let wrong_key = signature::sign(b"another secret", now, &body);
-    assert_eq!(
-        send(now, wrong_key, body.clone()).await.unwrap().status(),
-        401
-    );
+    let wrong_key = signature::sign(b"another secret", now, "n1", &body);
+    assert_eq!(status(send(now, "n1", wrong_key, body.clone()).await), 401);
 
     let old = now - 3_600;
-    let stale = signature::sign(SECRET.as_bytes(), old, &body);
-    assert_eq!(send(old, stale, body.clone()).await.unwrap().status(), 401);
+    let stale = signature::sign(SECRET.as_bytes(), old, "n3", &body);
+    assert_eq!(status(send(old, "n3", stale, body.clone()).await), 401);
 
     assert_eq!(
-        send(now, signed.clone(), body.clone())
-            .await
-            .unwrap()
-            .status(),
+        status(send(now, "n1", signed.clone(), body.clone()).await),
         200
     );
     // The very same request again is a replay.
-    assert_eq!(send(now, signed, body.clone()).await.unwrap().status(), 401);
+    assert_eq!(status(send(now, "n1", signed, body.clone()).await), 401);
+    // The same question with a new nonce, in the same second, is answered.
+    let again = signature::sign(SECRET.as_bytes(), now, "n4", &body);
+    assert_eq!(status(send(now, "n4", again, body.clone()).await), 200);
 }
