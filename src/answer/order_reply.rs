@@ -8,11 +8,14 @@ use super::texts::{OrderTexts, Texts};
 use crate::orders::{ConnectorError, Order, OrderStatus, ShopConnector};
 use crate::storage::Offer;
 
-/// Asks the shop what `plan.order` asks and writes the reply into `plan`.
-pub async fn look_up(plan: &mut Plan, connector: Option<&ShopConnector>, texts: &Texts) {
-    let Some(order_request) = plan.order.clone() else {
-        return;
-    };
+/// Asks the shop what `plan.order` asks and writes the reply into `plan`;
+/// the shop's refusal, if it refused.
+pub async fn look_up(
+    plan: &mut Plan,
+    connector: Option<&ShopConnector>,
+    texts: &Texts,
+) -> Option<ConnectorError> {
+    let order_request = plan.order.clone()?;
     let (request, cancelling) = match &order_request {
         OrderRequest::Lookup(r) => (r, false),
         OrderRequest::Cancel(r) => (r, true),
@@ -26,6 +29,7 @@ pub async fn look_up(plan: &mut Plan, connector: Option<&ShopConnector>, texts: 
     };
     let t = &texts.orders;
     let fill = |text: &str| text.replace("{order}", &request.order_number);
+    let refused = outcome.as_ref().err().cloned();
     plan.tail = Some(match outcome {
         Ok(order) if cancelling => {
             plan.why = format!("the shop cancelled order {}", order.number);
@@ -45,6 +49,7 @@ pub async fn look_up(plan: &mut Plan, connector: Option<&ShopConnector>, texts: 
             t.unavailable.clone()
         }
     });
+    refused
 }
 
 /// The order's status, then its tracking link and delivery window when the

@@ -609,6 +609,17 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     }
     let slots = &input.dialogue.slots;
     let (number, verifier) = (slots.order_number.as_ref()?, slots.verifier()?);
+    if input.dialogue.failed_checks >= MAX_FAILED_CHECKS {
+        // Guessing e-mail addresses or postcodes stops here.
+        return Some(
+            Plan::fixed(
+                ReplyKind::OrderStatus,
+                &ctx.texts.orders.too_many_attempts,
+                "too many order details that did not match",
+            )
+            .with_offer(Offer::Person, ctx.texts),
+        );
+    }
     let intent = input
         .understood
         .filter(|u| u.intent.confidence >= 0.5)
@@ -652,6 +663,10 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     plan.order = Some(OrderRequest::Lookup(request));
     Some(plan)
 }
+
+/// Order details that did not match, per conversation, before only a
+/// person is offered.
+pub const MAX_FAILED_CHECKS: u32 = 3;
 
 /// The intent of "please cancel my order".
 const CANCEL_ORDER: &str = "cancel_order";

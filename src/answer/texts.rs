@@ -62,6 +62,7 @@ pub struct OrderTexts {
     pub any_carrier: String,
     pub not_found: String,
     pub not_verified: String,
+    pub too_many_attempts: String,
     pub unavailable: String,
 }
 

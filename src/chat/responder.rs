@@ -105,8 +105,15 @@ pub async fn answer(
     .await;
     // The shop's order system is asked here, in the async part, so the
     // decision itself stays pure.
-    crate::answer::order_reply::look_up(&mut decision.plan, state.orders.as_deref(), &state.texts)
-        .await;
+    let refused = crate::answer::order_reply::look_up(
+        &mut decision.plan,
+        state.orders.as_deref(),
+        &state.texts,
+    )
+    .await;
+    if refused == Some(crate::orders::ConnectorError::NotVerified) {
+        live.update_dialogue(|d| d.failed_checks += 1);
+    }
     stats.deciding = started.elapsed();
     let plan = &decision.plan;
     let history = live.turns();

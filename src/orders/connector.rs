@@ -204,6 +204,75 @@ mod tests {
         }
     }
 
+    /// A shop that answers every request with `response` after `delay`.
+    async fn shop_answering(response: &'static str, delay: Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    tokio::time::sleep(delay).await;
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    fn quick(url: String) -> ShopConnector {
+        let mut config = ConnectorConfig::new(url, b"s".to_vec());
+        config.timeout = Duration::from_millis(300);
+        config.retries = 1;
+        ShopConnector::new(config)
+    }
+
+    #[tokio::test]
+    async fn a_failing_shop_gets_a_clear_error_quickly() {
+        let failing = quick(
+            shop_answering(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                Duration::ZERO,
+            )
+            .await,
+        );
+        assert!(matches!(
+            failing.lookup(&lookup()).await,
+            Err(ConnectorError::Unavailable(_))
+        ));
+        let malformed = quick(
+            shop_answering(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{\"nope\":1",
+                Duration::ZERO,
+            )
+            .await,
+        );
+        assert!(matches!(
+            malformed.lookup(&lookup()).await,
+            Err(ConnectorError::Refused(_))
+        ));
+        let slow = quick(
+            shop_answering(
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                Duration::from_secs(5),
+            )
+            .await,
+        );
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            slow.lookup(&lookup()).await,
+            Err(ConnectorError::Unavailable(_))
+        ));
+        // Two tries of 300 ms and one pause, not the shop's 5 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[tokio::test]
     async fn an_unreachable_shop_opens_the_breaker_and_it_closes_after_the_cooldown() {
         // Nothing listens on a port just freed.

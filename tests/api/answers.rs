@@ -203,6 +203,44 @@ async fn order_status_with_the_demo_shop_asks_for_the_details_and_tells_what_the
 }
 
 #[tokio::test]
+async fn after_three_order_details_that_do_not_match_only_a_person_is_offered() {
+    let app = spawn_app().await;
+    let orders = &app.state.texts.orders;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    for (i, guess) in ["a@example.com", "b@example.com", "c@example.com"]
+        .iter()
+        .enumerate()
+    {
+        let reply = ws
+            .ask(
+                &format!("q{i}"),
+                &format!("where is order LO-10482002? my email is {guess}"),
+            )
+            .await;
+        assert_eq!(
+            reply.text(),
+            orders.not_verified.replace("{order}", "LO-10482002"),
+            "{}",
+            reply.reply
+        );
+    }
+    // Even the right address is not checked any more.
+    let stopped = ws.ask("q9", "it's ben.jansen@example.com").await;
+    assert_eq!(
+        stopped.text(),
+        orders.too_many_attempts,
+        "{}",
+        stopped.reply
+    );
+    assert!(!stopped.text().contains("PostNL"));
+    assert_eq!(
+        quick_replies(&stopped.reply),
+        ["Yes, connect me", "No, thanks"]
+    );
+}
+
+#[tokio::test]
 async fn an_order_is_cancelled_through_the_demo_shop_only_after_the_customer_says_yes() {
     let app = spawn_app().await;
     let orders = &app.state.texts.orders;
