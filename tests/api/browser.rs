@@ -1,6 +1,7 @@
 //! Pages in a real browser: headless Chromium driven over WebDriver
 //! (Debian's `chromium` and `chromium-driver`; `scripts/test` installs them).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,12 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver and the Chromium it started share a process group:
+        // ending the group ends both (killing only the driver orphaned the
+        // browsers, which outlived the test run).
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -39,6 +46,7 @@ impl Browser {
             .unwrap()
             .port();
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
