@@ -151,6 +151,9 @@ pub struct ConfigLayer {
     /// Admin API writes (POST, PUT, DELETE) one IP address may make per minute [default: 120]
     #[arg(long, env = "FRONTDESK_ADMIN_WRITES_PER_MINUTE", global = true)]
     pub admin_writes_per_minute: Option<u32>,
+    /// Orders one IP address may have looked up or cancelled per minute (a brake on guessing e-mail addresses and on load on the shop) [default: 10]
+    #[arg(long, env = "FRONTDESK_ORDER_CHECKS_PER_MINUTE", global = true)]
+    pub order_checks_per_minute: Option<u32>,
     /// Serve the demo shop page at `/` (turn off for a real shop: the widget, console and admin pages stay) [default: true]
     #[arg(long, env = "FRONTDESK_DEMO_PAGE", global = true)]
     pub demo_page: Option<bool>,
@@ -197,6 +200,9 @@ impl ConfigLayer {
             admin_writes_per_minute: self
                 .admin_writes_per_minute
                 .or(lower.admin_writes_per_minute),
+            order_checks_per_minute: self
+                .order_checks_per_minute
+                .or(lower.order_checks_per_minute),
         }
     }
 }
@@ -247,6 +253,7 @@ pub struct Config {
     pub sessions_per_minute: u32,
     pub sockets_per_ip: u32,
     pub admin_writes_per_minute: u32,
+    pub order_checks_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +332,7 @@ impl Config {
             sessions_per_minute: layer.sessions_per_minute.unwrap_or(20),
             sockets_per_ip: layer.sockets_per_ip.unwrap_or(100),
             admin_writes_per_minute: layer.admin_writes_per_minute.unwrap_or(120),
+            order_checks_per_minute: layer.order_checks_per_minute.unwrap_or(10),
         };
         config.validate()?;
         Ok(config)
@@ -345,6 +353,10 @@ impl Config {
             (
                 "admin_writes_per_minute",
                 self.admin_writes_per_minute as usize,
+            ),
+            (
+                "order_checks_per_minute",
+                self.order_checks_per_minute as usize,
             ),
             (
                 "retention_days",

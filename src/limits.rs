@@ -24,6 +24,8 @@ const MESSAGE_BURST: u32 = 10;
 const SIGN_IN_BURST: u32 = 5;
 /// Admin writes an address may make at once (an editor's burst of saves).
 const ADMIN_WRITE_BURST: u32 = 10;
+/// Order checks one address may make at once.
+const ORDER_CHECK_BURST: u32 = 5;
 /// New conversations an address may start at once (a family's tabs).
 const SESSION_BURST: u32 = 5;
 
@@ -32,6 +34,7 @@ pub struct Limits {
     sign_ins: DefaultKeyedRateLimiter<IpAddr>,
     sessions: DefaultKeyedRateLimiter<IpAddr>,
     admin_writes: DefaultKeyedRateLimiter<IpAddr>,
+    order_checks: DefaultKeyedRateLimiter<IpAddr>,
     /// Open chat sockets per address; an address leaves the map at zero.
     sockets: Arc<DashMap<IpAddr, u32>>,
     max_sockets: u32,
@@ -77,6 +80,10 @@ impl Limits {
                 config.admin_writes_per_minute,
                 ADMIN_WRITE_BURST.max(config.admin_writes_per_minute / 2),
             )),
+            order_checks: DefaultKeyedRateLimiter::keyed(quota(
+                config.order_checks_per_minute,
+                ORDER_CHECK_BURST,
+            )),
             sockets: Arc::default(),
             max_sockets: config.sockets_per_ip,
             hashing: tokio::sync::Semaphore::new(1),
@@ -104,6 +111,11 @@ impl Limits {
         check(&self.admin_writes, ip)
     }
 
+    /// Takes one order lookup or cancellation from `ip`'s allowance.
+    pub fn order_check(&self, ip: IpAddr) -> Result<(), Refused> {
+        check(&self.order_checks, ip)
+    }
+
     /// Counts a chat socket of `ip` while the slot lives, or `None` when
     /// the address holds `sockets_per_ip` already.
     pub fn open_socket(&self, ip: IpAddr) -> Option<SocketSlot> {
@@ -126,6 +138,7 @@ impl Limits {
             &self.sign_ins,
             &self.sessions,
             &self.admin_writes,
+            &self.order_checks,
         ] {
             limiter.retain_recent();
             limiter.shrink_to_fit();

@@ -41,6 +41,8 @@ pub struct Question {
     pub id: String,
     pub seq: i64,
     pub text: String,
+    /// The client's address, for per-address limits (none after a restart).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Decides the reply to `text` in a conversation in `dialogue`, off the
@@ -105,6 +107,13 @@ pub async fn answer(
     .await;
     // The shop's order system is asked here, in the async part, so the
     // decision itself stays pure.
+    if decision.plan.order.is_some()
+        && let Some(ip) = question.ip
+        && state.limits.order_check(ip).is_err()
+    {
+        state.metrics.refused("order_checks");
+        crate::answer::order_reply::refuse(&mut decision.plan, &state.texts);
+    }
     let refused = crate::answer::order_reply::look_up(
         &mut decision.plan,
         state.orders.as_deref(),

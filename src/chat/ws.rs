@@ -478,6 +478,7 @@ impl Connection {
                                     id,
                                     seq: m.seq,
                                     text: m.text,
+                                    ip: self.ip,
                                 },
                             )
                             .in_current_span(),
@@ -537,6 +538,7 @@ impl Connection {
                     id,
                     seq: appended.seq,
                     text,
+                    ip: self.ip,
                 },
             );
             tokio::spawn(

@@ -244,6 +244,7 @@ pub async fn run(state: Arc<AppState>, set: &[Conversation]) -> Result<Report, E
                 id: client_id,
                 seq: appended.seq,
                 text: text.clone(),
+                ip: None,
             };
             let Some((stored, stats)) =
                 responder::answer(state.clone(), live.clone(), question).await

@@ -264,6 +264,7 @@ async fn ask(state: &Arc<AppState>, question: &str) -> anyhow::Result<Reply> {
             id,
             seq: appended.seq,
             text: question.to_string(),
+            ip: None,
         },
     )
     .await

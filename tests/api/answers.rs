@@ -241,6 +241,33 @@ async fn after_three_order_details_that_do_not_match_only_a_person_is_offered() 
 }
 
 #[tokio::test]
+async fn order_checks_are_limited_per_address_across_conversations() {
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| c.order_checks_per_minute = 1,
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let ask = "where is order LO-10482003? email chloe.peeters@example.com";
+    let mut first = app.connect().await;
+    first.start_session().await;
+    let told = first.ask("q1", ask).await;
+    assert!(told.text().contains("out for delivery"), "{}", told.text());
+    // A new conversation from the same address does not reset it.
+    let mut second = app.connect().await;
+    second.start_session().await;
+    let refused = second.ask("q1", ask).await;
+    assert_eq!(
+        refused.text(),
+        app.state.texts.orders.too_many_attempts,
+        "{}",
+        refused.reply
+    );
+}
+
+#[tokio::test]
 async fn an_order_is_cancelled_through_the_demo_shop_only_after_the_customer_says_yes() {
     let app = spawn_app().await;
     let orders = &app.state.texts.orders;
