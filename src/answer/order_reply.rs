@@ -52,15 +52,6 @@ pub async fn look_up(
     refused
 }
 
-/// Turns a plan that would ask the shop into the reply for too many
-/// order checks: nothing is asked, a person is offered.
-pub fn refuse(plan: &mut Plan, texts: &Texts) {
-    plan.order = None;
-    plan.why = "too many order checks from this address".into();
-    plan.tail = Some(texts.orders.too_many_attempts.clone());
-    plan.set_offer(Offer::Person, texts);
-}
-
 /// The order's status, then its tracking link and delivery window when the
 /// shop gave them.
 pub fn describe(order: &Order, t: &OrderTexts) -> String {

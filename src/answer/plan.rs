@@ -105,6 +105,22 @@ impl Plan {
         }
     }
 
+    /// A reply that is what the shop's order system answers `request`,
+    /// written once it has (`answer::order_reply`).
+    fn ask_shop(request: OrderRequest, why: &str) -> Plan {
+        let mut plan = Plan::fixed(ReplyKind::OrderStatus, "", why);
+        plan.tail = None;
+        plan.order = Some(request);
+        plan
+    }
+
+    /// The reply when no more order checks are allowed: the shop is not
+    /// asked, a person is offered.
+    pub fn order_checks_spent(texts: &Texts, why: &str) -> Plan {
+        Plan::fixed(ReplyKind::OrderStatus, &texts.orders.too_many_attempts, why)
+            .with_offer(Offer::Person, texts)
+    }
+
     fn with_offer(mut self, offer: Offer, texts: &Texts) -> Plan {
         self.set_offer(offer, texts);
         self
@@ -222,14 +238,11 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
             }
             (Offer::CancelOrder { order_number }, OfferAnswer::Yes) => {
                 if let Some(verifier) = input.dialogue.slots.verifier() {
-                    let mut plan =
-                        Plan::fixed(ReplyKind::OrderStatus, "", "confirmed the cancellation");
-                    plan.tail = None;
-                    plan.order = Some(OrderRequest::Cancel(LookupRequest {
+                    let request = OrderRequest::Cancel(LookupRequest {
                         order_number: order_number.clone(),
                         verifier: verifier.to_string(),
-                    }));
-                    return fixed(plan);
+                    });
+                    return fixed(Plan::ask_shop(request, "confirmed the cancellation"));
                 }
             }
             (Offer::Choice { question, options }, OfferAnswer::Pick(i)) => {
@@ -611,14 +624,10 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     let (number, verifier) = (slots.order_number.as_ref()?, slots.verifier()?);
     if input.dialogue.failed_checks >= MAX_FAILED_CHECKS {
         // Guessing e-mail addresses or postcodes stops here.
-        return Some(
-            Plan::fixed(
-                ReplyKind::OrderStatus,
-                &ctx.texts.orders.too_many_attempts,
-                "too many order details that did not match",
-            )
-            .with_offer(Offer::Person, ctx.texts),
-        );
+        return Some(Plan::order_checks_spent(
+            ctx.texts,
+            "too many order details that did not match",
+        ));
     }
     let intent = input
         .understood
@@ -632,10 +641,6 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
             .is_some_and(|a| a.tags.iter().any(|tag| tag == CANCEL_ORDER))
     });
     let details_only = questions::content_terms(input.text) <= DETAILS_ONLY_TERMS;
-    let request = LookupRequest {
-        order_number: number.clone(),
-        verifier: verifier.to_string(),
-    };
     if intent == Some(CANCEL_ORDER)
         || (details_only && topic_is_cancelling && intent != Some(TRACK_ORDER))
     {
@@ -658,10 +663,11 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     if intent != Some(TRACK_ORDER) && !details_only {
         return None;
     }
-    let mut plan = Plan::fixed(ReplyKind::OrderStatus, "", "looks up the order");
-    plan.tail = None;
-    plan.order = Some(OrderRequest::Lookup(request));
-    Some(plan)
+    let request = OrderRequest::Lookup(LookupRequest {
+        order_number: number.clone(),
+        verifier: verifier.to_string(),
+    });
+    Some(Plan::ask_shop(request, "looks up the order"))
 }
 
 /// Order details that did not match, per conversation, before only a

@@ -112,7 +112,10 @@ pub async fn answer(
         && state.limits.order_check(ip).is_err()
     {
         state.metrics.refused("order_checks");
-        crate::answer::order_reply::refuse(&mut decision.plan, &state.texts);
+        decision.plan = crate::answer::Plan::order_checks_spent(
+            &state.texts,
+            "too many order checks from this address",
+        );
     }
     let refused = crate::answer::order_reply::look_up(
         &mut decision.plan,

@@ -138,19 +138,11 @@ impl MistralGenerator {
         )
         .await;
         let load_time = started.elapsed();
-        let description = if path == source {
-            format!(
-                "{} ({:?})",
-                source.file_name().unwrap_or_default().to_string_lossy(),
-                device
-            )
-        } else {
-            format!(
-                "{} as Q8_0 ({:?})",
-                source.file_name().unwrap_or_default().to_string_lossy(),
-                device
-            )
-        };
+        let converted = if path == source { "" } else { " as Q8_0" };
+        let description = format!(
+            "{}{converted} ({device:?})",
+            source.file_name().unwrap_or_default().to_string_lossy(),
+        );
         tracing::info!(model = %description, load_ms = load_time.as_millis() as u64, "model loaded");
         Ok(MistralGenerator {
             model: Arc::new(model),
