@@ -285,8 +285,9 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
     .await?
 }
 
-/// Runs a set of conversations through a fresh server state (a temporary
-/// database seeded from the knowledge folder, the configured model).
+/// Runs a set of conversations through a fresh server (a temporary
+/// database seeded from the knowledge folder, the configured model, the
+/// demo shop's orders served on a free local port).
 async fn eval_answers(mut config: Config, args: AnswersEvalArgs) -> anyhow::Result<()> {
     let set = crate::evaluation::answers::read_set(&args.set)?;
     let generator = crate::startup::load_generator(&config).await?;
@@ -299,14 +300,19 @@ async fn eval_answers(mut config: Config, args: AnswersEvalArgs) -> anyhow::Resu
         std::fs::create_dir_all(config.embedding_cache_path().parent().expect("a folder"))?;
         std::fs::copy(&cache, config.embedding_cache_path())?;
     }
-    let state = std::sync::Arc::new(crate::state::AppState::build(
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = crate::startup::Application::with_models(
         config,
         crate::state::Models {
             generator,
             understanding,
         },
-    )?);
+    )?;
+    let state = app.state().clone();
+    let server = app.handle();
+    tokio::spawn(app.run_until_stopped());
     let report = crate::evaluation::answers::run(state, &set).await;
+    server.stop(true).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let report = report?;
     match args.format {
@@ -360,9 +366,10 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                 // The same decision chat makes, in a conversation that asked `context` first.
                 let mut dialogue = crate::answer::DialogueState::default();
                 let ask = |text: &str, dialogue: &mut crate::answer::DialogueState| {
-                    let corrected = corpus.correct_spelling(text, encoder);
+                    let meant = crate::answer::dialogue::without_details(text);
+                    let corrected = corpus.correct_spelling(&meant, encoder);
                     let understood =
-                        understanding.understand_now(corrected.as_deref().unwrap_or(text))?;
+                        understanding.understand_now(corrected.as_deref().unwrap_or(&meant))?;
                     dialogue.observe_customer(text);
                     let input = crate::answer::Input {
                         text,

@@ -139,6 +139,14 @@ pub struct ConfigLayer {
         hide_env_values = true
     )]
     pub connector_secret: Option<String>,
+    /// Secret the shop's site signs a signed-in customer's identity with for the widget (unset: identities are refused) [default: unset]
+    #[arg(
+        long,
+        env = "FRONTDESK_IDENTITY_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub identity_secret: Option<String>,
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
@@ -194,6 +202,7 @@ impl ConfigLayer {
             retention_days: self.retention_days.or(lower.retention_days),
             connector_url: self.connector_url.or(lower.connector_url),
             connector_secret: self.connector_secret.or(lower.connector_secret),
+            identity_secret: self.identity_secret.or(lower.identity_secret),
             demo_page: self.demo_page.or(lower.demo_page),
             sessions_per_minute: self.sessions_per_minute.or(lower.sessions_per_minute),
             sockets_per_ip: self.sockets_per_ip.or(lower.sockets_per_ip),
@@ -249,6 +258,8 @@ pub struct Config {
     /// The shop's order system; `None`: the demo shop's, when the demo is on.
     pub connector_url: Option<String>,
     pub connector_secret: Option<String>,
+    /// Verifies the widget's signed customer identities; `None`: refused.
+    pub identity_secret: Option<String>,
     pub demo_page: bool,
     pub sessions_per_minute: u32,
     pub sockets_per_ip: u32,
@@ -328,6 +339,7 @@ impl Config {
             retention_days: layer.retention_days,
             connector_url: layer.connector_url.filter(|u| !u.is_empty()),
             connector_secret: layer.connector_secret.filter(|s| !s.is_empty()),
+            identity_secret: layer.identity_secret.filter(|s| !s.is_empty()),
             demo_page: layer.demo_page.unwrap_or(true),
             sessions_per_minute: layer.sessions_per_minute.unwrap_or(20),
             sockets_per_ip: layer.sockets_per_ip.unwrap_or(100),

@@ -133,11 +133,12 @@ impl AppState {
 
     /// Understands a customer message as it was meant: typos corrected to
     /// the knowledge base's words first ("how do i cancle my order" is a
-    /// cancellation, not product care).
+    /// cancellation, not product care), and order details left out.
     pub async fn understand(
         &self,
         text: &str,
     ) -> Result<crate::understanding::Understood, crate::understanding::encoder::EncoderError> {
+        let text = &*crate::answer::dialogue::without_details(text);
         let corrected = self
             .kb
             .snapshot()

@@ -2,7 +2,10 @@
  *   <script src="https://support.example.com/widget.js" async
  *           data-title="Help" data-color="#1f6f5c"></script>
  * Optional: data-server (defaults to where this script came from),
- * data-subtitle, data-open="true". Protocol: docs/protocol.md.
+ * data-subtitle, data-open="true". A site that has signed its customer in
+ * adds data-customer-id, data-customer-email and data-customer-signature
+ * (hex HMAC-SHA256 of "id\nemail" under the shop's identity secret).
+ * Protocol: docs/protocol.md.
  */
 (() => {
   'use strict';
@@ -27,6 +30,14 @@
   const save = (k, v) => { try { localStorage.setItem(storageKey + k, JSON.stringify(v)); } catch (_) { /* private mode */ } };
   const KEEP = 200;
 
+  const identity = data.customerId && data.customerEmail && data.customerSignature
+    ? {customer_id: data.customerId, email: data.customerEmail, signature: data.customerSignature}
+    : null;
+  if (saved('customer', null) !== (identity && identity.customer_id)) {
+    // Another customer (or none) on this browser: their chat is not shown.
+    ['session', 'messages', 'pending', 'handler', 'intro'].forEach((k) => { try { localStorage.removeItem(storageKey + k); } catch (_) { /* private mode */ } });
+    save('customer', identity && identity.customer_id);
+  }
   let sessionId = saved('session', null);
   let messages = saved('messages', []);   // stored messages by seq: {seq, role, text, citations, agent, event, id}
   let pending = saved('pending', []);     // {id, text}: sent, not yet acknowledged
@@ -378,6 +389,7 @@
       attempts = 0; banner(null);
       const hello = {type: 'hello'};
       if (sessionId) { hello.session_id = sessionId; hello.last_seq = lastSeq(); }
+      if (identity) hello.identity = identity;
       socket.send(JSON.stringify(hello));
     };
     socket.onmessage = (e) => {

@@ -12,12 +12,14 @@ pub use crate::storage::{Choice, Offer};
 use crate::storage::{ReplyKind, Role, StoredMessage};
 
 /// How a message answers the pending offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferAnswer {
     Yes,
     No,
     /// The n-th option (from 0) of a choice.
     Pick(usize),
+    /// Some items (by position, from 0) of the order a return is about.
+    Items(Vec<usize>),
 }
 
 /// The last answer's subject, for follow-ups.
@@ -135,9 +137,56 @@ static ORDER_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
 /// A Dutch postcode ("3511 AB"), the demo shop's.
 static POSTCODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b([1-9]\d{3})\s?([A-Za-z]{2})\b").expect("valid regex"));
+/// A postcode named as one: four or five digits (Belgium, Germany, the
+/// Netherlands without its letters), with the Dutch letters if they follow.
+static NAMED_POSTCODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:post\s?code|postal\s+code|zip\s?code|zip)\b\s*(?:is\s+|:\s*)?(\d{4,5})(?:\s?([a-z]{2})\b)?")
+        .expect("valid regex")
+});
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("valid regex")
 });
+
+/// The message without the order details it gives (order numbers, e-mail
+/// addresses, postcodes with the word that names them), for understanding
+/// what it asks: "check order LO-1, postcode is 2000" is about an order,
+/// not a change of address. A message of details only is kept as it is.
+pub fn without_details(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for c in ORDER_NUMBER.captures_iter(text) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
+            spans.push((m.start(), m.end()));
+        }
+    }
+    spans.extend(EMAIL.find_iter(text).map(|m| (m.start(), m.end())));
+    spans.extend(NAMED_POSTCODE.find_iter(text).map(|m| (m.start(), m.end())));
+    spans.extend(POSTCODE.find_iter(text).map(|m| (m.start(), m.end())));
+    if spans.is_empty() {
+        return text.into();
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        if start >= at {
+            out.push_str(&text[at..start]);
+        }
+        at = at.max(end);
+    }
+    out.push_str(&text[at..]);
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().any(char::is_alphabetic) {
+        out.into()
+    } else {
+        text.into()
+    }
+}
+
+/// Two-letter words that follow a number without being a postcode's letters.
+const NOT_POSTCODE_LETTERS: &[&str] = &[
+    "is", "in", "on", "at", "to", "of", "or", "an", "as", "it", "be", "by", "my", "no", "so", "up",
+    "we", "me", "he", "do", "go", "if", "am",
+];
 
 /// Order numbers ("LO-12345678", "order #10482") and e-mail addresses in a message.
 pub fn extract_slots(text: &str) -> Slots {
@@ -153,35 +202,21 @@ pub fn extract_slots(text: &str) -> Slots {
     let email = EMAIL.find(text).map(|m| m.as_str().to_ascii_lowercase());
     // Two letters after four digits are a postcode only when they are not
     // a word ("1234 is my order").
-    let postcode = POSTCODE.captures(text).and_then(|c| {
-        let letters = c.get(2)?.as_str();
-        (letters.chars().all(|ch| ch.is_ascii_uppercase())
-            || !matches!(
-                letters.to_ascii_lowercase().as_str(),
-                "is" | "in"
-                    | "on"
-                    | "at"
-                    | "to"
-                    | "of"
-                    | "or"
-                    | "an"
-                    | "as"
-                    | "it"
-                    | "be"
-                    | "by"
-                    | "my"
-                    | "no"
-                    | "so"
-                    | "up"
-                    | "we"
-                    | "me"
-                    | "he"
-                    | "do"
-                    | "go"
-                    | "if"
-                    | "am"
-            ))
-        .then(|| format!("{} {}", &c[1], letters.to_ascii_uppercase()))
+    let letters_ok = |letters: &str| {
+        letters.chars().all(|ch| ch.is_ascii_uppercase())
+            || !NOT_POSTCODE_LETTERS.contains(&letters.to_ascii_lowercase().as_str())
+    };
+    let named = NAMED_POSTCODE.captures(text).map(|c| {
+        match c.get(2).map(|m| m.as_str()).filter(|l| letters_ok(l)) {
+            Some(letters) => format!("{} {}", &c[1], letters.to_ascii_uppercase()),
+            None => c[1].to_string(),
+        }
+    });
+    let postcode = named.or_else(|| {
+        POSTCODE.captures(text).and_then(|c| {
+            let letters = c.get(2)?.as_str();
+            letters_ok(letters).then(|| format!("{} {}", &c[1], letters.to_ascii_uppercase()))
+        })
     });
     Slots {
         order_number,
@@ -229,6 +264,19 @@ const NO: &[&str] = &[
     "that's all",
     "thats all",
 ];
+const ALL: &[&str] = &[
+    "all",
+    "all of them",
+    "everything",
+    "both",
+    "all items",
+    "all the items",
+    "the whole order",
+    "whole order",
+];
+/// Words an answer naming items may have ("the mugs and the throw please").
+const MAX_ITEM_ANSWER_WORDS: usize = 12;
+
 // "one" alone means the first; in "the second one" it means nothing.
 const FIRST: &[&str] = &["first", "1", "former", "top"];
 const SECOND: &[&str] = &["second", "2", "two", "latter", "other", "last"];
@@ -244,7 +292,7 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
     let words: Vec<&str> = norm.split(' ').collect();
     let button = labels.iter().position(|l| normalise(l) == norm);
     match offer {
-        Offer::Person | Offer::CancelOrder { .. } => {
+        Offer::Person | Offer::CancelOrder { .. } | Offer::StartReturn { .. } => {
             if button == Some(1)
                 || NO.contains(&norm.as_str())
                 || (words.len() <= 4 && words[0] == "no")
@@ -258,6 +306,28 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
             } else {
                 None
             }
+        }
+        Offer::ReturnItems { items, .. } => {
+            let all = || Some(OfferAnswer::Items((0..items.len()).collect()));
+            match button {
+                Some(i) if i < items.len() => return Some(OfferAnswer::Items(vec![i])),
+                Some(_) => return all(),
+                None => {}
+            }
+            if ALL.contains(&norm.as_str()) {
+                return all();
+            }
+            if NO.contains(&norm.as_str()) {
+                return Some(OfferAnswer::No);
+            }
+            if words.len() > MAX_ITEM_ANSWER_WORDS {
+                return None;
+            }
+            let named: Vec<usize> = crate::orders::named_items(text, items)
+                .into_iter()
+                .filter_map(|n| items.iter().position(|i| std::ptr::eq(i, n)))
+                .collect();
+            (!named.is_empty()).then_some(OfferAnswer::Items(named))
         }
         Offer::Choice { options, .. } => {
             // A label sent by a quick-reply button, or words of one title only.
@@ -427,5 +497,34 @@ mod tests {
         state.observe_customer("it's order LO-00001234");
         state.observe_customer("any news?");
         assert_eq!(state.slots.order_number.as_deref(), Some("LO-00001234"));
+    }
+
+    #[test]
+    fn details_are_left_out_for_understanding() {
+        assert_eq!(
+            without_details("hi could you check on order LO-10482003 for me, postcode is 2000"),
+            "hi could you check on order for me,"
+        );
+        assert_eq!(
+            without_details("return the mugs from order #10482, anna@example.com"),
+            "return the mugs from order #,"
+        );
+        assert_eq!(
+            without_details("how long do returns take?"),
+            "how long do returns take?"
+        );
+        assert_eq!(without_details("LO-10482002"), "LO-10482002");
+    }
+
+    #[test]
+    fn postcodes_are_found_dutch_or_named() {
+        let postcode = |t: &str| extract_slots(t).postcode;
+        assert_eq!(postcode("it's 3511 ab").as_deref(), Some("3511 AB"));
+        assert_eq!(postcode("postcode is 2000").as_deref(), Some("2000"));
+        assert_eq!(postcode("zip: 10115 and email").as_deref(), Some("10115"));
+        assert_eq!(postcode("Postcode 1012JS").as_deref(), Some("1012 JS"));
+        assert_eq!(postcode("postcode 2000 is mine").as_deref(), Some("2000"));
+        assert_eq!(postcode("1234 is my order"), None);
+        assert_eq!(postcode("I paid 2000 euros"), None);
     }
 }

@@ -12,7 +12,7 @@ use super::texts::Texts;
 use crate::generation::grounding;
 use crate::knowledge::retriever::{Answerability, Corpus, Retrieved, RetrieverKind};
 use crate::knowledge::{Citation, RetrievalQuery};
-use crate::orders::LookupRequest;
+use crate::orders::{LookupRequest, OrderItem, ReturnLine, ReturnRequest};
 use crate::storage::ReplyKind;
 use crate::understanding::Understood;
 use crate::understanding::catalogue::{Catalogue, IntentAction, OUT_OF_SCOPE};
@@ -73,6 +73,24 @@ pub enum OrderRequest {
     Lookup(LookupRequest),
     /// Only after the customer confirmed it.
     Cancel(LookupRequest),
+    /// Looks the order up to ask which of its items go back (or to confirm
+    /// those `wanted` names).
+    PrepareReturn {
+        lookup: LookupRequest,
+        wanted: String,
+    },
+    /// Only after the customer confirmed it.
+    Return(ReturnRequest),
+}
+
+impl OrderRequest {
+    pub fn order_number(&self) -> &str {
+        match self {
+            OrderRequest::Lookup(r) | OrderRequest::Cancel(r) => &r.order_number,
+            OrderRequest::PrepareReturn { lookup, .. } => &lookup.order_number,
+            OrderRequest::Return(r) => &r.order_number,
+        }
+    }
 }
 
 impl Plan {
@@ -121,6 +139,29 @@ impl Plan {
             .with_offer(Offer::Person, texts)
     }
 
+    /// Asks the customer to confirm a return of `items` (never registered
+    /// without their yes).
+    pub(super) fn confirm_return(
+        &mut self,
+        order_number: &str,
+        items: Vec<OrderItem>,
+        texts: &Texts,
+    ) {
+        let t = &texts.orders.returns;
+        self.tail = Some(
+            t.confirm
+                .replace("{items}", &super::order_reply::list_items(&items, t))
+                .replace("{order}", order_number),
+        );
+        self.set_offer(
+            Offer::StartReturn {
+                order_number: order_number.to_string(),
+                items,
+            },
+            texts,
+        );
+    }
+
     fn with_offer(mut self, offer: Offer, texts: &Texts) -> Plan {
         self.set_offer(offer, texts);
         self
@@ -135,6 +176,15 @@ impl Plan {
                     texts.orders.yes_cancel.clone(),
                     texts.orders.no_keep.clone(),
                 ]
+            }
+            Offer::ReturnItems { items, .. } => items
+                .iter()
+                .map(|i| i.name.clone())
+                .chain(std::iter::once(texts.orders.returns.all_items.clone()))
+                .collect(),
+            Offer::StartReturn { .. } => {
+                let t = &texts.orders.returns;
+                vec![t.yes.clone(), t.no.clone()]
             }
         };
         self.offer = Some(offer);
@@ -244,6 +294,43 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
                     });
                     return fixed(Plan::ask_shop(request, "confirmed the cancellation"));
                 }
+            }
+            (
+                Offer::StartReturn {
+                    order_number,
+                    items,
+                },
+                OfferAnswer::Yes,
+            ) => {
+                if let Some(verifier) = input.dialogue.slots.verifier() {
+                    let request = OrderRequest::Return(ReturnRequest {
+                        order_number: order_number.clone(),
+                        verifier: verifier.to_string(),
+                        items: items
+                            .iter()
+                            .map(|i| ReturnLine {
+                                sku: i.sku.clone(),
+                                quantity: i.quantity,
+                            })
+                            .collect(),
+                    });
+                    return fixed(Plan::ask_shop(request, "confirmed the return"));
+                }
+            }
+            (
+                Offer::ReturnItems {
+                    order_number,
+                    items,
+                },
+                OfferAnswer::Items(picked),
+            ) => {
+                let chosen = picked
+                    .iter()
+                    .filter_map(|&i| items.get(i).cloned())
+                    .collect();
+                let mut plan = Plan::fixed(ReplyKind::OrderStatus, "", "chose the items to return");
+                plan.confirm_return(order_number, chosen, t);
+                return fixed(plan);
             }
             (Offer::Choice { question, options }, OfferAnswer::Pick(i)) => {
                 if let Some(choice) = options.get(i) {
@@ -635,14 +722,16 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
         .map(|u| u.intent.name.as_str());
     // A message that only gives the details continues the conversation's
     // topic: cancelling when its article is about cancelling.
-    let topic_is_cancelling = input.dialogue.topic.as_ref().is_some_and(|t| {
-        ctx.corpus
-            .article(&t.article_id)
-            .is_some_and(|a| a.tags.iter().any(|tag| tag == CANCEL_ORDER))
-    });
+    let topic_has = |intent_tag: &str| {
+        input.dialogue.topic.as_ref().is_some_and(|t| {
+            ctx.corpus
+                .article(&t.article_id)
+                .is_some_and(|a| a.tags.iter().any(|tag| tag == intent_tag))
+        })
+    };
     let details_only = questions::content_terms(input.text) <= DETAILS_ONLY_TERMS;
     if intent == Some(CANCEL_ORDER)
-        || (details_only && topic_is_cancelling && intent != Some(TRACK_ORDER))
+        || (details_only && topic_has(CANCEL_ORDER) && intent != Some(TRACK_ORDER))
     {
         // Never without the customer's yes.
         let text = ctx.texts.orders.confirm_cancel.replace("{order}", number);
@@ -660,14 +749,31 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
             ),
         );
     }
+    let lookup = LookupRequest {
+        order_number: number.clone(),
+        verifier: verifier.to_string(),
+    };
+    if intent == Some(RETURN_ITEM)
+        || (details_only && topic_has(RETURN_ITEM) && intent != Some(TRACK_ORDER))
+    {
+        // The items may have been named before the order details were.
+        let wanted = match &input.dialogue.topic {
+            Some(topic) if details_only => format!("{}\n{}", topic.question, input.text),
+            _ => input.text.to_string(),
+        };
+        let request = OrderRequest::PrepareReturn { lookup, wanted };
+        return Some(Plan::ask_shop(
+            request,
+            "looks up the order to return items",
+        ));
+    }
     if intent != Some(TRACK_ORDER) && !details_only {
         return None;
     }
-    let request = OrderRequest::Lookup(LookupRequest {
-        order_number: number.clone(),
-        verifier: verifier.to_string(),
-    });
-    Some(Plan::ask_shop(request, "looks up the order"))
+    Some(Plan::ask_shop(
+        OrderRequest::Lookup(lookup),
+        "looks up the order",
+    ))
 }
 
 /// Order details that did not match, per conversation, before only a
@@ -676,6 +782,9 @@ pub const MAX_FAILED_CHECKS: u32 = 3;
 
 /// The intent of "please cancel my order".
 const CANCEL_ORDER: &str = "cancel_order";
+
+/// The intent of "I want to send this back".
+const RETURN_ITEM: &str = "return_item";
 
 /// Content words a message that only gives order details may hold besides
 /// them ("my email is ...", "order LO-1 postcode 3511 AB").
@@ -707,6 +816,14 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts, orders: bool) {
         plan.tail = Some(match &input.dialogue.slots.order_number {
             Some(n) => t.orders.ask_verifier.replace("{order}", n),
             None => t.orders.ask_cancel.clone(),
+        });
+    } else if understood.intent.name == RETURN_ITEM
+        && understood.intent.confidence >= SURE_INTENT
+        && orders
+    {
+        plan.tail = Some(match &input.dialogue.slots.order_number {
+            Some(n) => t.orders.ask_verifier.replace("{order}", n),
+            None => t.orders.returns.ask_order.clone(),
         });
     }
 }

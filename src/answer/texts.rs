@@ -64,11 +64,46 @@ pub struct OrderTexts {
     pub not_verified: String,
     pub too_many_attempts: String,
     pub unavailable: String,
+    /// The transcript's record of a cancellation done in the chat.
+    #[serde(default = "OrderTexts::shipped_cancel_event")]
+    pub cancel_event: String,
+    #[serde(default = "ReturnTexts::shipped")]
+    pub returns: ReturnTexts,
+}
+
+/// The words of a return registered in the chat.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnTexts {
+    pub ask_order: String,
+    pub which_items: String,
+    pub all_items: String,
+    pub confirm: String,
+    pub yes: String,
+    pub no: String,
+    pub started: String,
+    pub label: String,
+    pub no_label: String,
+    pub not_delivered: String,
+    pub not_allowed: String,
+    pub event: String,
+    /// Joins the last two items of a list ("1 × Linen throw and 4 × Stoneware mug").
+    pub and: String,
+}
+
+impl ReturnTexts {
+    fn shipped() -> ReturnTexts {
+        Texts::shipped().orders.returns
+    }
 }
 
 impl OrderTexts {
     fn shipped() -> OrderTexts {
         Texts::shipped().orders
+    }
+
+    fn shipped_cancel_event() -> String {
+        Texts::shipped().orders.cancel_event
     }
 }
 

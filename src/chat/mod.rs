@@ -3,6 +3,7 @@
 pub mod escalation;
 pub mod events;
 pub mod handoff_note;
+pub mod identity;
 pub mod protocol;
 pub mod responder;
 mod session;

@@ -36,6 +36,9 @@ pub enum ErrorCode {
     /// Too many messages from this address, or too many unanswered in this
     /// session: the message was not stored; send it again later.
     RateLimited,
+    /// The `hello`'s customer identity is not signed with the shop's
+    /// secret: the chat goes on without it, as an anonymous visitor.
+    IdentityRefused,
     /// Something failed on the server; the message was not lost if it was acknowledged.
     Internal,
 }
@@ -46,6 +49,8 @@ pub enum ClientFrame {
     Hello {
         session_id: Option<Uuid>,
         last_seq: i64,
+        /// Who the shop's site says the customer is, signed.
+        identity: Option<super::identity::Identity>,
     },
     Message {
         id: String,
@@ -88,6 +93,8 @@ enum RawFrame {
     Hello {
         session_id: Option<String>,
         last_seq: Option<i64>,
+        #[serde(default)]
+        identity: Option<super::identity::Identity>,
     },
     Message {
         id: RawId,
@@ -139,6 +146,7 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
         RawFrame::Hello {
             session_id,
             last_seq,
+            identity,
         } => {
             let session_id = session_id
                 .map(|s| {
@@ -153,6 +161,7 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
             Ok(ClientFrame::Hello {
                 session_id,
                 last_seq: last_seq.unwrap_or(0).max(0),
+                identity,
             })
         }
         RawFrame::Message { id, text } => {
@@ -442,8 +451,24 @@ mod tests {
             parse_client_frame(r#"{"type":"hello"}"#, 10).unwrap(),
             ClientFrame::Hello {
                 session_id: None,
-                last_seq: 0
+                last_seq: 0,
+                identity: None,
             }
+        );
+        // An identity is parsed whole or the frame is refused.
+        let with_identity =
+            r#"{"type":"hello","identity":{"customer_id":"c","email":"e@x.nl","signature":"ab"}}"#;
+        assert!(matches!(
+            parse_client_frame(with_identity, 10),
+            Ok(ClientFrame::Hello {
+                identity: Some(_),
+                ..
+            })
+        ));
+        let unknown_field = r#"{"type":"hello","identity":{"customer_id":"c","email":"e","signature":"ab","admin":true}}"#;
+        assert_eq!(
+            parse_client_frame(unknown_field, 10).unwrap_err().code,
+            ErrorCode::InvalidFrame
         );
     }
 

@@ -117,14 +117,19 @@ pub async fn answer(
             "too many order checks from this address",
         );
     }
-    let refused = crate::answer::order_reply::look_up(
+    let shop = crate::answer::order_reply::look_up(
         &mut decision.plan,
         state.orders.as_deref(),
         &state.texts,
     )
     .await;
-    if refused == Some(crate::orders::ConnectorError::NotVerified) {
+    if shop.refused == Some(crate::orders::ConnectorError::NotVerified) {
         live.update_dialogue(|d| d.failed_checks += 1);
+    }
+    if let Some(order) = shop.order
+        && let Err(e) = state.store.record_order(live.id, order).await
+    {
+        tracing::error!(error = %e, "cannot keep the order looked up");
     }
     stats.deciding = started.elapsed();
     let plan = &decision.plan;
@@ -232,6 +237,9 @@ pub async fn answer(
         live.publish(frame);
     }
     state.events.changed(live.id, Some(stored.seq));
+    if let Some((event, text)) = shop.done {
+        record_order_event(&state, &live, event, text).await;
+    }
     let m = &state.metrics;
     m.reply(kind.as_str());
     m.reply_seconds.observe(started.elapsed().as_secs_f64());
@@ -256,6 +264,25 @@ pub async fn answer(
         "replied"
     );
     Some((stored, stats))
+}
+
+/// Stores what the shop did in the chat as a transcript event, for the
+/// widget and the console. The reply already told the customer.
+async fn record_order_event(
+    state: &AppState,
+    live: &LiveSession,
+    event: crate::storage::conversations::ConversationEvent,
+    text: String,
+) {
+    match state.store.append_order_event(live.id, event, text).await {
+        Ok(stored) => {
+            if let Some(frame) = ServerFrame::from_person(&stored) {
+                live.publish(frame);
+            }
+            state.events.changed(live.id, Some(stored.seq));
+        }
+        Err(e) => tracing::error!(error = %e, "cannot store the order event"),
+    }
 }
 
 /// Classifies the message, stores what it means, and flags the session

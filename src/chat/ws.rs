@@ -18,6 +18,7 @@ use super::session::{ConnectionGuard, LiveSession, Opened};
 use crate::api::ApiError;
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
+use crate::storage::shop_records::Customer;
 
 /// Errors in a row (without a good frame between) after which a client is
 /// treated as abusive and disconnected.
@@ -70,6 +71,7 @@ pub async fn route(
         fresh: None,
         ip,
         errors_in_a_row: 0,
+        customer: None,
         out_tx,
         write_timeout,
         gone: false,
@@ -96,6 +98,9 @@ struct Connection {
     /// The client's address, for its rate limit.
     ip: Option<std::net::IpAddr>,
     errors_in_a_row: u32,
+    /// Who the shop's site vouched for in `hello` (boxed: most visitors
+    /// are anonymous and an idle socket should stay small).
+    customer: Option<Box<Customer>>,
     /// Frames from the session's broadcast, to be written by this connection.
     out_tx: mpsc::Sender<Box<ServerFrame>>,
     /// How long one write may wait for the client to read.
@@ -285,6 +290,7 @@ impl Connection {
             ClientFrame::Hello {
                 session_id,
                 last_seq,
+                identity,
             } => {
                 if self.joined.is_some() || self.fresh.is_some() {
                     return self
@@ -294,6 +300,29 @@ impl Connection {
                             id: None,
                         })
                         .await;
+                }
+                if let Some(identity) = identity {
+                    let secret = self
+                        .state
+                        .config
+                        .identity_secret
+                        .as_deref()
+                        .map(str::as_bytes);
+                    match super::identity::verify(secret, &identity) {
+                        Ok(customer) => self.customer = Some(Box::new(customer)),
+                        Err(e) => {
+                            // The chat goes on, as an anonymous visitor's.
+                            tracing::warn!(error = %e, "customer identity refused");
+                            let refused = ServerFrame::error(FrameError {
+                                code: ErrorCode::IdentityRefused,
+                                message: e.to_string(),
+                                id: None,
+                            });
+                            if self.send(&refused).await.is_err() {
+                                return Flow::Close(None);
+                            }
+                        }
+                    }
                 }
                 self.hello(session_id, last_seq).await
             }
@@ -330,6 +359,7 @@ impl Connection {
                         }
                     };
                     let events = session.subscribe();
+                    self.claim(&session).await;
                     self.attach(session, events, 0);
                 }
                 self.on_customer_message(id, text).await
@@ -359,8 +389,18 @@ impl Connection {
     }
 
     /// Resumes a stored session, or gives a new one its id (it is created
-    /// with its first message).
+    /// with its first message). A conversation of a signed-in customer is
+    /// resumed only by that customer: after a sign-out or a switch of
+    /// account in the same browser, a new one starts.
     async fn hello(&mut self, session_id: Option<Uuid>, last_seq: i64) -> Flow {
+        let session_id = match session_id {
+            Some(id) => match self.state.store.customer(id).await {
+                Ok(Some(owner)) if self.customer.as_deref() != Some(&owner) => None,
+                Ok(_) => Some(id),
+                Err(e) => return self.internal(e.to_string(), None).await,
+            },
+            None => None,
+        };
         let resumed = match session_id {
             Some(id) => match self.state.hub.resume(&self.state.store, id).await {
                 Ok(r) => r,
@@ -417,11 +457,32 @@ impl Connection {
             replayed = history.len(),
             "session joined"
         );
+        self.claim(&session).await;
         self.attach(session.clone(), events, stored_last);
         if opened.loaded {
             self.answer_unanswered(session).await;
         }
         Flow::Continue
+    }
+
+    /// Records the signed-in customer on their conversation (the console
+    /// shows who they are) and gives the bot their e-mail address, so it
+    /// is not asked for again.
+    async fn claim(&mut self, session: &LiveSession) {
+        let Some(customer) = self.customer.as_deref() else {
+            return;
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .set_customer(session.id, customer.clone())
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the signed-in customer");
+        }
+        let email = customer.email.clone();
+        session.update_dialogue(|d| d.slots.email = Some(email));
+        self.state.events.changed(session.id, None);
     }
 
     /// The first frame a client gets: its session, where the store stands,

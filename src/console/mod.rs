@@ -92,6 +92,8 @@ pub struct ConversationView {
     pub outcome: Option<crate::storage::conversations::Outcome>,
     /// A customer has the chat open right now.
     pub online: bool,
+    /// Who the shop's site says the customer is (a signed identity).
+    pub customer: Option<crate::storage::shop_records::Customer>,
 }
 
 pub async fn view(
@@ -127,6 +129,7 @@ pub async fn view(
         agent,
         outcome,
         online: live.is_some_and(|l| l.is_connected()),
+        customer: s.customer,
     })
 }
 
@@ -147,7 +150,8 @@ pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no conversation {id:?}")))
 }
 
-/// The whole transcript, each message with its intent, sentiment and citations.
+/// The whole transcript, each message with its intent, sentiment and
+/// citations, and the orders looked up in it as the shop last described them.
 async fn conversation(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -166,8 +170,10 @@ async fn conversation(
         .iter()
         .map(HistoryEntry::from)
         .collect();
+    let orders = state.store.conversation_orders(id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "conversation": view(&state, summary).await?,
         "messages": messages,
+        "orders": orders,
     })))
 }

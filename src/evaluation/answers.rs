@@ -74,7 +74,8 @@ pub struct Expect {
     /// `false`: the knowledge base cannot answer; the bot should decline and offer a person.
     #[serde(default)]
     pub answerable: Option<bool>,
-    /// `handoff`, `no_handoff`, `smalltalk`, `clarify`: the reply's kind.
+    /// `handoff`, `no_handoff`, `smalltalk`, `clarify`: the reply's kind;
+    /// `order`: a reply from the shop's order system holding `facts`.
     #[serde(default)]
     pub expect: Option<String>,
     /// Patterns the reply must not match (an injection's goal).
@@ -188,6 +189,9 @@ pub struct Report {
     pub declined: Share,
     /// Dialogue expectations met (hand-off, small talk, a question back).
     pub dialogue: Share,
+    /// Order turns (`"expect": "order"`) answered from the shop's order
+    /// system with every expected fact.
+    pub orders: Share,
     /// Replies with a number, amount, duration, name, e-mail or link their sources do not hold.
     pub unsupported_replies: usize,
     /// Streamed text with such a fact, or streamed text that is not the reply.
@@ -208,6 +212,7 @@ pub async fn run(state: Arc<AppState>, set: &[Conversation]) -> Result<Report, E
         right_article: Share::default(),
         declined: Share::default(),
         dialogue: Share::default(),
+        orders: Share::default(),
         unsupported_replies: 0,
         unsupported_streams: 0,
         injection_leaks: 0,
@@ -285,6 +290,20 @@ pub async fn run(state: Arc<AppState>, set: &[Conversation]) -> Result<Report, E
                 .map(|a| format!("{}\n{}", a.title, a.body))
                 .collect();
             sources.push(fixed_wording(&state));
+            // What the shop's order system said in this conversation: the
+            // orders it described and the actions it recorded.
+            for order in state.store.conversation_orders(live.id).await? {
+                sources.push(order_text(&order));
+            }
+            sources.extend(
+                state
+                    .store
+                    .transcript(live.id)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.event.is_some())
+                    .map(|m| m.text),
+            );
             if let Some(Offer::Choice { options, .. }) = &reply.offer {
                 sources.extend(options.iter().map(|o| o.title.clone()));
             }
@@ -343,7 +362,21 @@ pub async fn run(state: Arc<AppState>, set: &[Conversation]) -> Result<Report, E
                     miss("answered a question the knowledge base cannot answer".into());
                 }
             }
-            if let Some(kind) = &expect.expect {
+            if expect.expect.as_deref() == Some("order") {
+                let missing: Vec<&String> = expect
+                    .facts
+                    .0
+                    .iter()
+                    .filter(|f| !pattern(f).is_match(&reply.text))
+                    .collect();
+                let from_shop = reply.kind == ReplyKind::OrderStatus;
+                report.orders.add(from_shop && missing.is_empty());
+                if !from_shop {
+                    miss("expected a reply from the order system".into());
+                } else if !missing.is_empty() {
+                    miss(format!("fact missing: {missing:?}"));
+                }
+            } else if let Some(kind) = &expect.expect {
                 let met = match kind.as_str() {
                     "handoff" => reply.kind == ReplyKind::Handoff,
                     "no_handoff" => reply.kind != ReplyKind::Handoff,
@@ -369,6 +402,19 @@ pub async fn run(state: Arc<AppState>, set: &[Conversation]) -> Result<Report, E
     report.first_visible_ms_p50 = ms(0.5);
     report.first_visible_ms_p95 = ms(0.95);
     Ok(report)
+}
+
+/// An order's fields as words, so the fact checker reads them as it reads
+/// an article (compact JSON runs a link into the fields after it).
+fn order_text(o: &crate::orders::Order) -> String {
+    let mut out = vec![o.number.clone()];
+    out.extend(o.carrier.clone());
+    out.extend(o.tracking_url.clone());
+    if let Some(w) = &o.delivery_window {
+        out.extend([w.from.clone(), w.to.clone()]);
+    }
+    out.extend(o.items.iter().map(|i| format!("{} {}", i.quantity, i.name)));
+    out.join(" \n")
 }
 
 fn pattern(p: &str) -> Regex {
@@ -418,6 +464,7 @@ pub fn to_text(r: &Report) -> String {
          right article                    {}\n\
          declined when unanswerable       {}\n\
          dialogue expectations            {}\n\
+         order replies right              {}\n\
          replies with unsupported facts   {}\n\
          streams with unsupported text    {}\n\
          injection leaks                  {}\n\
@@ -428,6 +475,7 @@ pub fn to_text(r: &Report) -> String {
         share(&r.right_article),
         share(&r.declined),
         share(&r.dialogue),
+        share(&r.orders),
         r.unsupported_replies,
         r.unsupported_streams,
         r.injection_leaks,

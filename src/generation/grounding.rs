@@ -244,9 +244,14 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
                             unit: Some("business day".into()),
                         }))
             }
-            Fact::Name(name) => name
-                .split(['\'', '-'])
-                .all(|part| part.is_empty() || known_words.contains(&part.to_ascii_lowercase())),
+            // A name with digits ("LO-10482002") is known when its numbers
+            // are.
+            Fact::Name(name) => name.split(['\'', '-']).all(|part| {
+                part.is_empty()
+                    || known_words.contains(&part.to_ascii_lowercase())
+                    || (part.chars().all(|c| c.is_ascii_digit())
+                        && known_values.contains(normalise_number(part).as_str()))
+            }),
             Fact::Address(_) => known.contains(&fact),
         };
         if !supported && !unsupported.contains(&fact) {

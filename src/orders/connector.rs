@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::signature;
-use super::{LookupRequest, Order, ShopError, ShopErrorCode};
+use super::{LookupRequest, Order, ReturnReceipt, ReturnRequest, ShopError, ShopErrorCode};
 
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -105,14 +105,23 @@ impl ShopConnector {
         self.call("orders/cancel", request, 0).await
     }
 
+    /// Asks the shop to register a return of some of the order's items.
+    /// Tried once, like a cancellation.
+    pub async fn start_return(
+        &self,
+        request: &ReturnRequest,
+    ) -> Result<ReturnReceipt, ConnectorError> {
+        self.call("orders/return", request, 0).await
+    }
+
     /// One contract call behind the breaker, tried again up to `retries`
     /// times while the shop is unreachable; the order it answers with.
-    async fn call(
+    async fn call<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        request: &LookupRequest,
+        request: &impl serde::Serialize,
         retries: u32,
-    ) -> Result<Order, ConnectorError> {
+    ) -> Result<T, ConnectorError> {
         self.admit()?;
         let body = serde_json::to_vec(request).expect("a request serializes");
         let mut attempt = 0;
@@ -127,8 +136,8 @@ impl ShopConnector {
             }
         };
         self.record(outcome.as_ref().err());
-        outcome?.json::<Order>().await.map_err(|e| {
-            ConnectorError::Refused(format!("an order the contract does not allow: {e}"))
+        outcome?.json::<T>().await.map_err(|e| {
+            ConnectorError::Refused(format!("an answer the contract does not allow: {e}"))
         })
     }
 

@@ -14,7 +14,8 @@ use super::signature::{
     self, MAX_SKEW_SECS, NONCE_HEADER, SIGNATURE_HEADER, SignatureError, Signed, TIMESTAMP_HEADER,
 };
 use super::{
-    DeliveryWindow, LookupRequest, Order, OrderItem, OrderStatus, ShopError, ShopErrorCode,
+    DeliveryWindow, LookupRequest, Order, OrderItem, OrderStatus, ReturnReceipt, ReturnRequest,
+    ShopError, ShopErrorCode,
 };
 use crate::storage::Store;
 use crate::storage::demo_orders::DemoOrderRow;
@@ -126,7 +127,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope(PATH)
             .app_data(web::PayloadConfig::new(MAX_BODY))
             .route("/orders/lookup", web::post().to(lookup))
-            .route("/orders/cancel", web::post().to(cancel)),
+            .route("/orders/cancel", web::post().to(cancel))
+            .route("/orders/return", web::post().to(start_return)),
     );
 }
 
@@ -167,6 +169,65 @@ async fn cancel(shop: web::Data<DemoShop>, request: HttpRequest, body: web::Byte
             tracing::error!(error = %e, "demo shop: store failed");
             HttpResponse::InternalServerError().finish()
         }
+    }
+}
+
+/// Where the demo's return labels are (no real label is made).
+const LABEL_URL: &str = "https://returns.example/label/";
+
+/// Registers a return of delivered items the order holds and that were not
+/// returned already; anything else is not allowed.
+async fn start_return(
+    shop: web::Data<DemoShop>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let row = match verified_order(&shop, &request, &body).await {
+        Ok(row) => row,
+        Err(refused) => return refused,
+    };
+    let (Ok(order), Ok(asked)) = (
+        serde_json::from_str::<Order>(&row.body),
+        serde_json::from_slice::<ReturnRequest>(&body),
+    ) else {
+        return refuse(StatusCode::BAD_REQUEST, ShopErrorCode::BadRequest);
+    };
+    let internal = |e: crate::storage::StoreError| {
+        tracing::error!(error = %e, "demo shop: store failed");
+        HttpResponse::InternalServerError().finish()
+    };
+    let returned = match shop.store.demo_returned(row.number.clone()).await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let mut items = Vec::new();
+    for line in &asked.items {
+        let already: u32 = returned
+            .iter()
+            .filter(|(sku, _)| *sku == line.sku)
+            .map(|(_, q)| q)
+            .sum();
+        match order.items.iter().find(|i| i.sku == line.sku) {
+            Some(item) if line.quantity > 0 && already + line.quantity <= item.quantity => items
+                .push(OrderItem {
+                    quantity: line.quantity,
+                    ..item.clone()
+                }),
+            _ => return refuse(StatusCode::CONFLICT, ShopErrorCode::NotAllowed),
+        }
+    }
+    if order.status != OrderStatus::Delivered || items.is_empty() {
+        return refuse(StatusCode::CONFLICT, ShopErrorCode::NotAllowed);
+    }
+    let lines = items.iter().map(|i| (i.sku.clone(), i.quantity)).collect();
+    match shop.store.add_demo_return(row.number.clone(), lines).await {
+        Ok(return_id) => HttpResponse::Ok().json(ReturnReceipt {
+            label_url: Some(format!("{LABEL_URL}{return_id}")),
+            return_id,
+            order_number: row.number,
+            items,
+        }),
+        Err(e) => internal(e),
     }
 }
 
@@ -262,6 +323,6 @@ mod tests {
         )
         .unwrap();
         let orders: Vec<DemoOrder> = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(orders.len(), 6);
+        assert_eq!(orders.len(), 7);
     }
 }

@@ -19,6 +19,10 @@ pub enum ConversationEvent {
     AgentLeft,
     /// A person closed the conversation with an outcome.
     Closed,
+    /// The shop cancelled an order at the customer's request, in the chat.
+    OrderCancelled,
+    /// The shop registered a return the customer asked for in the chat.
+    ReturnStarted,
 }
 
 impl ConversationEvent {
@@ -27,22 +31,32 @@ impl ConversationEvent {
             Self::AgentJoined => "agent_joined",
             Self::AgentLeft => "agent_left",
             Self::Closed => "closed",
+            Self::OrderCancelled => "order_cancelled",
+            Self::ReturnStarted => "return_started",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, StoreError> {
-        [Self::AgentJoined, Self::AgentLeft, Self::Closed]
-            .into_iter()
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown conversation event {s:?}")))
+        [
+            Self::AgentJoined,
+            Self::AgentLeft,
+            Self::Closed,
+            Self::OrderCancelled,
+            Self::ReturnStarted,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown conversation event {s:?}")))
     }
 
-    /// What the customer reads.
+    /// What the customer reads of a hand-over event (an order event's
+    /// words come from the shop's answer).
     fn text(self, agent: &str) -> String {
         match self {
             Self::AgentJoined => format!("{agent} from our team joined the chat"),
             Self::AgentLeft => format!("{agent} handed you back to our assistant"),
             Self::Closed => format!("{agent} closed the conversation"),
+            Self::OrderCancelled | Self::ReturnStarted => format!("{agent} changed an order"),
         }
     }
 }
@@ -107,7 +121,7 @@ impl From<rusqlite::Error> for HandoverError {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms, m.role, s.status, s.agent, s.outcome, s.summary";
+const SUMMARY_COLUMNS: &str = "s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms, m.role, s.status, s.agent, s.outcome, s.summary, s.customer_id, s.customer_email";
 
 fn read_summary(
     r: &rusqlite::Row<'_>,
@@ -123,6 +137,8 @@ fn read_summary(
     let agent: Option<String> = r.get(8)?;
     let outcome: Option<String> = r.get(9)?;
     let summary: Option<String> = r.get(10)?;
+    let customer_id: Option<String> = r.get(11)?;
+    let customer_email: Option<String> = r.get(12)?;
     Ok((|| {
         let corrupt = |e: String| StoreError::Corrupt(e);
         let json = |s: &str| serde_json::Value::String(s.to_string());
@@ -142,6 +158,9 @@ fn read_summary(
                     .transpose()?,
             },
             summary,
+            customer: customer_id
+                .zip(customer_email)
+                .map(|(id, email)| super::shop_records::Customer { id, email }),
         })
     })())
 }
@@ -205,6 +224,29 @@ fn append(
         created_at_ms,
     })
 }
+
+impl Store {
+    /// Stores what the shop did at the customer's request in the chat (an
+    /// order cancelled, a return registered) as an event of the transcript,
+    /// caused by the assistant.
+    pub async fn append_order_event(
+        &self,
+        session: Uuid,
+        event: ConversationEvent,
+        text: String,
+    ) -> Result<StoredMessage, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let stored = append(&tx, session, Role::Event, text, ASSISTANT, Some(event))?;
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await
+    }
+}
+
+/// Who causes an event the bot did.
+pub const ASSISTANT: &str = "assistant";
 
 fn append_event(
     tx: &rusqlite::Transaction<'_>,

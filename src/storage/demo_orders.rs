@@ -65,4 +65,51 @@ impl Store {
         })
         .await
     }
+
+    /// Quantities of each SKU of an order already returned.
+    pub async fn demo_returned(&self, number: String) -> Result<Vec<(String, u32)>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT items FROM demo_returns WHERE order_number = ?1")?;
+            let rows = stmt.query_map([number], |r| r.get::<_, String>(0))?;
+            let mut returned = Vec::new();
+            for items in rows {
+                let items: Vec<(String, u32)> = serde_json::from_str(&items?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                returned.extend(items);
+            }
+            Ok(returned)
+        })
+        .await
+    }
+
+    /// Records a demo return; its id (`RT-<order digits>-<n>`).
+    pub async fn add_demo_return(
+        &self,
+        number: String,
+        items: Vec<(String, u32)>,
+    ) -> Result<String, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM demo_returns WHERE order_number = ?1",
+                [&number],
+                |r| r.get(0),
+            )?;
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let id = format!("RT-{digits}-{}", n + 1);
+            tx.execute(
+                "INSERT INTO demo_returns (id, order_number, items, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    id,
+                    number,
+                    serde_json::to_string(&items).expect("items serialize"),
+                    super::now_ms()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
 }

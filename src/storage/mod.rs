@@ -20,6 +20,7 @@ pub mod demo_orders;
 pub mod gaps;
 pub mod privacy;
 mod schema;
+pub mod shop_records;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -117,6 +118,16 @@ pub enum Offer {
     },
     /// "Shall I cancel order X?", once its number and who placed it are known.
     CancelOrder { order_number: String },
+    /// "Which items of order X?", once the shop said what the order holds.
+    ReturnItems {
+        order_number: String,
+        items: Vec<crate::orders::OrderItem>,
+    },
+    /// "Shall I register a return of these items?"
+    StartReturn {
+        order_number: String,
+        items: Vec<crate::orders::OrderItem>,
+    },
 }
 
 /// A bot reply's content, as stored.
@@ -225,6 +236,8 @@ pub struct ConversationSummary {
     pub handler: conversations::Handler,
     /// What the bot gathered for the agent when it flagged the conversation.
     pub summary: Option<String>,
+    /// Who the shop's site says the customer is.
+    pub customer: Option<shop_records::Customer>,
 }
 
 /// Result of storing a customer message.

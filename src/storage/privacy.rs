@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Deletes the subject's conversations and everything derived from
-    /// them (knowledge-base gaps), in one transaction, and records who did
+    /// them (knowledge-base gaps, the orders looked up), in one transaction, and records who did
     /// it. Returns the conversations erased.
     pub async fn erase(&self, subject: Subject, actor: String) -> Result<Vec<Uuid>, StoreError> {
         self.run(move |conn| {
@@ -216,9 +216,10 @@ fn sessions_of(conn: &Connection, subject: &Subject) -> Result<Vec<Uuid>, StoreE
                 .collect::<Result<_, _>>()?
         }
         Subject::Email(address) => {
-            // Case-insensitive, and only where the customer wrote it.
+            // Case-insensitive: where the customer wrote it, or the shop's
+            // site vouched for it (a signed identity).
             let mut stmt = conn.prepare(
-                "SELECT s.id FROM sessions s WHERE EXISTS (
+                "SELECT s.id FROM sessions s WHERE lower(s.customer_email) = lower(?1) OR EXISTS (
                      SELECT 1 FROM messages m WHERE m.session_id = s.id
                      AND m.role = 'customer' AND instr(lower(m.text), lower(?1)) > 0)
                  ORDER BY s.created_at_ms",
@@ -232,11 +233,14 @@ fn sessions_of(conn: &Connection, subject: &Subject) -> Result<Vec<Uuid>, StoreE
 
 fn delete_sessions(conn: &Connection, sessions: &[Uuid]) -> Result<(), StoreError> {
     let mut gaps = conn.prepare_cached("DELETE FROM gaps WHERE session_id = ?1")?;
+    let mut orders =
+        conn.prepare_cached("DELETE FROM conversation_orders WHERE session_id = ?1")?;
     let mut messages = conn.prepare_cached("DELETE FROM messages WHERE session_id = ?1")?;
     let mut session = conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?;
     for id in sessions {
         let id = id.to_string();
         gaps.execute([&id])?;
+        orders.execute([&id])?;
         messages.execute([&id])?;
         session.execute([&id])?;
     }

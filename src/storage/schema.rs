@@ -132,6 +132,24 @@ const MIGRATIONS: &[&str] = &[
         postcode TEXT NOT NULL,
         body TEXT NOT NULL
     );",
+    // v9: the demo shop's returns; the orders looked up in a conversation,
+    // shown beside it in the console (what the shop said, no more); the
+    // customer a shop site vouched for with a signed identity.
+    "CREATE TABLE demo_returns (
+        id TEXT PRIMARY KEY,
+        order_number TEXT NOT NULL,
+        items TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE conversation_orders (
+        session_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        body TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (session_id, number)
+    );
+    ALTER TABLE sessions ADD COLUMN customer_id TEXT;
+    ALTER TABLE sessions ADD COLUMN customer_email TEXT;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -453,3 +453,49 @@ async fn the_widget_greets_suggests_questions_and_offers_quick_replies() {
     assert!(customer.widget_texts(".chips").await.is_empty());
     customer.screenshot("widget-handoff.png").await;
 }
+
+#[tokio::test]
+async fn a_return_registered_in_the_widget_shows_in_the_console_beside_the_order() {
+    const PASSWORD: &str = "correct horse battery";
+    let app = spawn_app().await;
+    app.add_agent("Sam", PASSWORD);
+    let customer = Browser::start().await;
+    customer.client.goto(&app.url("/")).await.unwrap();
+    customer.open_widget().await;
+    customer
+        .widget_send("I'd like to return the throw from order LO-10482007, my email is gwen.visser@example.com")
+        .await;
+    let yes = app.state.texts.orders.returns.yes.clone();
+    customer
+        .widget_where(".chips[data-kind=quick] button", |t| {
+            t.iter().any(|b| b == &yes)
+        })
+        .await;
+    customer.widget_send(&yes).await;
+    customer
+        .widget_where(".event", |t| t.iter().any(|e| e.contains("RT-10482007-1")))
+        .await;
+    customer.screenshot("widget-return.png").await;
+
+    let console = Browser::start().await;
+    console
+        .client
+        .goto(&app.url("/console.html"))
+        .await
+        .unwrap();
+    console.type_into("#name", "Sam").await;
+    console.type_into("#password", PASSWORD).await;
+    console.click("#signin-form button[type=submit]").await;
+    console.click("#list li[data-id] button").await;
+    console
+        .text_where("#orders", |t| {
+            t.contains("LO-10482007") && t.contains("Delivered") && t.contains("Linen throw")
+        })
+        .await;
+    console
+        .text_where("#transcript", |t| {
+            t.contains("Return RT-10482007-1 registered")
+        })
+        .await;
+    console.screenshot("console-orders.png").await;
+}

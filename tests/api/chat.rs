@@ -81,9 +81,13 @@ async fn follow_up_is_answered_in_context() {
 
 #[tokio::test]
 async fn a_full_queue_answers_busy_instead_of_hanging() {
-    // One reply may run and none may wait; the model writes slowly.
+    // One reply may run and none may wait; the model writes slowly: one
+    // sentence the article supports (streamed), then words it does not (held
+    // back, never repeated, which would end the reply early).
+    let script = std::iter::once("You can reset your password with Forgot password. ".to_string())
+        .chain((1..=40).map(|i| format!("Step {i} of many. ")));
     let app = spawn_scripted(
-        ScriptedGenerator::new(["You can reset your password with Forgot password. "; 40])
+        ScriptedGenerator::new(script)
             .slow(std::time::Duration::from_millis(100))
             .with_admission(Admission::new(1, 0)),
     )

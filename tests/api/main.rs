@@ -16,5 +16,6 @@ mod origin;
 mod privacy;
 mod protocol;
 mod sessions;
+mod shop_actions;
 mod startup;
 mod understanding;
