@@ -82,7 +82,7 @@ impl Limits {
             )),
             order_checks: DefaultKeyedRateLimiter::keyed(quota(
                 config.order_checks_per_minute,
-                ORDER_CHECK_BURST,
+                ORDER_CHECK_BURST.max(config.order_checks_per_minute / 2),
             )),
             sockets: Arc::default(),
             max_sockets: config.sockets_per_ip,

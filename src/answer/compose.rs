@@ -88,7 +88,12 @@ pub async fn compose(
         out.push(lead, &mut emit);
     }
     let mut model = ModelRun::default();
-    let said = if style == AnswerStyle::Generated && plan.answers_from_kb() {
+    // Only an answer from the knowledge base is rewritten; an order's
+    // status is the shop's words, and so is the advice said after it.
+    let said = if style == AnswerStyle::Generated
+        && plan.kind == ReplyKind::Extractive
+        && plan.answers_from_kb()
+    {
         generate(
             plan,
             question,

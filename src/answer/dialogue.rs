@@ -59,8 +59,8 @@ pub struct DialogueState {
     pub offer: Option<(Offer, Vec<String>)>,
     pub topic: Option<Topic>,
     pub slots: Slots,
-    /// Order details that did not match, in this conversation (kept while
-    /// it is in memory): a few, then only a person can help.
+    /// Order details that did not match in this conversation (also
+    /// stored): a few, then only a person can help.
     pub failed_checks: u32,
 }
 

@@ -54,7 +54,15 @@ pub async fn look_up(
                 _ => {
                     plan.why =
                         format!("the shop says order {} is {:?}", order.number, order.status);
-                    Some(describe(&order, t))
+                    // An order still on its way: its status, then what the
+                    // knowledge base says to do if it is late.
+                    if is_open(&order) && !plan.parts.is_empty() {
+                        plan.lead = Some(describe(&order, t));
+                        None
+                    } else {
+                        plan.parts.clear();
+                        Some(describe(&order, t))
+                    }
                 }
             };
             answer.order = Some(order);
@@ -79,6 +87,7 @@ pub async fn look_up(
             Some(format!("{} {label}", fill_return(&r.started)))
         }
         Err(e) => {
+            plan.parts.clear();
             let tail = match (&e, &request) {
                 (ConnectorError::NotFound, _) => fill(&t.not_found),
                 (ConnectorError::NotVerified, _) => fill(&t.not_verified),
@@ -149,6 +158,14 @@ fn prepare_return(plan: &mut Plan, order: &Order, wanted: &str, texts: &Texts) {
     }
 }
 
+/// Still to be delivered.
+fn is_open(order: &Order) -> bool {
+    !matches!(
+        order.status,
+        OrderStatus::Delivered | OrderStatus::Cancelled
+    )
+}
+
 /// "1 × Linen throw and 4 × Stoneware mug".
 pub fn list_items(items: &[OrderItem], t: &ReturnTexts) -> String {
     let each: Vec<String> = items
@@ -177,10 +194,7 @@ pub fn describe(order: &Order, t: &OrderTexts) -> String {
     let mut text = status
         .replace("{order}", &order.number)
         .replace("{carrier}", carrier);
-    let open = !matches!(
-        order.status,
-        OrderStatus::Delivered | OrderStatus::Cancelled
-    );
+    let open = is_open(order);
     if let Some(url) = order.tracking_url.as_deref().filter(|_| open) {
         text.push(' ');
         text.push_str(&t.tracking.replace("{tracking}", url));

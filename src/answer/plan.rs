@@ -770,10 +770,35 @@ fn order_lookup(input: &Input<'_>, ctx: &Context<'_>) -> Option<Plan> {
     if intent != Some(TRACK_ORDER) && !details_only {
         return None;
     }
-    Some(Plan::ask_shop(
-        OrderRequest::Lookup(lookup),
-        "looks up the order",
-    ))
+    let mut plan = Plan::ask_shop(OrderRequest::Lookup(lookup), "looks up the order");
+    plan.parts = late_advice(ctx);
+    Some(plan)
+}
+
+const LATE_ADVICE_SENTENCES: usize = 2;
+
+/// What the knowledge base says to do when an order is late (the answer
+/// to the shop's `late_question`), said after an open order's status.
+fn late_advice(ctx: &Context<'_>) -> Vec<Part> {
+    let question = ctx.texts.orders.late_question.trim();
+    if question.is_empty() {
+        return Vec::new();
+    }
+    let asked = Input {
+        text: question,
+        understood: None,
+        dialogue: &DialogueState::default(),
+    };
+    let mut decision = search_and_answer(&asked, ctx, Vec::new(), false);
+    if decision.plan.kind != ReplyKind::Extractive {
+        return Vec::new();
+    }
+    // Briefly: the status is what was asked.
+    decision.plan.parts.truncate(1);
+    for part in &mut decision.plan.parts {
+        part.sentences.truncate(LATE_ADVICE_SENTENCES);
+    }
+    decision.plan.parts
 }
 
 /// Order details that did not match, per conversation, before only a

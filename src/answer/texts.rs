@@ -67,6 +67,10 @@ pub struct OrderTexts {
     /// The transcript's record of a cancellation done in the chat.
     #[serde(default = "OrderTexts::shipped_cancel_event")]
     pub cancel_event: String,
+    /// Asked of the knowledge base when an open order is described: its
+    /// answer (what to do if the order is late) follows the status.
+    #[serde(default)]
+    pub late_question: String,
     #[serde(default = "ReturnTexts::shipped")]
     pub returns: ReturnTexts,
 }

@@ -124,7 +124,14 @@ pub async fn answer(
     )
     .await;
     if shop.refused == Some(crate::orders::ConnectorError::NotVerified) {
-        live.update_dialogue(|d| d.failed_checks += 1);
+        // Stored, so the limit on guesses holds after a restart too.
+        match state.store.add_failed_order_check(live.id).await {
+            Ok(n) => live.update_dialogue(|d| d.failed_checks = n),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count the failed order check");
+                live.update_dialogue(|d| d.failed_checks += 1);
+            }
+        }
     }
     if let Some(order) = shop.order
         && let Err(e) = state.store.record_order(live.id, order).await

@@ -270,6 +270,7 @@ impl SessionHub {
             Err(crate::storage::conversations::HandoverError::Store(e)) => return Err(e),
             Err(_) => Handler::bot(),
         };
+        let failed_checks = store.failed_order_checks(id).await?;
         // Two connections may load the same session at once (after a
         // restart): only the one that puts it in memory reports it loaded,
         // so its pending messages are answered once.
@@ -277,6 +278,7 @@ impl SessionHub {
             dashmap::Entry::Occupied(e) => (e.get().clone(), false),
             dashmap::Entry::Vacant(e) => {
                 let live = Arc::new(LiveSession::new(id, &history, handler));
+                live.update_dialogue(|d| d.failed_checks = failed_checks);
                 e.insert(live.clone());
                 (live, true)
             }

@@ -150,6 +150,9 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE sessions ADD COLUMN customer_id TEXT;
     ALTER TABLE sessions ADD COLUMN customer_email TEXT;",
+    // v10: order details that did not match in a conversation, so the
+    // limit on guesses holds after a restart or an idle eviction too.
+    "ALTER TABLE sessions ADD COLUMN failed_order_checks INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

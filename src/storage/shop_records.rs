@@ -1,6 +1,7 @@
 //! What a shop told Frontdesk about a conversation's customer: the orders
-//! looked up in it (shown beside it in the console, deleted with it) and
-//! the identity the shop's site vouched for.
+//! looked up in it (shown beside it in the console, deleted with it), the
+//! identity the shop's site vouched for, and how often the order details
+//! given did not match.
 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,37 @@ impl Store {
                     },
                 )
                 .optional()?)
+        })
+        .await
+    }
+
+    /// Counts one more order check that did not match in `session`; the
+    /// count now.
+    pub async fn add_failed_order_check(&self, session: Uuid) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "UPDATE sessions SET failed_order_checks = failed_order_checks + 1
+                     WHERE id = ?1 RETURNING failed_order_checks",
+                    [session.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn failed_order_checks(&self, session: Uuid) -> Result<u32, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT failed_order_checks FROM sessions WHERE id = ?1",
+                    [session.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
         })
         .await
     }

@@ -178,6 +178,12 @@ async fn order_status_with_the_demo_shop_asks_for_the_details_and_tells_what_the
     assert!(text.contains("on its way with PostNL"), "{text}");
     assert!(text.contains("https://jouw.postnl.nl/"), "{text}");
     assert!(text.contains("Expected delivery"), "{text}");
+    // Then what the knowledge base says to do if it is late, cited.
+    assert!(
+        text.find("Expected delivery") < text.find("2 business days"),
+        "{text}"
+    );
+    assert_eq!(told.cited(), ["late-or-lost-parcel"]);
     // Someone else's details get nothing about the order.
     let mut other = app.connect().await;
     other.start_session().await;
@@ -204,10 +210,10 @@ async fn order_status_with_the_demo_shop_asks_for_the_details_and_tells_what_the
 
 #[tokio::test]
 async fn after_three_order_details_that_do_not_match_only_a_person_is_offered() {
-    let app = spawn_app().await;
-    let orders = &app.state.texts.orders;
+    let app = spawn_app_with(AppOptions::default(), TempDir::new().unwrap()).await;
+    let orders = app.state.texts.orders.clone();
     let mut ws = app.connect().await;
-    ws.start_session().await;
+    let session = ws.start_session().await;
     for (i, guess) in ["a@example.com", "b@example.com", "c@example.com"]
         .iter()
         .enumerate()
@@ -237,6 +243,25 @@ async fn after_three_order_details_that_do_not_match_only_a_person_is_offered() 
     assert_eq!(
         quick_replies(&stopped.reply),
         ["Yes, connect me", "No, thanks"]
+    );
+
+    // A restart does not give the conversation its guesses back.
+    ws.close().await;
+    let data = app.stop().await;
+    let app = spawn_app_with(AppOptions::default(), data).await;
+    let mut ws = app.connect().await;
+    ws.hello(Some(&session), None).await;
+    let after_restart = ws
+        .ask(
+            "q10",
+            "where is order LO-10482002? my email is ben.jansen@example.com",
+        )
+        .await;
+    assert_eq!(
+        after_restart.text(),
+        app.state.texts.orders.too_many_attempts,
+        "{}",
+        after_restart.reply
     );
 }
 

@@ -328,3 +328,44 @@ async fn a_forged_identity_is_refused_and_the_chat_goes_on_anonymously() {
     .await;
     assert_eq!(frames[0]["code"], "identity_refused", "{frames:?}");
 }
+
+#[tokio::test]
+async fn every_order_state_is_told_in_the_shops_words() {
+    // Six lookups from one address: more than the default burst allows.
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| c.order_checks_per_minute = 60,
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    let t = &app.state.texts.orders;
+    let cases = [
+        ("LO-10482001", "anna.devries@example.com", &t.placed),
+        ("LO-10482002", "ben.jansen@example.com", &t.shipped),
+        (
+            "LO-10482003",
+            "chloe.peeters@example.com",
+            &t.out_for_delivery,
+        ),
+        ("LO-10482004", "david.muller@example.com", &t.delivered),
+        ("LO-10482005", "eva.bakker@example.com", &t.cancelled),
+        ("LO-10482006", "finn.smit@example.com", &t.backorder),
+    ];
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    for (n, (number, email, wording)) in cases.into_iter().enumerate() {
+        let told = ws
+            .ask(
+                &format!("q{n}"),
+                &format!("where is my order {number}? my email is {email}"),
+            )
+            .await;
+        assert_eq!(told.reply["kind"], "order_status", "{}", told.reply);
+        // The status sentence up to its first placeholder after the number.
+        let expected = wording.replace("{order}", number);
+        let expected = expected.split("{carrier}").next().unwrap();
+        assert!(told.text().contains(expected), "{number}: {}", told.text());
+    }
+}
