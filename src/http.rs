@@ -16,6 +16,7 @@ use crate::state::AppState;
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const ADMIN_HTML: &str = include_str!("../static/admin.html");
 const CONSOLE_HTML: &str = include_str!("../static/console.html");
+const INSIGHTS_HTML: &str = include_str!("../static/insights.html");
 const WIDGET_JS: &str = include_str!("../static/widget.js");
 
 /// Starts serving on `listener`. The returned server must be awaited or spawned.
@@ -49,6 +50,7 @@ pub fn serve(
             .route("/", web::get().to(index))
             .route("/admin.html", web::get().to(admin_page))
             .route("/console.html", web::get().to(console_page))
+            .route("/insights.html", web::get().to(insights_page))
             .route("/widget.js", web::get().to(widget))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -56,6 +58,7 @@ pub fn serve(
             .route("/kb/{id}", web::get().to(article_page))
             .route("/ws", web::get().to(ws::route))
             .configure(crate::console::routes)
+            .configure(crate::insights::routes)
             .configure(|cfg| crate::admin::routes(cfg, max_upload))
             .configure(|cfg| {
                 if let Some(shop) = demo_shop {
@@ -120,6 +123,7 @@ fn spawn_retention(state: std::sync::Weak<AppState>, days: u32) {
 static INDEX_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(INDEX_HTML));
 static ADMIN_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(ADMIN_HTML));
 static CONSOLE_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(CONSOLE_HTML));
+static INSIGHTS_POLICY: LazyLock<String> = LazyLock::new(|| page_policy(INSIGHTS_HTML));
 
 async fn index(state: web::Data<AppState>) -> Result<HttpResponse, crate::api::ApiError> {
     if !state.config.demo_page {
@@ -136,6 +140,10 @@ async fn admin_page() -> HttpResponse {
 
 async fn console_page() -> HttpResponse {
     page(CONSOLE_HTML, &CONSOLE_POLICY)
+}
+
+async fn insights_page() -> HttpResponse {
+    page(INSIGHTS_HTML, &INSIGHTS_POLICY)
 }
 
 /// One of this server's pages, with a Content-Security-Policy that allows

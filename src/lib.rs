@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod evaluation;
 pub mod generation;
 pub mod http;
+pub mod insights;
 pub mod knowledge;
 pub mod limits;
 pub mod metrics;

@@ -74,6 +74,12 @@
   .banner.show { display: flex; gap: 8px; align-items: center; justify-content: space-between; }
   .banner button { border: 0; background: none; color: #78350f; text-decoration: underline; cursor: pointer; font-size: 13px; }
   .log { position: relative; flex: 1; overflow-y: auto; padding: 16px 14px; display: flex; flex-direction: column; gap: 8px; }
+  .rate { align-self: center; background: #fff; border: 1px solid #e7e5e4; border-radius: 12px; padding: 8px 12px; text-align: center; font-size: 13.5px; display: flex; flex-direction: column; gap: 6px; }
+  .rate .stars button { font-size: 24px; line-height: 1; background: none; border: 0; color: #d6d3d1; cursor: pointer; padding: 0 2px; }
+  .rate .stars button:hover, .rate .stars button:focus-visible { color: #f59e0b; }
+  .rate .stars:hover button { color: #f59e0b; }
+  .rate .stars button:hover ~ button { color: #d6d3d1; }
+  .rate input { font: inherit; border: 1px solid #e7e5e4; border-radius: 8px; padding: 4px 8px; }
   .chips { display: flex; flex-wrap: wrap; gap: 6px; align-self: flex-start; max-width: 92%; }
   .chips button { border: 1px solid var(--accent); color: var(--accent); background: #fff; border-radius: 999px;
     padding: 6px 12px; font-size: 13.5px; cursor: pointer; text-align: left; }
@@ -186,6 +192,37 @@
     const last = messages[messages.length - 1];
     if (last && last.role === 'bot' && last.quick_replies && !pending.length) chips(last.quick_replies, 'quick');
     else if (messages.length || pending.length) chips(null);
+    // A conversation just closed asks for a rating, once.
+    const closed = last && last.role === 'event' && last.event === 'closed' && !pending.length;
+    const asked = log.querySelector('.rate');
+    if (closed && !asked) askRating();
+    else if (!closed && asked) asked.remove();
+  }
+
+  function askRating() {
+    const box = document.createElement('div');
+    box.className = 'rate';
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', 'Rate this conversation');
+    const question = document.createElement('div');
+    question.textContent = 'How did we do?';
+    const stars = document.createElement('div');
+    stars.className = 'stars';
+    const comment = document.createElement('input');
+    comment.type = 'text'; comment.maxLength = 1000;
+    comment.placeholder = 'Anything to add? (optional)';
+    comment.setAttribute('aria-label', 'Comment');
+    for (let score = 1; score <= 5; score++) {
+      const b = document.createElement('button');
+      b.type = 'button'; b.textContent = '★'; b.dataset.score = String(score);
+      b.setAttribute('aria-label', `${score} of 5`);
+      b.addEventListener('click', () => {
+        if (send({type: 'rating', score, comment: comment.value.trim() || undefined})) box.remove();
+      });
+      stars.append(b);
+    }
+    box.append(question, comment, stars);
+    log.append(box); scroll();
   }
 
   function citationsOf(el, citations) {
@@ -355,6 +392,7 @@
       setTyping(null);
       place(remember({seq: f.seq, role: 'event', text: f.text, agent: f.agent, event: f.event}));
       onEvent(f);
+      showQuickReplies();
     },
     typing(f) {
       setTyping(`${f.agent} is typing…`);

@@ -32,6 +32,9 @@ pub struct Texts {
     /// the shipped one.
     #[serde(default = "OrderTexts::shipped")]
     pub orders: OrderTexts,
+    /// The rating a customer gives a closed conversation.
+    #[serde(default = "RatingTexts::shipped")]
+    pub rating: RatingTexts,
     /// Lowercase phrases that try to instruct the bot.
     pub instruction_cues: Vec<String>,
     /// Places as customers name them (`places.yaml`).
@@ -73,6 +76,22 @@ pub struct OrderTexts {
     pub late_question: String,
     #[serde(default = "ReturnTexts::shipped")]
     pub returns: ReturnTexts,
+}
+
+/// The words around a customer's rating.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RatingTexts {
+    /// The transcript's record: `{score}` of 5.
+    pub event: String,
+    /// Follows it when the customer wrote something.
+    pub comment: String,
+}
+
+impl RatingTexts {
+    fn shipped() -> RatingTexts {
+        Texts::shipped().rating
+    }
 }
 
 /// The words of a return registered in the chat.

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     InvalidSessionId,
     /// `hello` after the connection already joined a session.
     SessionAlreadyStarted,
+    /// A `rating` before the connection has a conversation to rate.
+    NoConversation,
     /// Binary frames are not part of the protocol.
     UnsupportedFrame,
     /// Too many messages from this address, or too many unanswered in this
@@ -55,6 +57,11 @@ pub enum ClientFrame {
     Message {
         id: String,
         text: String,
+    },
+    /// The customer's rating of the conversation, 1 to 5.
+    Rating {
+        score: u8,
+        comment: Option<String>,
     },
     Ping,
 }
@@ -100,10 +107,15 @@ enum RawFrame {
         id: RawId,
         text: String,
     },
+    Rating {
+        score: i64,
+        #[serde(default)]
+        comment: Option<String>,
+    },
     Ping,
 }
 
-const KNOWN_TYPES: &[&str] = &["hello", "message", "ping"];
+const KNOWN_TYPES: &[&str] = &["hello", "message", "rating", "ping"];
 
 /// Parses and validates one text frame.
 pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<ClientFrame, FrameError> {
@@ -187,6 +199,29 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
                 id,
                 text: text.trim().to_string(),
             })
+        }
+        RawFrame::Rating { score, comment } => {
+            let score = u8::try_from(score)
+                .ok()
+                .filter(|s| (1..=5).contains(s))
+                .ok_or_else(|| {
+                    FrameError::new(ErrorCode::InvalidFrame, "a rating's score is 1 to 5")
+                })?;
+            let comment = comment
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty());
+            if let Some(c) = &comment
+                && c.len() > max_message_bytes
+            {
+                return Err(FrameError::new(
+                    ErrorCode::MessageTooLong,
+                    format!(
+                        "comment is {} bytes; the limit is {max_message_bytes}",
+                        c.len()
+                    ),
+                ));
+            }
+            Ok(ClientFrame::Rating { score, comment })
         }
         RawFrame::Ping => Ok(ClientFrame::Ping),
     }

@@ -326,6 +326,7 @@ impl Connection {
                 }
                 self.hello(session_id, last_seq).await
             }
+            ClientFrame::Rating { score, comment } => self.on_rating(score, comment).await,
             ClientFrame::Message { id, text } => {
                 if let Some(ip) = self.ip
                     && let Err(refused) = self.state.limits.message(ip)
@@ -364,6 +365,42 @@ impl Connection {
                 }
                 self.on_customer_message(id, text).await
             }
+        }
+    }
+
+    /// Stores the customer's rating of their conversation as an event the
+    /// widget and the console see.
+    async fn on_rating(&mut self, score: u8, comment: Option<String>) -> Flow {
+        let Some(session) = self.joined.as_ref().map(|j| j.session.clone()) else {
+            return self
+                .refuse(FrameError {
+                    code: ErrorCode::NoConversation,
+                    message: "there is no conversation to rate yet".into(),
+                    id: None,
+                })
+                .await;
+        };
+        let t = &self.state.texts.rating;
+        let mut text = t.event.replace("{score}", &score.to_string());
+        if let Some(c) = &comment {
+            text.push(' ');
+            text.push_str(&t.comment.replace("{comment}", c));
+        }
+        match self
+            .state
+            .store
+            .rate(session.id, score, comment, text)
+            .await
+        {
+            Ok(stored) => {
+                self.errors_in_a_row = 0;
+                if let Some(frame) = ServerFrame::from_person(&stored) {
+                    session.publish(frame);
+                }
+                self.state.events.changed(session.id, Some(stored.seq));
+                Flow::Continue
+            }
+            Err(e) => self.internal(e.to_string(), None).await,
         }
     }
 

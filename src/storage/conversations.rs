@@ -23,6 +23,8 @@ pub enum ConversationEvent {
     OrderCancelled,
     /// The shop registered a return the customer asked for in the chat.
     ReturnStarted,
+    /// The customer rated the conversation.
+    Rated,
 }
 
 impl ConversationEvent {
@@ -33,6 +35,7 @@ impl ConversationEvent {
             Self::Closed => "closed",
             Self::OrderCancelled => "order_cancelled",
             Self::ReturnStarted => "return_started",
+            Self::Rated => "rated",
         }
     }
 
@@ -43,6 +46,7 @@ impl ConversationEvent {
             Self::Closed,
             Self::OrderCancelled,
             Self::ReturnStarted,
+            Self::Rated,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
@@ -57,6 +61,7 @@ impl ConversationEvent {
             Self::AgentLeft => format!("{agent} handed you back to our assistant"),
             Self::Closed => format!("{agent} closed the conversation"),
             Self::OrderCancelled | Self::ReturnStarted => format!("{agent} changed an order"),
+            Self::Rated => format!("{agent} rated the conversation"),
         }
     }
 }
@@ -247,6 +252,40 @@ impl Store {
 
 /// Who causes an event the bot did.
 pub const ASSISTANT: &str = "assistant";
+/// Who causes an event the customer did.
+pub const CUSTOMER: &str = "customer";
+
+impl Store {
+    /// Records the customer's rating of the conversation (the latest
+    /// counts) and stores it as an event of the transcript, `text` being
+    /// what the console and the widget show.
+    pub async fn rate(
+        &self,
+        session: Uuid,
+        score: u8,
+        comment: Option<String>,
+        text: String,
+    ) -> Result<StoredMessage, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE sessions SET rating = ?2, rating_comment = ?3 WHERE id = ?1",
+                params![session.to_string(), score, comment],
+            )?;
+            let stored = append(
+                &tx,
+                session,
+                Role::Event,
+                text,
+                CUSTOMER,
+                Some(ConversationEvent::Rated),
+            )?;
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await
+    }
+}
 
 fn append_event(
     tx: &rusqlite::Transaction<'_>,

@@ -18,6 +18,7 @@ pub mod articles;
 pub mod conversations;
 pub mod demo_orders;
 pub mod gaps;
+pub mod insights;
 pub mod privacy;
 mod schema;
 pub mod shop_records;

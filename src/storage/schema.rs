@@ -153,6 +153,11 @@ const MIGRATIONS: &[&str] = &[
     // v10: order details that did not match in a conversation, so the
     // limit on guesses holds after a restart or an idle eviction too.
     "ALTER TABLE sessions ADD COLUMN failed_order_checks INTEGER NOT NULL DEFAULT 0;",
+    // v11: the customer's rating of a conversation (1-5, a comment), and an
+    // index for the insights' periods.
+    "ALTER TABLE sessions ADD COLUMN rating INTEGER;
+    ALTER TABLE sessions ADD COLUMN rating_comment TEXT;
+    CREATE INDEX sessions_created ON sessions (created_at_ms);",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

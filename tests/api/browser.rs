@@ -499,3 +499,72 @@ async fn a_return_registered_in_the_widget_shows_in_the_console_beside_the_order
         .await;
     console.screenshot("console-orders.png").await;
 }
+
+#[tokio::test]
+async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it() {
+    const PASSWORD: &str = "correct horse battery";
+    let app = spawn_app().await;
+    app.add_agent("Sam", PASSWORD);
+    let customer = Browser::start().await;
+    customer.client.goto(&app.url("/")).await.unwrap();
+    customer.open_widget().await;
+    customer.widget_send("I want to talk to a human").await;
+    customer.widget_where(".msg.bot", |t| !t.is_empty()).await;
+
+    let console = Browser::start().await;
+    console
+        .client
+        .goto(&app.url("/console.html"))
+        .await
+        .unwrap();
+    console.type_into("#name", "Sam").await;
+    console.type_into("#password", PASSWORD).await;
+    console.click("#signin-form button[type=submit]").await;
+    console.click("#list li[data-id] button").await;
+    console.click("#actions button.primary").await;
+    console
+        .text_where("#actions", |t| t.contains("Close · resolved"))
+        .await;
+    console
+        .client
+        .find(fantoccini::Locator::XPath(
+            "//*[@id='actions']/button[contains(., 'Close · resolved')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The widget asks how it went; four stars and a word.
+    customer
+        .widget_where(".rate button", |t| t.len() == 5)
+        .await;
+    customer.screenshot("widget-rating.png").await;
+    customer
+        .in_widget(
+            "root.querySelector('.rate input').value = 'kind and quick'; \
+             root.querySelectorAll('.rate .stars button')[3].click(); return true;",
+            vec![],
+        )
+        .await;
+    customer
+        .widget_where(".event", |t| t.iter().any(|e| e.contains("4 of 5")))
+        .await;
+    assert!(customer.widget_texts(".rate").await.is_empty());
+
+    console
+        .client
+        .goto(&app.url("/insights.html"))
+        .await
+        .unwrap();
+    console
+        .text_where("#cards", |t| {
+            t.contains("Conversations") && t.contains("4.0 (1)") && t.contains("0%")
+        })
+        .await;
+    console
+        .text_where("#flags", |t| t.contains("Asked for a person"))
+        .await;
+    console.screenshot("insights.png").await;
+}

@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod frames;
 mod helpers;
+mod insights;
 mod limits;
 mod metrics;
 mod operations;

@@ -1,0 +1,129 @@
+//! What customers want and feel and how conversations end, over a period:
+//! the figures of the insights API, computed in SQL over the stored
+//! conversations (indexed by their start).
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// The figures of one period, `[from_ms, to_ms)` by conversation start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Conversations with at least one customer message.
+    pub conversations: i64,
+    /// Of those, answered by the bot alone (no person joined).
+    pub bot_alone: i64,
+    /// Of those, a person joined.
+    pub with_person: i64,
+    /// `bot_alone / conversations`, when there are any.
+    pub containment: Option<f64>,
+    /// Conversations flagged for a person, by reason.
+    pub flags: Vec<Count>,
+    /// Mean rating (1-5) and how many rated, of conversations the bot
+    /// handled alone and of those a person joined.
+    pub csat_bot: Rating,
+    pub csat_person: Rating,
+    /// Customer messages by intent, most first (at most 10).
+    pub top_intents: Vec<Count>,
+    /// Mean sentiment score of customer messages (-1..1).
+    pub sentiment: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Count {
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Rating {
+    pub mean: Option<f64>,
+    pub count: i64,
+}
+
+/// Conversations of the period that have a customer message.
+const IN_PERIOD: &str = "s.created_at_ms >= ?1 AND s.created_at_ms < ?2
+    AND EXISTS (SELECT 1 FROM messages c WHERE c.session_id = s.id AND c.role = 'customer')";
+/// A person joined the conversation.
+const PERSON_JOINED: &str = "EXISTS (SELECT 1 FROM messages e WHERE e.session_id = s.id
+    AND e.role = 'event' AND e.kind = 'agent_joined')";
+
+impl Store {
+    pub async fn insight_figures(&self, from_ms: i64, to_ms: i64) -> Result<Figures, StoreError> {
+        self.run(move |conn| figures(conn, from_ms, to_ms)).await
+    }
+}
+
+fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, StoreError> {
+    let period = params![from_ms, to_ms];
+    let (conversations, with_person): (i64, i64) = conn.query_row(
+        &format!(
+            "SELECT COUNT(*), COALESCE(SUM({PERSON_JOINED}), 0) FROM sessions s WHERE {IN_PERIOD}"
+        ),
+        period,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let counts = |sql: &str| -> Result<Vec<Count>, StoreError> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(period, |r| {
+            Ok(Count {
+                name: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let flags = counts(&format!(
+        "SELECT s.flag_reason, COUNT(*) FROM sessions s
+         WHERE {IN_PERIOD} AND s.flag_reason IS NOT NULL
+         GROUP BY s.flag_reason ORDER BY COUNT(*) DESC, s.flag_reason"
+    ))?;
+    let top_intents = counts(&format!(
+        "SELECT json_extract(m.intent, '$.name') AS name, COUNT(*) FROM messages m
+         JOIN sessions s ON s.id = m.session_id
+         WHERE {IN_PERIOD} AND m.role = 'customer' AND m.intent IS NOT NULL
+         GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT 10"
+    ))?;
+    let rating = |person: bool| -> Result<Rating, StoreError> {
+        let negate = if person { "" } else { "NOT" };
+        Ok(conn.query_row(
+            &format!(
+                "SELECT AVG(s.rating), COUNT(s.rating) FROM sessions s
+                 WHERE {IN_PERIOD} AND s.rating IS NOT NULL AND {negate} {PERSON_JOINED}"
+            ),
+            period,
+            |r| {
+                Ok(Rating {
+                    mean: r.get(0)?,
+                    count: r.get(1)?,
+                })
+            },
+        )?)
+    };
+    let sentiment: Option<f64> = conn.query_row(
+        &format!(
+            "SELECT AVG(json_extract(m.sentiment, '$.score')) FROM messages m
+             JOIN sessions s ON s.id = m.session_id
+             WHERE {IN_PERIOD} AND m.role = 'customer' AND m.sentiment IS NOT NULL"
+        ),
+        period,
+        |r| r.get(0),
+    )?;
+    let bot_alone = conversations - with_person;
+    Ok(Figures {
+        from_ms,
+        to_ms,
+        conversations,
+        bot_alone,
+        with_person,
+        containment: (conversations > 0).then(|| bot_alone as f64 / conversations as f64),
+        flags,
+        csat_bot: rating(false)?,
+        csat_person: rating(true)?,
+        top_intents,
+        sentiment,
+    })
+}

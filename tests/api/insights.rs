@@ -1,0 +1,168 @@
+//! The customer's rating over the websocket and the insights figures on a
+//! small history whose numbers are counted by hand.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, WsClient, spawn_app};
+
+const PASSWORD: &str = "a long enough password";
+
+async fn agent(app: &TestApp) -> String {
+    app.add_agent("sam", PASSWORD);
+    app.sign_in("sam", PASSWORD).await
+}
+
+async fn post(app: &TestApp, token: &str, session: &str, action: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .post(app.url(&format!("/api/console/conversations/{session}/{action}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{action}");
+}
+
+async fn overview(app: &TestApp, token: &str, query: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/insights/overview{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Rates the conversation and returns the `rated` event it caused.
+async fn rate(ws: &mut WsClient, score: u8, comment: Option<&str>) -> Value {
+    let mut frame = json!({"type": "rating", "score": score});
+    if let Some(c) = comment {
+        frame["comment"] = json!(c);
+    }
+    ws.send_json(frame).await;
+    ws.recv_until_where(Duration::from_secs(5), |f| f["event"] == "rated")
+        .await
+        .pop()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_conversation_is_rated_and_the_rating_replays_and_counts() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let mut ws = app.connect().await;
+    // Nothing to rate before the conversation exists.
+    ws.send_json(json!({"type": "rating", "score": 5})).await;
+    let refused = ws.recv().await;
+    assert_eq!(refused["code"], "no_conversation", "{refused}");
+    let session = ws.start_session().await;
+    ws.ask("q1", "how long do I have to return something?")
+        .await;
+    post(&app, &token, &session, "takeover", json!({})).await;
+    post(
+        &app,
+        &token,
+        &session,
+        "close",
+        json!({"outcome": "resolved"}),
+    )
+    .await;
+    ws.recv_until_where(Duration::from_secs(5), |f| f["event"] == "closed")
+        .await;
+    for bad in [json!(0), json!(6), json!("5")] {
+        ws.send_json(json!({"type": "rating", "score": bad})).await;
+        assert_eq!(ws.recv().await["code"], "invalid_frame");
+    }
+    let rated = rate(&mut ws, 4, Some("  quick, thanks ")).await;
+    assert_eq!(rated["agent"], "customer");
+    let text = rated["text"].as_str().unwrap();
+    assert!(
+        text.contains("4 of 5") && text.contains("\"quick, thanks\""),
+        "{text}"
+    );
+
+    let mut back = app.connect().await;
+    back.hello(Some(&session), None).await;
+    let replayed = back
+        .recv_until_where(Duration::from_secs(5), |f| f["event"] == "rated")
+        .await;
+    assert_eq!(replayed.last().unwrap()["type"], "history");
+
+    let (_, figures) = overview(&app, &token, "").await;
+    let now = &figures["current"];
+    assert_eq!(
+        now["csat_person"],
+        json!({"mean": 4.0, "count": 1}),
+        "{figures}"
+    );
+    assert_eq!(now["csat_bot"]["count"], 0);
+}
+
+#[tokio::test]
+async fn the_overview_counts_a_known_history_and_compares_it_with_the_period_before() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+
+    // A: the bot alone, two questions, rated 5.
+    let mut a = app.connect().await;
+    a.start_session().await;
+    a.ask("q1", "how long do I have to return something?").await;
+    a.ask("q2", "do you ship to Belgium?").await;
+    rate(&mut a, 5, None).await;
+    // B: asks for a person, who takes it over and closes it; rated 2.
+    let mut b = app.connect().await;
+    let b_session = b.start_session().await;
+    b.ask("q1", "I want to talk to a human").await;
+    post(&app, &token, &b_session, "takeover", json!({})).await;
+    post(
+        &app,
+        &token,
+        &b_session,
+        "close",
+        json!({"outcome": "resolved"}),
+    )
+    .await;
+    rate(&mut b, 2, Some("slow")).await;
+    // C: the bot alone, not rated.
+    let mut c = app.connect().await;
+    c.start_session().await;
+    c.ask("q1", "which payment methods do you accept?").await;
+    // D: opened, never wrote: not a conversation.
+    let mut d = app.connect().await;
+    d.start_session().await;
+
+    let (status, figures) = overview(&app, &token, "?days=7").await;
+    assert_eq!(status, StatusCode::OK, "{figures}");
+    assert_eq!(figures["days"], 7);
+    let now = &figures["current"];
+    assert_eq!(now["conversations"], 3, "{figures}");
+    assert_eq!(now["bot_alone"], 2);
+    assert_eq!(now["with_person"], 1);
+    let containment = now["containment"].as_f64().unwrap();
+    assert!((containment - 2.0 / 3.0).abs() < 1e-9, "{containment}");
+    assert_eq!(
+        now["flags"],
+        json!([{"name": "asked_for_human", "count": 1}])
+    );
+    assert_eq!(now["csat_bot"], json!({"mean": 5.0, "count": 1}));
+    assert_eq!(now["csat_person"], json!({"mean": 2.0, "count": 1}));
+    // Every customer message is counted under its intent: four in all.
+    let intents = now["top_intents"].as_array().unwrap();
+    let counted: i64 = intents.iter().map(|i| i["count"].as_i64().unwrap()).sum();
+    assert_eq!(counted, 4, "{intents:?}");
+    assert!(now["sentiment"].is_f64());
+    let before = &figures["previous"];
+    assert_eq!(before["conversations"], 0);
+    assert!(before["containment"].is_null());
+
+    let (status, _) = overview(&app, &token, "?days=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let anonymous = reqwest::get(app.url("/api/insights/overview"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
