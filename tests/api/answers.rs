@@ -16,7 +16,7 @@ async fn flag_of(app: &TestApp, session: &str) -> Option<String> {
     conversation.flag.map(|f| f.reason.as_str().to_string())
 }
 
-fn quick_replies(reply: &Value) -> Vec<String> {
+pub(crate) fn quick_replies(reply: &Value) -> Vec<String> {
     reply["quick_replies"]
         .as_array()
         .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())

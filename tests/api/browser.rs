@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::admin::spawn_admin_app;
-use crate::helpers::{repo_path, spawn_app};
+use crate::helpers::{TestApp, repo_path, spawn_app};
 use frontdesk::storage::agents::Role;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -130,6 +130,28 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A customer on the demo shop's page with the chat open.
+    pub async fn customer_on_demo_page(app: &TestApp) -> Browser {
+        let customer = Browser::start().await;
+        customer.client.goto(&app.url("/")).await.unwrap();
+        customer.open_widget().await;
+        customer
+    }
+
+    /// The agent console, signed in as `name`.
+    pub async fn console_signed_in(app: &TestApp, name: &str, password: &str) -> Browser {
+        let console = Browser::start().await;
+        console
+            .client
+            .goto(&app.url("/console.html"))
+            .await
+            .unwrap();
+        console.type_into("#name", name).await;
+        console.type_into("#password", password).await;
+        console.click("#signin-form button[type=submit]").await;
+        console
     }
 
     /// Saves a screenshot under target/screenshots for people to look at.
@@ -264,9 +286,7 @@ async fn a_customer_on_the_demo_page_is_flagged_taken_over_and_keeps_the_convers
     const PASSWORD: &str = "correct horse battery";
     let app = spawn_app().await;
     app.add_agent("Sam", PASSWORD);
-    let customer = Browser::start().await;
-    customer.client.goto(&app.url("/")).await.unwrap();
-    customer.open_widget().await;
+    let customer = Browser::customer_on_demo_page(&app).await;
 
     // A question: the answer streams in, then settles with its citation.
     customer
@@ -292,15 +312,7 @@ async fn a_customer_on_the_demo_page_is_flagged_taken_over_and_keeps_the_convers
     customer.screenshot("widget-answer.png").await;
 
     // The agent console, signed in.
-    let console = Browser::start().await;
-    console
-        .client
-        .goto(&app.url("/console.html"))
-        .await
-        .unwrap();
-    console.type_into("#name", "Sam").await;
-    console.type_into("#password", PASSWORD).await;
-    console.click("#signin-form button[type=submit]").await;
+    let console = Browser::console_signed_in(&app, "Sam", PASSWORD).await;
     console.find("#list li[data-id]").await;
     console.text_where("#live", |t| t == "Live").await;
 
@@ -380,9 +392,7 @@ async fn a_customer_on_the_demo_page_is_flagged_taken_over_and_keeps_the_convers
 async fn the_widget_greets_suggests_questions_and_offers_quick_replies() {
     let app = spawn_app().await;
     let texts = app.state.texts.clone();
-    let customer = Browser::start().await;
-    customer.client.goto(&app.url("/")).await.unwrap();
-    customer.open_widget().await;
+    let customer = Browser::customer_on_demo_page(&app).await;
 
     // The greeting and the suggested questions, before anything is asked.
     customer
@@ -459,9 +469,7 @@ async fn a_return_registered_in_the_widget_shows_in_the_console_beside_the_order
     const PASSWORD: &str = "correct horse battery";
     let app = spawn_app().await;
     app.add_agent("Sam", PASSWORD);
-    let customer = Browser::start().await;
-    customer.client.goto(&app.url("/")).await.unwrap();
-    customer.open_widget().await;
+    let customer = Browser::customer_on_demo_page(&app).await;
     customer
         .widget_send("I'd like to return the throw from order LO-10482007, my email is gwen.visser@example.com")
         .await;
@@ -477,15 +485,7 @@ async fn a_return_registered_in_the_widget_shows_in_the_console_beside_the_order
         .await;
     customer.screenshot("widget-return.png").await;
 
-    let console = Browser::start().await;
-    console
-        .client
-        .goto(&app.url("/console.html"))
-        .await
-        .unwrap();
-    console.type_into("#name", "Sam").await;
-    console.type_into("#password", PASSWORD).await;
-    console.click("#signin-form button[type=submit]").await;
+    let console = Browser::console_signed_in(&app, "Sam", PASSWORD).await;
     console.click("#list li[data-id] button").await;
     console
         .text_where("#orders", |t| {
@@ -505,21 +505,11 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
     const PASSWORD: &str = "correct horse battery";
     let app = spawn_app().await;
     app.add_agent("Sam", PASSWORD);
-    let customer = Browser::start().await;
-    customer.client.goto(&app.url("/")).await.unwrap();
-    customer.open_widget().await;
+    let customer = Browser::customer_on_demo_page(&app).await;
     customer.widget_send("I want to talk to a human").await;
     customer.widget_where(".msg.bot", |t| !t.is_empty()).await;
 
-    let console = Browser::start().await;
-    console
-        .client
-        .goto(&app.url("/console.html"))
-        .await
-        .unwrap();
-    console.type_into("#name", "Sam").await;
-    console.type_into("#password", PASSWORD).await;
-    console.click("#signin-form button[type=submit]").await;
+    let console = Browser::console_signed_in(&app, "Sam", PASSWORD).await;
     console.click("#list li[data-id] button").await;
     console.click("#actions button.primary").await;
     console

@@ -8,16 +8,10 @@ use frontdesk::storage::privacy::Subject;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::answers::quick_replies;
 use crate::helpers::{AppOptions, TestApp, WsClient, spawn_app, spawn_app_with};
 
 const IDENTITY_SECRET: &str = "the-shop-site-secret";
-
-fn quick_replies(reply: &Value) -> Vec<String> {
-    reply["quick_replies"]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
 
 /// The next frames up to the transcript event the bot's action caused.
 async fn event_after(ws: &mut WsClient) -> Value {
