@@ -366,10 +366,8 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                 // The same decision chat makes, in a conversation that asked `context` first.
                 let mut dialogue = crate::answer::DialogueState::default();
                 let ask = |text: &str, dialogue: &mut crate::answer::DialogueState| {
-                    let meant = crate::answer::dialogue::without_details(text);
-                    let corrected = corpus.correct_spelling(&meant, encoder);
-                    let understood =
-                        understanding.understand_now(corrected.as_deref().unwrap_or(&meant))?;
+                    let meant = crate::answer::as_meant(text, &corpus, encoder);
+                    let understood = understanding.understand_now(&meant)?;
                     dialogue.observe_customer(text);
                     let input = crate::answer::Input {
                         text,

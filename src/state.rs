@@ -131,20 +131,13 @@ impl AppState {
         .map_err(|e| ReloadError::Task(e.to_string()))?
     }
 
-    /// Understands a customer message as it was meant: typos corrected to
-    /// the knowledge base's words first ("how do i cancle my order" is a
-    /// cancellation, not product care), and order details left out.
+    /// Understands a customer message as it was meant (`answer::as_meant`).
     pub async fn understand(
         &self,
         text: &str,
     ) -> Result<crate::understanding::Understood, crate::understanding::encoder::EncoderError> {
-        let text = &*crate::answer::dialogue::without_details(text);
-        let corrected = self
-            .kb
-            .snapshot()
-            .correct_spelling(text, self.understanding.encoder());
-        self.understanding
-            .understand(corrected.as_deref().unwrap_or(text))
-            .await
+        let meant =
+            crate::answer::as_meant(text, &self.kb.snapshot(), self.understanding.encoder());
+        self.understanding.understand(&meant).await
     }
 }

@@ -13,5 +13,18 @@ pub mod questions;
 pub mod texts;
 
 pub use dialogue::{DialogueState, Offer};
+
+use crate::knowledge::retriever::Corpus;
+use crate::understanding::encoder::Encoder;
+
+/// A customer message as it is understood (classified): without the order
+/// details it gives, typos corrected to the knowledge base's words ("how
+/// do i cancle my order" is a cancellation, not product care).
+pub fn as_meant(text: &str, corpus: &Corpus, encoder: &Encoder) -> String {
+    let without = dialogue::without_details(text);
+    corpus
+        .correct_spelling(&without, encoder)
+        .unwrap_or_else(|| without.into_owned())
+}
 pub use plan::{Context, Decision, Evidence, Input, Plan, decide};
 pub use texts::Texts;

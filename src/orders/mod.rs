@@ -10,45 +10,6 @@ use serde::{Deserialize, Serialize};
 
 pub use connector::{ConnectorConfig, ConnectorError, ShopConnector};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(sku: &str, name: &str) -> OrderItem {
-        OrderItem {
-            sku: sku.into(),
-            name: name.into(),
-            quantity: 1,
-        }
-    }
-
-    #[test]
-    fn items_are_found_by_most_of_their_name() {
-        let order = [
-            item("A", "Linen duvet cover 200x220"),
-            item("B", "Linen pillowcase 60x70"),
-            item("C", "Stoneware mug"),
-            item("D", "Linen tea towel"),
-        ];
-        let skus = |text: &str| -> Vec<&str> {
-            named_items(text, &order)
-                .iter()
-                .map(|i| i.sku.as_str())
-                .collect()
-        };
-        assert_eq!(skus("I'd like to send back the linen pillowcases"), ["B"]);
-        assert_eq!(
-            skus("return the duvet cover and the stoneware mugs"),
-            ["A", "C"]
-        );
-        assert_eq!(skus("the tea towels please"), ["D"]);
-        assert_eq!(skus("just the mugs"), ["C"]);
-        // One shared word is not a name.
-        assert!(skus("something linen").is_empty());
-        assert!(skus("I want to return my order").is_empty());
-    }
-}
-
 /// Where an order is, in the contract's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -193,4 +154,43 @@ pub enum ShopErrorCode {
     BadSignature,
     /// 400: the request is not what the contract says.
     BadRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(sku: &str, name: &str) -> OrderItem {
+        OrderItem {
+            sku: sku.into(),
+            name: name.into(),
+            quantity: 1,
+        }
+    }
+
+    #[test]
+    fn items_are_found_by_most_of_their_name() {
+        let order = [
+            item("A", "Linen duvet cover 200x220"),
+            item("B", "Linen pillowcase 60x70"),
+            item("C", "Stoneware mug"),
+            item("D", "Linen tea towel"),
+        ];
+        let skus = |text: &str| -> Vec<&str> {
+            named_items(text, &order)
+                .iter()
+                .map(|i| i.sku.as_str())
+                .collect()
+        };
+        assert_eq!(skus("I'd like to send back the linen pillowcases"), ["B"]);
+        assert_eq!(
+            skus("return the duvet cover and the stoneware mugs"),
+            ["A", "C"]
+        );
+        assert_eq!(skus("the tea towels please"), ["D"]);
+        assert_eq!(skus("just the mugs"), ["C"]);
+        // One shared word is not a name.
+        assert!(skus("something linen").is_empty());
+        assert!(skus("I want to return my order").is_empty());
+    }
 }

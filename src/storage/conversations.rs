@@ -230,6 +230,11 @@ fn append(
     })
 }
 
+/// Who causes an event the bot did.
+pub const ASSISTANT: &str = "assistant";
+/// Who causes an event the customer did.
+pub const CUSTOMER: &str = "customer";
+
 impl Store {
     /// Stores what the shop did at the customer's request in the chat (an
     /// order cancelled, a return registered) as an event of the transcript,
@@ -248,14 +253,7 @@ impl Store {
         })
         .await
     }
-}
 
-/// Who causes an event the bot did.
-pub const ASSISTANT: &str = "assistant";
-/// Who causes an event the customer did.
-pub const CUSTOMER: &str = "customer";
-
-impl Store {
     /// Records the customer's rating of the conversation (the latest
     /// counts) and stores it as an event of the transcript, `text` being
     /// what the console and the widget show.
