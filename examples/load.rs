@@ -33,6 +33,9 @@ struct Args {
     /// Idle sockets (hello, then nothing) opened after the customers
     #[arg(long, default_value_t = 1000)]
     idle: usize,
+    /// How long the idle sockets stay open before they close
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
     /// How long to wait for a reply
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -213,6 +216,8 @@ async fn main() {
             _ => String::new(),
         }
     );
+    // Long enough to profile the server's heap with them open.
+    tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     drop(idle);
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!(

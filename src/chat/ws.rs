@@ -136,9 +136,11 @@ impl Connection {
             tokio::select! {
                 incoming = stream.recv() => {
                     last_heard = Instant::now();
+                    // Boxed: handling a frame is a large future, and an idle
+                    // connection should not carry its space while it waits.
                     let flow = match incoming {
-                        Some(Ok(message)) => self.on_message(message).await,
-                        Some(Err(e)) => self.on_protocol_error(e).await,
+                        Some(Ok(message)) => Box::pin(self.on_message(message)).await,
+                        Some(Err(e)) => Box::pin(self.on_protocol_error(e)).await,
                         None => Flow::Close(None),
                     };
                     if let Flow::Close(reason) = flow {
