@@ -128,6 +128,9 @@ pub struct ConfigLayer {
     /// On the CPU, run a model whose weights are Q4_1, Q5_0 or Q5_1 (slow CPU kernels) from a Q8_0 copy written once into the data folder [default: true]
     #[arg(long, env = "FRONTDESK_REQUANTIZE", global = true)]
     pub requantize: Option<bool>,
+    /// On the CPU, memory for dequantized (f16) copies of the model's weights, used for prompts and batches of several rows through a real matrix product; 0 turns it off [default: 512]
+    #[arg(long, env = "FRONTDESK_DENSE_PREFILL_MB", global = true)]
+    pub dense_prefill_mb: Option<u32>,
     /// The shop's order system, speaking the contract in docs/connectors.md (unset: the demo shop's orders, served by this server, when demo_page is on) [default: unset]
     #[arg(long, env = "FRONTDESK_CONNECTOR_URL", global = true)]
     pub connector_url: Option<String>,
@@ -199,6 +202,7 @@ impl ConfigLayer {
             admin_token: self.admin_token.or(lower.admin_token),
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
             requantize: self.requantize.or(lower.requantize),
+            dense_prefill_mb: self.dense_prefill_mb.or(lower.dense_prefill_mb),
             retention_days: self.retention_days.or(lower.retention_days),
             connector_url: self.connector_url.or(lower.connector_url),
             connector_secret: self.connector_secret.or(lower.connector_secret),
@@ -253,6 +257,8 @@ pub struct Config {
     pub redact_for_model: bool,
     /// Load slow-kernel quantizations on the CPU from a Q8_0 copy.
     pub requantize: bool,
+    /// Budget for dense copies of quantized weights on the CPU, in MB.
+    pub dense_prefill_mb: u32,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
     /// The shop's order system; `None`: the demo shop's, when the demo is on.
@@ -336,6 +342,7 @@ impl Config {
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             requantize: layer.requantize.unwrap_or(true),
+            dense_prefill_mb: layer.dense_prefill_mb.unwrap_or(512),
             retention_days: layer.retention_days,
             connector_url: layer.connector_url.filter(|u| !u.is_empty()),
             connector_secret: layer.connector_secret.filter(|s| !s.is_empty()),
@@ -467,6 +474,12 @@ impl Config {
     /// The intent catalogue, one YAML file per intent.
     pub fn intents_dir(&self) -> PathBuf {
         self.knowledge.join("intents")
+    }
+
+    /// The shop's products and the aspects customers raise about them
+    /// (`products.yaml`, `aspects.yaml`), for demand extraction.
+    pub fn product_catalogue_dir(&self) -> PathBuf {
+        self.knowledge.join("catalogue")
     }
 
     /// The sentiment training examples, one YAML file per label.

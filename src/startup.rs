@@ -145,6 +145,7 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
         requantize_into.as_deref(),
         admission,
         config.generation_concurrency,
+        config.dense_prefill_mb,
     )
     .await?;
     Ok(Arc::new(generator))

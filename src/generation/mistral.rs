@@ -43,15 +43,21 @@ impl MistralGenerator {
     /// choice (bf16) is emulated on CPUs without native bf16 and much slower.
     /// With `requantize_into`, a model on the CPU whose weights have only
     /// slow CPU kernels is loaded from a Q8_0 copy kept in that folder.
+    /// Up to `dense_prefill_mb` of dequantized weights serve inputs of
+    /// several rows (prompts, batches) on the CPU.
     pub async fn load(
         source: &Path,
         device: DeviceKind,
         requantize_into: Option<&Path>,
         admission: Admission,
         max_running: usize,
+        dense_prefill_mb: u32,
     ) -> Result<MistralGenerator, ModelError> {
         check_gguf(source)?;
         let started = Instant::now();
+        // The budget is the process's: the copies are made at the first
+        // prompt, in the patched mistralrs-quant (vendor/README.md).
+        mistralrs_quant::dense_prefill::set_budget((dense_prefill_mb as usize) << 20, false);
         let path = match (device, requantize_into) {
             (DeviceKind::Cpu, Some(dir)) => {
                 let (file, dir) = (source.to_path_buf(), dir.to_path_buf());
@@ -277,5 +283,65 @@ async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEv
     GenEvent::Done {
         tokens,
         prompt_tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig, dense_prefill};
+
+    /// The patched mistralrs-quant (vendor/README.md) gives a prompt of
+    /// several rows the same product through the dense copy as the
+    /// quantized kernel does, and one row keeps the quantized kernel.
+    #[test]
+    fn dense_prefill_matches_the_quantized_kernel() {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (64, 128), &device).unwrap();
+        let q = Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0).unwrap());
+        let layer = |q: &Arc<QTensor>| {
+            GgufMatMul::new(QuantMethodConfig::Gguf {
+                q_weight: q.clone(),
+                b: None,
+            })
+            .unwrap()
+        };
+        let prompt = Tensor::randn(0f32, 1.0, (1, 8, 128), &device).unwrap();
+        let quantized = layer(&q).forward(&prompt).unwrap();
+
+        dense_prefill::set_budget(1 << 20, false);
+        let dense_layer = layer(&q);
+        let dense = dense_layer.forward(&prompt).unwrap();
+        assert_eq!(dense_prefill::used_bytes(), 64 * 128 * 2, "one f16 copy");
+        let diff = (&dense - &quantized).unwrap().abs().unwrap();
+        let worst = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
+        let scale = quantized
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            worst <= 0.02 * scale,
+            "dense {worst} off a scale of {scale}"
+        );
+
+        let one_row = Tensor::randn(0f32, 1.0, (1, 1, 128), &device).unwrap();
+        let a = dense_layer.forward(&one_row).unwrap();
+        let b = layer(&q).forward(&one_row).unwrap();
+        let same = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(
+            same.to_scalar::<f32>().unwrap(),
+            0.0,
+            "one row stays quantized"
+        );
+
+        drop(dense_layer);
+        assert_eq!(dense_prefill::used_bytes(), 0, "the copy's bytes come back");
+        dense_prefill::set_budget(0, false);
     }
 }

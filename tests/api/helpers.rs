@@ -48,16 +48,6 @@ fn shared() -> &'static Shared {
                 models::ensure(&DEFAULT_CHAT_MODEL, &model_path())
                     .await
                     .expect("fetch the default model");
-                // Loaded as the server loads it: from the Q8_0 copy.
-                let generator = MistralGenerator::load(
-                    &model_path(),
-                    DeviceKind::Cpu,
-                    Some(&repo_path("target/test-data/models")),
-                    Admission::new(1, 32),
-                    1,
-                )
-                .await
-                .expect("load the default model");
                 // The trained models are cached under target/, so only the
                 // first run after a catalogue change trains them.
                 let config = Config::for_dirs(
@@ -66,6 +56,18 @@ fn shared() -> &'static Shared {
                     &model_path(),
                 )
                 .unwrap();
+                // Loaded as the server loads it: from the Q8_0 copy, with
+                // the default budget of dense weights for prompts.
+                let generator = MistralGenerator::load(
+                    &model_path(),
+                    DeviceKind::Cpu,
+                    Some(&repo_path("target/test-data/models")),
+                    Admission::new(1, 32),
+                    1,
+                    config.dense_prefill_mb,
+                )
+                .await
+                .expect("load the default model");
                 let understanding = load_understanding(&config)
                     .await
                     .expect("load the understanding models");
