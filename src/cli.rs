@@ -88,6 +88,21 @@ pub enum EvalCommand {
     /// Answer quality: conversations (JSON lines) run through the chat's own
     /// answering path against the configured knowledge base and model
     Answers(AnswersEvalArgs),
+    /// Demand extraction: precision and recall of the products and aspects
+    /// found in labelled messages, per aspect
+    Demand(DemandEvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemandEvalArgs {
+    /// Labelled messages, JSON lines: `{"text", "products": [key], "aspects": {key: "negative"|"neutral"|"positive"}}`
+    #[arg(long)]
+    set: PathBuf,
+    /// Print each message whose aspects were missed or extra
+    #[arg(long)]
+    misses: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -272,6 +287,16 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
                     args.retriever,
                     min_relevance,
                 )?;
+                (args.format, serde_json::to_value(report)?)
+            }
+            EvalCommand::Demand(args) => {
+                let set = crate::evaluation::demand::read_set(&args.set)?;
+                let report =
+                    crate::evaluation::demand::evaluate(&understanding, &set, args.misses)?;
+                if let OutputFormat::Text = args.format {
+                    print!("{}", crate::evaluation::demand::to_text(&report));
+                    return Ok(());
+                }
                 (args.format, serde_json::to_value(report)?)
             }
             EvalCommand::Answers(_) => unreachable!("answered above"),

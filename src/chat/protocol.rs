@@ -345,6 +345,9 @@ pub struct HistoryEntry {
     pub intent: Option<Intent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentiment: Option<Sentiment>,
+    /// A customer message's kind and the products and aspects it raises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand: Option<crate::understanding::demand::Demand>,
     /// The person who wrote an agent message or caused an event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
@@ -372,6 +375,11 @@ impl From<&StoredMessage> for HistoryEntry {
                 .unwrap_or_default(),
             intent: m.understood.as_ref().map(|u| u.intent.clone()),
             sentiment: m.understood.as_ref().map(|u| u.sentiment.clone()),
+            demand: m
+                .understood
+                .as_ref()
+                .filter(|u| u.demand.kind.is_some())
+                .map(|u| u.demand.clone()),
             agent: m.author.clone(),
             event: m.event,
             at: m.created_at_ms,
@@ -559,6 +567,7 @@ mod tests {
                     score: -0.75,
                     signals: vec![Signal::HumanRequest, Signal::RepeatedFailure],
                 },
+                demand: Default::default(),
                 embedding: Vec::new(),
             }),
             author: None,

@@ -3,5 +3,6 @@
 
 pub mod answers;
 pub mod bench;
+pub mod demand;
 pub mod retrieval;
 pub mod understanding;

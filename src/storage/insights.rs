@@ -30,6 +30,26 @@ pub struct Figures {
     pub top_intents: Vec<Count>,
     /// Mean sentiment score of customer messages (-1..1).
     pub sentiment: Option<f64>,
+    /// Customer messages by kind (question, request, feedback, complaint,
+    /// praise), most first.
+    pub message_kinds: Vec<Count>,
+    /// The products customers raised most (at most 10), with their
+    /// sentiment.
+    pub top_products: Vec<Mentioned>,
+    /// The aspects (price, quality, …) customers raised, most first.
+    pub top_aspects: Vec<Mentioned>,
+}
+
+/// A product or aspect: how often customer messages raised it, and how they
+/// felt about it there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Mentioned {
+    pub key: String,
+    pub count: i64,
+    /// Mean sentiment score of the mentions (-1..1).
+    pub sentiment: Option<f64>,
+    /// Mentions whose sentiment was negative.
+    pub negative: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -112,6 +132,37 @@ fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, Store
         period,
         |r| r.get(0),
     )?;
+    let message_kinds = counts(&format!(
+        "SELECT json_extract(m.demand, '$.kind') AS message_kind, COUNT(*) FROM messages m
+         JOIN sessions s ON s.id = m.session_id
+         WHERE {IN_PERIOD} AND m.role = 'customer' AND message_kind IS NOT NULL
+         GROUP BY message_kind ORDER BY COUNT(*) DESC, message_kind"
+    ))?;
+    // Aliases differ from json_each's own columns (`key`, `value`), which
+    // GROUP BY would otherwise take.
+    let mentioned = |kind: &str, limit: u32| -> Result<Vec<Mentioned>, StoreError> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT json_extract(d.value, '$.key') AS mention_key, COUNT(*),
+                    AVG(json_extract(d.value, '$.score')),
+                    SUM(json_extract(d.value, '$.sentiment') = 'negative')
+             FROM messages m JOIN sessions s ON s.id = m.session_id,
+                  json_each(m.demand, '$.mentions') d
+             WHERE {IN_PERIOD} AND m.role = 'customer' AND m.demand IS NOT NULL
+               AND json_extract(d.value, '$.kind') = '{kind}'
+             GROUP BY mention_key ORDER BY COUNT(*) DESC, mention_key LIMIT {limit}"
+        ))?;
+        let rows = stmt.query_map(period, |r| {
+            Ok(Mentioned {
+                key: r.get(0)?,
+                count: r.get(1)?,
+                sentiment: r.get(2)?,
+                negative: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let top_products = mentioned("product", 10)?;
+    let top_aspects = mentioned("aspect", 20)?;
     let bot_alone = conversations - with_person;
     Ok(Figures {
         from_ms,
@@ -125,5 +176,8 @@ fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, Store
         csat_person: rating(true)?,
         top_intents,
         sentiment,
+        message_kinds,
+        top_products,
+        top_aspects,
     })
 }

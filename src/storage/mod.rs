@@ -382,7 +382,7 @@ impl Store {
             let tx = conn.transaction()?;
             let seq = next_seq(&tx, session)?;
             let created_at_ms = now_ms();
-            let (intent, sentiment) = understood_columns(understood.as_ref())?;
+            let (intent, sentiment, demand) = understood_columns(understood.as_ref())?;
             let citations = serde_json::to_string(&reply.citations)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let kind = serde_json::to_value(reply.kind)
@@ -394,8 +394,8 @@ impl Store {
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.execute(
-                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, offer)
-                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO messages (session_id, seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, offer, demand)
+                 VALUES (?1, ?2, 'bot', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     session.to_string(),
                     seq,
@@ -408,7 +408,8 @@ impl Store {
                     created_at_ms,
                     intent,
                     sentiment,
-                    offer
+                    offer,
+                    demand
                 ],
             )?;
             tx.commit()?;
@@ -435,10 +436,10 @@ impl Store {
         understood: Understood,
     ) -> Result<(), StoreError> {
         self.run(move |conn| {
-            let (intent, sentiment) = understood_columns(Some(&understood))?;
+            let (intent, sentiment, demand) = understood_columns(Some(&understood))?;
             conn.execute(
-                "UPDATE messages SET intent = ?3, sentiment = ?4 WHERE session_id = ?1 AND seq = ?2",
-                params![session.to_string(), seq, intent, sentiment],
+                "UPDATE messages SET intent = ?3, sentiment = ?4, demand = ?5 WHERE session_id = ?1 AND seq = ?2",
+                params![session.to_string(), seq, intent, sentiment, demand],
             )?;
             Ok(())
         })
@@ -544,17 +545,21 @@ impl Store {
 }
 
 /// Columns read by [`read_row`], in its order.
-const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, author, offer";
+const MESSAGE_COLUMNS: &str = "seq, role, text, client_id, reply_id, citations, grounded, kind, created_at_ms, intent, sentiment, author, offer, demand";
 
-fn understood_columns(
-    understood: Option<&Understood>,
-) -> Result<(Option<String>, Option<String>), StoreError> {
+type UnderstoodColumns = (Option<String>, Option<String>, Option<String>);
+
+fn understood_columns(understood: Option<&Understood>) -> Result<UnderstoodColumns, StoreError> {
     fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
         serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
     Ok(match understood {
-        Some(u) => (Some(json(&u.intent)?), Some(json(&u.sentiment)?)),
-        None => (None, None),
+        Some(u) => (
+            Some(json(&u.intent)?),
+            Some(json(&u.sentiment)?),
+            Some(json(&u.demand)?),
+        ),
+        None => (None, None, None),
     })
 }
 
@@ -607,6 +612,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
     let sentiment: Option<String> = row.get(10)?;
     let author: Option<String> = row.get(11)?;
     let offer: Option<String> = row.get(12)?;
+    let demand: Option<String> = row.get(13)?;
     Ok((|| {
         let understood = match (intent, sentiment) {
             (Some(intent), Some(sentiment)) => Some(Understood {
@@ -614,6 +620,12 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 sentiment: serde_json::from_str::<Sentiment>(&sentiment)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                demand: demand
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    .unwrap_or_default(),
                 embedding: Vec::new(),
             }),
             _ => None,

@@ -158,6 +158,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN rating INTEGER;
     ALTER TABLE sessions ADD COLUMN rating_comment TEXT;
     CREATE INDEX sessions_created ON sessions (created_at_ms);",
+    // v12: what a message raises (its kind, the products and aspects it
+    // mentions, each with a sentiment), as JSON beside its intent, so it is
+    // erased and expired with the message.
+    "ALTER TABLE messages ADD COLUMN demand TEXT;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -9,9 +9,11 @@
 mod bert;
 pub mod catalogue;
 pub mod classifier;
+pub mod demand;
 pub mod encoder;
 mod int8;
 pub mod intent;
+pub mod kind;
 mod neighbours;
 pub mod ngrams;
 pub mod sentiment;
@@ -44,6 +46,8 @@ pub enum UnderstandingError {
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
     Examples(#[from] ExamplesError),
+    #[error(transparent)]
+    Products(#[from] demand::DemandCatalogueError),
     #[error("training the understanding models failed: {0}")]
     Train(#[from] TrainError),
 }
@@ -53,6 +57,9 @@ pub enum UnderstandingError {
 pub struct Understood {
     pub intent: Intent,
     pub sentiment: Sentiment,
+    /// The message's kind and the products and aspects it raises.
+    #[serde(default)]
+    pub demand: demand::Demand,
     /// The message's sentence embedding, reused by retrieval; not stored.
     #[serde(skip)]
     pub embedding: Vec<f32>,
@@ -92,6 +99,7 @@ impl Understood {
                 score,
                 signals,
             },
+            demand: demand::Demand::default(),
             embedding: Vec::new(),
         }
     }
@@ -117,6 +125,7 @@ pub struct Understanding {
     worker: EncoderWorker,
     catalogue: Catalogue,
     models: TrainedModels,
+    products: demand::DemandCatalogue,
 }
 
 impl std::fmt::Debug for Understanding {
@@ -134,6 +143,7 @@ impl Understanding {
     pub fn load(config: &Config) -> Result<Self, UnderstandingError> {
         let encoder = Encoder::load(&config.encoder)?;
         let catalogue = Catalogue::load_dir(&config.intents_dir())?;
+        let products = demand::DemandCatalogue::load_dir(&config.product_catalogue_dir())?;
         let examples = sentiment::load_examples(&config.sentiment_dir())?;
         let key = {
             use sha2::{Digest, Sha256};
@@ -176,6 +186,7 @@ impl Understanding {
             worker: EncoderWorker::spawn(Arc::new(encoder)),
             catalogue,
             models,
+            products,
         })
     }
 
@@ -195,9 +206,25 @@ impl Understanding {
         &self.models.sentiment
     }
 
+    /// The shop's products and aspects, for reports.
+    pub fn product_catalogue(&self) -> &demand::DemandCatalogue {
+        &self.products
+    }
+
     pub async fn understand(&self, text: &str) -> Result<Understood, EncoderError> {
         let embedding = self.worker.embed(text).await?;
-        Ok(self.classify_embedding(text, &embedding))
+        let mut understood = self.classify_embedding(text, &embedding);
+        let found = self.products.find(text);
+        let mut by_clause = Vec::new();
+        if demand::needs_clause_sentiment(&found) {
+            let clauses = demand::clauses(text);
+            for clause in &clauses {
+                let embedding = self.worker.embed(clause).await?;
+                by_clause.push(self.clause_sentiment(clause, &embedding));
+            }
+        }
+        self.add_demand(&mut understood, text, found, &by_clause);
+        Ok(understood)
     }
 
     /// A sentence embedding from the encoder's thread.
@@ -208,13 +235,52 @@ impl Understanding {
     /// Blocking, for tools: embeds on the calling thread.
     pub fn understand_now(&self, text: &str) -> Result<Understood, EncoderError> {
         let embedding = self.encoder().embed(&[text])?.remove(0);
-        Ok(self.classify_embedding(text, &embedding))
+        let mut understood = self.classify_embedding(text, &embedding);
+        let found = self.products.find(text);
+        let mut by_clause = Vec::new();
+        if demand::needs_clause_sentiment(&found) {
+            let clauses = demand::clauses(text);
+            let texts: Vec<&str> = clauses.iter().map(String::as_str).collect();
+            for (clause, embedding) in clauses.iter().zip(self.encoder().embed(&texts)?) {
+                by_clause.push(self.clause_sentiment(clause, &embedding));
+            }
+        }
+        self.add_demand(&mut understood, text, found, &by_clause);
+        Ok(understood)
+    }
+
+    fn clause_sentiment(
+        &self,
+        clause: &str,
+        embedding: &[f32],
+    ) -> (sentiment::SentimentLabel, f32) {
+        let s = self.models.sentiment.analyse(clause, embedding);
+        (s.label, s.score)
+    }
+
+    /// The message's kind and its mentions, each with the sentiment of its
+    /// clause when the clauses were judged apart.
+    fn add_demand(
+        &self,
+        understood: &mut Understood,
+        text: &str,
+        found: Vec<(demand::MentionKind, String, usize)>,
+        by_clause: &[(sentiment::SentimentLabel, f32)],
+    ) {
+        let (kind, kind_confidence) = kind::kind_of(text, &understood.sentiment);
+        let message = (understood.sentiment.label, understood.sentiment.score);
+        understood.demand = demand::Demand {
+            kind: Some(kind),
+            kind_confidence,
+            mentions: demand::with_sentiment(found, message, |c| by_clause.get(c).copied()),
+        };
     }
 
     fn classify_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
         Understood {
             intent: self.models.intent.classify(text, embedding),
             sentiment: self.models.sentiment.analyse(text, embedding),
+            demand: demand::Demand::default(),
             embedding: embedding.to_vec(),
         }
     }

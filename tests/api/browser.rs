@@ -506,11 +506,21 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
     let app = spawn_app().await;
     app.add_agent("Sam", PASSWORD);
     let customer = Browser::customer_on_demo_page(&app).await;
-    customer.widget_send("I want to talk to a human").await;
+    customer
+        .widget_send("do you sell the stoneware mugs in blue?")
+        .await;
     customer.widget_where(".msg.bot", |t| !t.is_empty()).await;
+    customer.widget_send("I want to talk to a human").await;
+    customer.widget_where(".msg.bot", |t| t.len() >= 2).await;
 
     let console = Browser::console_signed_in(&app, "Sam", PASSWORD).await;
     console.click("#list li[data-id] button").await;
+    // What the customer raised, as chips in the transcript.
+    console
+        .text_where("#transcript", |t| {
+            t.contains("mug") && t.contains("availability")
+        })
+        .await;
     console.click("#actions button.primary").await;
     console
         .text_where("#actions", |t| t.contains("Close · resolved"))
@@ -555,6 +565,10 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
         .await;
     console
         .text_where("#flags", |t| t.contains("Asked for a person"))
+        .await;
+    console.text_where("#products", |t| t.contains("mug")).await;
+    console
+        .text_where("#aspects", |t| t.contains("availability"))
         .await;
     console.screenshot("insights.png").await;
 }

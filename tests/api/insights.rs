@@ -166,3 +166,106 @@ async fn the_overview_counts_a_known_history_and_compares_it_with_the_period_bef
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The products and aspects `knowledge/catalogue/` names, as a customer
+/// raises them over the websocket: stored with the message, shown in the
+/// console's transcript and counted in the insights.
+#[tokio::test]
+async fn products_and_aspects_a_customer_raises_are_stored_shown_and_counted() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    ws.ask(
+        "q1",
+        "the tea towels barely absorb anything, so disappointed",
+    )
+    .await;
+    ws.ask("q2", "how much does the cast-iron skillet cost?")
+        .await;
+    // The skillet again, at another place in its message: counted by key.
+    ws.ask("q3", "is the skillet oven safe?").await;
+
+    let detail: Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/console/conversations/{session}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let customer: Vec<&Value> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "customer")
+        .collect();
+    let mentions = |m: &Value| -> Vec<(String, String)> {
+        m["demand"]["mentions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap().to_string(),
+                    d["key"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let first = mentions(customer[0]);
+    assert!(
+        first.contains(&("product".into(), "tea-towel".into()))
+            && first.contains(&("aspect".into(), "quality".into())),
+        "{}",
+        customer[0]
+    );
+    let towels = &customer[0]["demand"]["mentions"][0];
+    assert_eq!(towels["sentiment"], "negative", "{}", customer[0]);
+    assert_eq!(
+        customer[0]["demand"]["kind"], "complaint",
+        "{}",
+        customer[0]
+    );
+    // "cast-iron" names the skillet here: not the category, not a material.
+    assert_eq!(
+        mentions(customer[1]),
+        [
+            ("aspect".to_string(), "price".to_string()),
+            ("product".to_string(), "skillet".to_string())
+        ],
+        "{}",
+        customer[1]
+    );
+    assert_eq!(customer[1]["demand"]["kind"], "question");
+
+    let (_, figures) = overview(&app, &token, "?days=7").await;
+    let now = &figures["current"];
+    let keys = |field: &str| -> Vec<(String, i64)> {
+        now[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["key"].as_str().unwrap().to_string(),
+                    m["count"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let products = keys("top_products");
+    assert!(products.contains(&("tea-towel".into(), 1)), "{products:?}");
+    assert!(products.contains(&("skillet".into(), 2)), "{products:?}");
+    let aspects = keys("top_aspects");
+    assert!(aspects.contains(&("quality".into(), 1)), "{aspects:?}");
+    assert!(aspects.contains(&("price".into(), 1)), "{aspects:?}");
+    let kinds: i64 = now["message_kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(kinds, 3, "{now}");
+}
