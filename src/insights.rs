@@ -16,7 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/insights")
             .wrap(from_fn(crate::console::auth::require_agent))
-            .route("/overview", web::get().to(overview)),
+            .route("/overview", web::get().to(overview))
+            .route("/conversations.csv", web::get().to(conversations_csv)),
     );
 }
 
@@ -36,18 +37,24 @@ fn default_days() -> u32 {
 const MAX_DAYS: u32 = 366;
 const DAY_MS: i64 = 86_400_000;
 
+impl PeriodQuery {
+    /// The period's length in milliseconds, ending now (`to`).
+    fn span_ms(&self) -> Result<(i64, i64), ApiError> {
+        if !(1..=MAX_DAYS).contains(&self.days) {
+            return Err(ApiError::BadRequest(format!(
+                "days must be 1 to {MAX_DAYS}"
+            )));
+        }
+        Ok((now_ms() + 1, i64::from(self.days) * DAY_MS))
+    }
+}
+
 /// The period's figures and the previous period's, to compare.
 async fn overview(
     state: web::Data<AppState>,
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !(1..=MAX_DAYS).contains(&query.days) {
-        return Err(ApiError::BadRequest(format!(
-            "days must be 1 to {MAX_DAYS}"
-        )));
-    }
-    let to = now_ms() + 1;
-    let span = i64::from(query.days) * DAY_MS;
+    let (to, span) = query.span_ms()?;
     let current = state.store.insight_figures(to - span, to).await?;
     let previous = state
         .store
@@ -59,3 +66,51 @@ async fn overview(
         "previous": previous,
     })))
 }
+
+/// The period's conversations as CSV, one row each: what a shop opens in a
+/// spreadsheet (when, how it went, the rating, what the customer raised).
+async fn conversations_csv(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (to, span) = query.span_ms()?;
+    let rows = state.store.insight_conversations(to - span, to).await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in &rows {
+        writer
+            .serialize(row)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    if rows.is_empty() {
+        writer
+            .write_record(CSV_HEADER)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    let body = writer
+        .into_inner()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"conversations-{}d.csv\"", query.days),
+        ))
+        .body(body))
+}
+
+/// The header `csv` writes from `ConversationRow`'s fields, for an empty
+/// period.
+const CSV_HEADER: [&str; 12] = [
+    "session",
+    "started",
+    "customer_messages",
+    "person_joined",
+    "flag_reason",
+    "rating",
+    "rating_comment",
+    "sentiment",
+    "intents",
+    "kinds",
+    "products",
+    "aspects",
+];

@@ -181,3 +181,83 @@ fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, Store
         top_aspects,
     })
 }
+
+/// One conversation of a period, as the insights export lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationRow {
+    pub session: String,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started: String,
+    pub customer_messages: i64,
+    pub person_joined: bool,
+    pub flag_reason: Option<String>,
+    pub rating: Option<i64>,
+    pub rating_comment: Option<String>,
+    /// Mean sentiment score of the customer's messages (-1..1).
+    pub sentiment: Option<f64>,
+    /// The intents, kinds, products and aspects of its customer messages,
+    /// each once, comma-separated.
+    pub intents: String,
+    pub kinds: String,
+    pub products: String,
+    pub aspects: String,
+}
+
+impl Store {
+    /// The period's conversations, oldest first.
+    pub async fn insight_conversations(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        self.run(move |conn| conversation_rows(conn, from_ms, to_ms))
+            .await
+    }
+}
+
+fn conversation_rows(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<ConversationRow>, StoreError> {
+    // Over the session's customer messages.
+    let of_customer = "FROM messages c WHERE c.session_id = s.id AND c.role = 'customer'";
+    let mentioned = |kind: &str| {
+        format!(
+            "(SELECT COALESCE(group_concat(DISTINCT json_extract(d.value, '$.key')), '')
+              FROM messages c, json_each(c.demand, '$.mentions') d
+              WHERE c.session_id = s.id AND c.role = 'customer'
+                AND json_extract(d.value, '$.kind') = '{kind}')"
+        )
+    };
+    let sql = format!(
+        "SELECT s.id, strftime('%Y-%m-%dT%H:%M:%SZ', s.created_at_ms / 1000, 'unixepoch'),
+                (SELECT COUNT(*) {of_customer}), {PERSON_JOINED},
+                s.flag_reason, s.rating, s.rating_comment,
+                (SELECT AVG(json_extract(c.sentiment, '$.score')) {of_customer}),
+                (SELECT COALESCE(group_concat(DISTINCT json_extract(c.intent, '$.name')), '') {of_customer}),
+                (SELECT COALESCE(group_concat(DISTINCT json_extract(c.demand, '$.kind')), '') {of_customer}),
+                {}, {}
+         FROM sessions s WHERE {IN_PERIOD} ORDER BY s.created_at_ms, s.id",
+        mentioned("product"),
+        mentioned("aspect"),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+        Ok(ConversationRow {
+            session: r.get(0)?,
+            started: r.get(1)?,
+            customer_messages: r.get(2)?,
+            person_joined: r.get(3)?,
+            flag_reason: r.get(4)?,
+            rating: r.get(5)?,
+            rating_comment: r.get(6)?,
+            sentiment: r.get(7)?,
+            intents: r.get(8)?,
+            kinds: r.get(9)?,
+            products: r.get(10)?,
+            aspects: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

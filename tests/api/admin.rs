@@ -574,6 +574,8 @@ async fn the_openapi_document_names_every_route() {
         "/api/admin/export",
         "/api/admin/search",
         "/api/admin/gaps",
+        "/api/insights/overview",
+        "/api/insights/conversations.csv",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }

@@ -214,6 +214,19 @@ impl TestApp {
     }
 
     /// Signs an agent in and returns the console token.
+    /// `GET path` as the agent signed in with `token`: the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn sign_in(&self, name: &str, password: &str) -> String {
         let response = reqwest::Client::new()
             .post(self.url("/api/console/login"))

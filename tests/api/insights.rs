@@ -186,15 +186,9 @@ async fn products_and_aspects_a_customer_raises_are_stored_shown_and_counted() {
     // The skillet again, at another place in its message: counted by key.
     ws.ask("q3", "is the skillet oven safe?").await;
 
-    let detail: Value = reqwest::Client::new()
-        .get(app.url(&format!("/api/console/conversations/{session}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail = app
+        .get_json(&format!("/api/console/conversations/{session}"), &token)
+        .await;
     let customer: Vec<&Value> = detail["messages"]
         .as_array()
         .unwrap()
@@ -268,4 +262,68 @@ async fn products_and_aspects_a_customer_raises_are_stored_shown_and_counted() {
         .map(|k| k["count"].as_i64().unwrap())
         .sum();
     assert_eq!(kinds, 3, "{now}");
+}
+
+/// The period's conversations as CSV: one row each, with what the customer
+/// raised; an empty period is a header alone.
+#[tokio::test]
+async fn the_conversations_of_a_period_download_as_csv() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let csv = |query: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(app.url(&format!("/api/insights/conversations.csv{query}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/csv")
+            );
+            response.text().await.unwrap()
+        }
+    };
+    let empty = csv("?days=1").await;
+    assert_eq!(
+        empty.trim(),
+        "session,started,customer_messages,person_joined,flag_reason,rating,rating_comment,sentiment,intents,kinds,products,aspects"
+    );
+
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    ws.ask(
+        "q1",
+        "the tea towels barely absorb anything, so disappointed",
+    )
+    .await;
+    ws.ask("q2", "do you sell the stoneware mugs in blue?")
+        .await;
+    rate(&mut ws, 3, Some("ok, I guess")).await;
+    let mut idle = app.connect().await;
+    idle.start_session().await;
+
+    let text = csv("?days=7").await;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let row = &rows[0];
+    assert_eq!(&row[0], session.as_str());
+    assert!(row[1].ends_with('Z'), "{text}");
+    assert_eq!(&row[2], "2");
+    assert_eq!(&row[3], "false");
+    assert_eq!(&row[5], "3");
+    assert_eq!(&row[6], "ok, I guess");
+    let products: Vec<&str> = row[10].split(',').collect();
+    assert!(
+        products.contains(&"tea-towel") && products.contains(&"mug"),
+        "{text}"
+    );
+    assert!(row[11].split(',').any(|a| a == "quality"), "{text}");
 }

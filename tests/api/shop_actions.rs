@@ -21,15 +21,8 @@ async fn event_after(ws: &mut WsClient) -> Value {
 async fn console_conversation(app: &TestApp, session: &str) -> Value {
     app.add_agent("sam", "a long enough password");
     let token = app.sign_in("sam", "a long enough password").await;
-    reqwest::Client::new()
-        .get(app.url(&format!("/api/console/conversations/{session}")))
-        .bearer_auth(token)
-        .send()
+    app.get_json(&format!("/api/console/conversations/{session}"), &token)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

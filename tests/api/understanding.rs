@@ -166,15 +166,7 @@ async fn the_console_lists_flagged_conversations_first() {
     upset.ask("u1", "get me a human, now").await;
     calm.ask("c2", "thanks!").await;
 
-    let list: serde_json::Value = reqwest::Client::new()
-        .get(app.url("/api/console/conversations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/console/conversations", &token).await;
     let conversations = list["conversations"].as_array().unwrap();
     assert_eq!(conversations.len(), 2);
     // Flagged first, although the calm one wrote last.
