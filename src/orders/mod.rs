@@ -8,6 +8,8 @@ pub mod signature;
 
 use serde::{Deserialize, Serialize};
 
+use crate::understanding::words::singular;
+
 pub use connector::{ConnectorConfig, ConnectorError, ShopConnector};
 
 /// Where an order is, in the contract's words.
@@ -120,17 +122,6 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .flat_map(|w| w.split('-'))
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
-}
-
-fn singular(word: &str) -> String {
-    word.strip_suffix("es")
-        .filter(|w| w.ends_with("sh") || w.ends_with("ch") || w.ends_with('x'))
-        .or_else(|| {
-            word.strip_suffix('s')
-                .filter(|w| w.len() > 2 && !w.ends_with('s'))
-        })
-        .unwrap_or(word)
-        .to_string()
 }
 
 /// The error body of the contract: `{"error": "order_not_found"}`.

@@ -405,30 +405,8 @@ pub fn normalise(text: &str) -> Vec<String> {
         .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '€'))
         .map(|w| w.trim_matches('\''))
         .filter(|w| !w.is_empty())
-        .map(singular)
+        .map(super::words::singular)
         .collect()
-}
-
-/// A plural's singular by the regular English rules; other words as they
-/// are. Both the catalogue and the message go through it, so an irregular
-/// form only has to be listed as it is written.
-fn singular(word: &str) -> String {
-    let n = word.chars().count();
-    if n <= 3 || word.ends_with("ss") || word.ends_with("us") || word.ends_with("is") {
-        return word.to_string();
-    }
-    if let Some(stem) = word.strip_suffix("ies") {
-        return format!("{stem}y");
-    }
-    for ending in ["ches", "shes", "xes", "sses"] {
-        if word.ends_with(ending) {
-            return word[..word.len() - 2].to_string();
-        }
-    }
-    match word.strip_suffix('s') {
-        Some(stem) if !stem.ends_with('\'') => stem.to_string(),
-        _ => word.to_string(),
-    }
 }
 
 /// Each mention with a sentiment: the clause's where `clause_sentiment`
@@ -557,19 +535,5 @@ mod tests {
         assert_eq!(price.sentiment, SentimentLabel::Negative);
         let throw = mentions.iter().find(|m| m.key == "throw").unwrap();
         assert_eq!(throw.sentiment, SentimentLabel::Positive);
-    }
-
-    #[test]
-    fn singular_forms() {
-        for (plural, single) in [
-            ("mugs", "mug"),
-            ("pillowcases", "pillowcase"),
-            ("dishes", "dish"),
-            ("categories", "category"),
-            ("glass", "glass"),
-            ("bus", "bus"),
-        ] {
-            assert_eq!(singular(plural), single);
-        }
     }
 }

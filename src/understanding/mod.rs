@@ -19,6 +19,7 @@ pub mod ngrams;
 pub mod sentiment;
 pub mod signals;
 pub mod vectors;
+pub mod words;
 pub mod worker;
 
 use std::path::Path;
