@@ -383,6 +383,7 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                     corpus: &corpus,
                     encoder,
                     catalogue: understanding.catalogue(),
+                    products: understanding.product_catalogue(),
                     rule: config.answerability(),
                     texts: &texts,
                     // `kb search` has no shop to ask.

@@ -26,5 +26,5 @@ pub fn as_meant(text: &str, corpus: &Corpus, encoder: &Encoder) -> String {
         .correct_spelling(&without, encoder)
         .unwrap_or_else(|| without.into_owned())
 }
-pub use plan::{Context, Decision, Evidence, Input, Plan, decide};
+pub use plan::{Context, Decision, Evidence, Input, Plan, decide, wants_a_person};
 pub use texts::Texts;

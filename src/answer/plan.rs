@@ -16,6 +16,7 @@ use crate::orders::{LookupRequest, OrderItem, ReturnLine, ReturnRequest};
 use crate::storage::ReplyKind;
 use crate::understanding::Understood;
 use crate::understanding::catalogue::{Catalogue, IntentAction, OUT_OF_SCOPE};
+use crate::understanding::demand::DemandCatalogue;
 use crate::understanding::encoder::Encoder;
 use crate::understanding::signals::Signal;
 
@@ -24,6 +25,8 @@ pub struct Context<'a> {
     pub corpus: &'a Corpus,
     pub encoder: &'a Encoder,
     pub catalogue: &'a Catalogue,
+    /// The shop's products: a question means the same whichever it names.
+    pub products: &'a DemandCatalogue,
     pub rule: Answerability,
     pub texts: &'a Texts,
     /// A shop order system is connected: orders can be looked up.
@@ -351,12 +354,24 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
     if let Some(plan) = order_lookup(input, ctx) {
         return fixed(plan);
     }
-    if input.understood.is_some_and(Understood::asks_for_human) {
-        return fixed(Plan::fixed(
+    if let Some(u) = input.understood.filter(|u| u.asks_for_human()) {
+        let handoff = fixed(Plan::fixed(
             ReplyKind::Handoff,
             &t.handoff,
             "asked for a person",
         ));
+        // "Do real people answer here?" asks about the team rather than for
+        // one of them: the article answers and a person is one tap away.
+        if wants_a_person(u, input.text) {
+            return handoff;
+        }
+        let mut decision = search_and_answer(input, ctx, intent_tags(u, ctx), false);
+        if !decision.plan.answers_from_kb() {
+            return handoff;
+        }
+        decision.plan.tail = Some(t.offer_person.clone());
+        decision.plan.set_offer(Offer::Person, t);
+        return decision;
     }
     let steer = match input.understood {
         Some(u) => steer(u, input.text, ctx),
@@ -414,15 +429,10 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
             &ctx.texts.handoff,
             format!("intent {}", intent.name),
         ))),
-        Some(IntentAction::Answer) if intent.confidence >= CONFIDENT_INTENT => {
-            let spec = spec.expect("matched above");
-            Steer::Search {
-                tags: std::iter::once(spec.name.clone())
-                    .chain(spec.tags.iter().cloned())
-                    .collect(),
-                declined_unless_clear: false,
-            }
-        }
+        Some(IntentAction::Answer) if intent.confidence >= CONFIDENT_INTENT => Steer::Search {
+            tags: intent_tags(understood, ctx),
+            declined_unless_clear: false,
+        },
         _ if intent.is_out_of_scope() => {
             let classifier_says_so = intent
                 .alternatives
@@ -438,6 +448,23 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
             declined_unless_clear: false,
         },
     }
+}
+
+/// Whether a message asks for a person now: its intent or words say so,
+/// and it is not a question about the team ("do real people answer here?").
+pub fn wants_a_person(understood: &Understood, text: &str) -> bool {
+    understood.asks_for_human() && !questions::asks_about_people(text)
+}
+
+/// The article tags of the understood intent: its name and its own tags.
+fn intent_tags(understood: &Understood, ctx: &Context<'_>) -> Vec<String> {
+    let name = &understood.intent.name;
+    let own = ctx
+        .catalogue
+        .get(name)
+        .map(|s| s.tags.clone())
+        .unwrap_or_default();
+    std::iter::once(name.clone()).chain(own).collect()
 }
 
 /// Similarity a passage needs to answer a message the classifier called
@@ -503,7 +530,7 @@ fn search_and_answer(
             meanings.extend(questions::clauses(&own_words));
         }
         let texts: Vec<&str> = meanings.iter().map(String::as_str).collect();
-        let embeddings: Vec<Vec<f32>> = match (subs.len(), input.understood, &context) {
+        let mut embeddings: Vec<Vec<f32>> = match (subs.len(), input.understood, &context) {
             (1, Some(u), None) if own_words == input.text && !u.embedding.is_empty() => {
                 let mut all = vec![u.embedding.clone()];
                 all.extend(ctx.encoder.embed(&texts[1..]).unwrap_or_default());
@@ -511,14 +538,41 @@ fn search_and_answer(
             }
             _ => ctx.encoder.embed(&texts).unwrap_or_default(),
         };
+        let search = |embeddings: &[Vec<f32>]| {
+            let embeddings: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
+            ctx.corpus
+                .search_any(&query, &embeddings, RetrieverKind::Hybrid, 12)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "knowledge-base search failed");
+                    Vec::new()
+                })
+        };
+        let answers = |h: &Retrieved| {
+            if declined_unless_clear {
+                return h.similarity >= CLEAR_MATCH
+                    || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
+            }
+            // A follow-up's own words ("and to Belgium?") in the topic's
+            // article are enough: the conversation says what it is about.
+            h.answers(&ctx.rule)
+                || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
+                || (tagged(h)
+                    && h.relevance >= ctx.rule.min_relevance
+                    && h.similarity >= INTENT_WORDS_MIN_SIMILARITY)
+                || (in_topic(h) && h.similarity >= FOLLOW_UP_MIN_SIMILARITY && h.relevance > 0.0)
+        };
+        let mut hits = search(&embeddings);
+        // "send back the chair cushions" means "send back an item": when
+        // nothing answers, the product's name may have pulled the question
+        // away from the policy, so it is searched once more without it.
+        if context.is_none()
+            && !hits.iter().any(answers)
+            && let Some(plain) = ctx.products.without_products(&own_words)
+        {
+            embeddings.extend(ctx.encoder.embed(&[plain.as_str()]).unwrap_or_default());
+            hits = search(&embeddings);
+        }
         let embeddings: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
-        let hits = ctx
-            .corpus
-            .search_any(&query, &embeddings, RetrieverKind::Hybrid, 12)
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "knowledge-base search failed");
-                Vec::new()
-            });
         evidence.searched.push(match &context {
             Some(c) => format!("{c}\n{sub}"),
             None => sub.clone(),
@@ -528,26 +582,7 @@ fn search_and_answer(
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let mut answerable: Vec<Retrieved> = hits
-            .iter()
-            .filter(|h| {
-                if declined_unless_clear {
-                    return h.similarity >= CLEAR_MATCH
-                        || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
-                }
-                // A follow-up's own words ("and to Belgium?") in the topic's
-                // article are enough: the conversation says what it is about.
-                h.answers(&ctx.rule)
-                    || (tagged(h) && h.similarity >= intent_floor && h.relevance > 0.0)
-                    || (tagged(h)
-                        && h.relevance >= ctx.rule.min_relevance
-                        && h.similarity >= INTENT_WORDS_MIN_SIMILARITY)
-                    || (in_topic(h)
-                        && h.similarity >= FOLLOW_UP_MIN_SIMILARITY
-                        && h.relevance > 0.0)
-            })
-            .cloned()
-            .collect();
+        let mut answerable: Vec<Retrieved> = hits.iter().filter(|h| answers(h)).cloned().collect();
         // A question that asks for a kind of fact (a duration, an amount) is
         // answered by a passage that holds one, however it ranks.
         if questions::asks_for_a_kind_of_fact(sub) {
@@ -616,7 +651,12 @@ fn search_and_answer(
             ctx.corpus,
             ctx.encoder,
         );
-        match parts.iter_mut().find(|p| p.passage.id == part.passage.id) {
+        // Sentences come from the whole article, so two passages of one
+        // article make one part: no sentence is said twice.
+        match parts
+            .iter_mut()
+            .find(|p| p.passage.article_id == part.passage.article_id)
+        {
             Some(existing) => {
                 for s in part.sentences {
                     if !existing.sentences.contains(&s) {

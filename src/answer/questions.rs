@@ -30,6 +30,42 @@ const QUESTION_WORDS: &[&str] = &[
     "is", "are", "will", "would", "should", "may",
 ];
 
+/// Words a question about the team starts with ("do real people work
+/// there?", "how fast does someone reply?"); "can I…" asks for something.
+const ABOUT_WORDS: &[&str] = &[
+    "how", "what", "when", "who", "why", "do", "does", "are", "is",
+];
+/// Words that ask for a person rather than about one.
+const ASKING_FOR_ONE: &[&str] = &[
+    "talk",
+    "speak",
+    "chat with",
+    "chat to",
+    "connect",
+    "transfer",
+    "put me",
+    "get me",
+    "give me",
+    "hand me",
+    "want",
+    "need",
+    "help me",
+    "take over",
+    "reach",
+    "contact",
+];
+
+/// Whether a message that mentions people asks about them rather than for
+/// one of them.
+pub fn asks_about_people(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    let first = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    ABOUT_WORDS.contains(&first) && !ASKING_FOR_ONE.iter().any(|w| lower.contains(w))
+}
+
 /// Words that continue the previous question rather than start a new one.
 const CONTINUATIONS: &[&str] = &["and", "also", "what about", "how about", "and if", "but"];
 /// Words that point back at what was just discussed.
@@ -217,7 +253,7 @@ fn best_sentences(
         for text in grounding::sentences(&p.text) {
             let own: HashSet<String> = analyzer.terms(&text).into_iter().collect();
             let asked = f32::from(u8::from(grounding::holds_asked_fact(question, &text)));
-            let digits = f32::from(u8::from(text.chars().any(|c| c.is_ascii_digit())));
+            let digits = f32::from(u8::from(has_figure(&text)));
             all.push(Candidate {
                 passage: i,
                 score: heading_bonus + chosen_bonus + 2.0 * asked + 0.5 * digits,
@@ -271,6 +307,28 @@ fn best_sentences(
         bytes += candidate.text.len();
         picked.push(next);
     }
+    // A rule stated without its figure ("we may refund only part of the
+    // price") is followed by the figure ("at most 50%"): the customer needs
+    // both, so the next sentence of the same section comes along.
+    let limit = if every_section {
+        MAX_COMPLAINT_BYTES
+    } else {
+        MAX_ANSWER_BYTES
+    };
+    for i in picked.clone() {
+        let next = i + 1;
+        if next < all.len()
+            && all[next].passage == all[i].passage
+            && !picked.contains(&next)
+            && !has_figure(&all[i].text)
+            && has_figure(&all[next].text)
+            && !all[next].text.ends_with(':')
+            && bytes + all[next].text.len() <= limit
+        {
+            bytes += all[next].text.len();
+            picked.push(next);
+        }
+    }
     if every_section {
         // A section's first sentence states its point ("We send a free
         // replacement..."); the rest qualifies it.
@@ -294,6 +352,11 @@ fn best_sentences(
         .into_iter()
         .map(|i| std::mem::take(&mut all[i].text))
         .collect()
+}
+
+/// A sentence that states a number, an amount or a duration.
+fn has_figure(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
 }
 
 /// The least weight of a question word all sentences hold, as a share of
@@ -342,6 +405,26 @@ mod tests {
             split("Can I return towels and sheets?"),
             vec!["Can I return towels and sheets?"]
         );
+    }
+
+    #[test]
+    fn questions_about_the_team_are_not_requests_for_a_person() {
+        for about in [
+            "do real people work there or is it only bots",
+            "how quickly does a human reply in the chat",
+            "are you a bot?",
+        ] {
+            assert!(asks_about_people(about), "{about}");
+        }
+        for request in [
+            "can I speak to a human",
+            "is there a real person I can chat with",
+            "are you a robot? I want a human",
+            "human please",
+            "how do I talk to someone",
+        ] {
+            assert!(!asks_about_people(request), "{request}");
+        }
     }
 
     #[test]

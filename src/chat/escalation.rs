@@ -27,8 +27,9 @@ impl Escalation {
         let mut state = Self::default();
         for m in history {
             match (m.role, &m.understood, &m.reply) {
+                // Only the state is rebuilt; the flags were raised already.
                 (Role::Customer, Some(u), _) => {
-                    state.observe_message(u);
+                    state.observe_message(u, false);
                 }
                 (Role::Bot, _, Some(reply)) => {
                     state.observe_reply(reply.kind);
@@ -43,9 +44,13 @@ impl Escalation {
         self.trend.iter().copied().collect()
     }
 
-    /// Takes in a customer message; returns why the session should be
-    /// flagged, if it should.
-    pub fn observe_message(&mut self, understood: &Understood) -> Option<FlagReason> {
+    /// Takes in a customer message (`wants_person`: it asks for a person
+    /// now); returns why the session should be flagged, if it should.
+    pub fn observe_message(
+        &mut self,
+        understood: &Understood,
+        wants_person: bool,
+    ) -> Option<FlagReason> {
         let sentiment = &understood.sentiment;
         self.trend.push_back(sentiment.score);
         if self.trend.len() > TREND_LEN {
@@ -63,7 +68,7 @@ impl Escalation {
             .signals
             .iter()
             .any(|s| matches!(s, Signal::Anger | Signal::Profanity | Signal::CancelThreat));
-        if understood.asks_for_human() {
+        if wants_person {
             Some(FlagReason::AskedForHuman)
         } else if sentiment.score <= STRONGLY_NEGATIVE || (negative && heated) {
             Some(FlagReason::StronglyNegative)
@@ -111,40 +116,36 @@ mod tests {
         use SentimentLabel::*;
         let mut e = Escalation::default();
         assert_eq!(
-            e.observe_message(&message("track_order", Neutral, 0.0, vec![])),
+            e.observe_message(&message("track_order", Neutral, 0.0, vec![]), false),
             None
         );
         assert_eq!(
-            e.observe_message(&message("track_order", Negative, -0.4, vec![])),
+            e.observe_message(&message("track_order", Negative, -0.4, vec![]), false),
             None
         );
         assert_eq!(
-            e.observe_message(&message("track_order", Negative, -0.3, vec![])),
+            e.observe_message(&message("track_order", Negative, -0.3, vec![]), false),
             Some(FlagReason::NegativeTwice)
         );
         let mut e = Escalation::default();
         assert_eq!(
-            e.observe_message(&message("complaint", Negative, -0.8, vec![])),
+            e.observe_message(&message("complaint", Negative, -0.8, vec![]), false),
             Some(FlagReason::StronglyNegative)
         );
         assert_eq!(
-            e.observe_message(&message(
-                "complaint",
-                Negative,
-                -0.2,
-                vec![Signal::Profanity]
-            ))
+            e.observe_message(
+                &message("complaint", Negative, -0.2, vec![Signal::Profanity]),
+                false
+            )
             .map(FlagReason::as_str),
             Some("strongly_negative")
         );
         let mut e = Escalation::default();
         assert_eq!(
-            e.observe_message(&message(
-                "track_order",
-                Neutral,
-                0.0,
-                vec![Signal::HumanRequest]
-            )),
+            e.observe_message(
+                &message("track_order", Neutral, 0.0, vec![Signal::HumanRequest]),
+                true
+            ),
             Some(FlagReason::AskedForHuman)
         );
         assert_eq!(e.observe_reply(ReplyKind::NoAnswer), None);
@@ -160,12 +161,10 @@ mod tests {
     fn the_trend_keeps_the_last_messages() {
         let mut e = Escalation::default();
         for i in 0..8 {
-            e.observe_message(&message(
-                "greeting",
-                SentimentLabel::Neutral,
-                i as f32 / 10.0,
-                vec![],
-            ));
+            e.observe_message(
+                &message("greeting", SentimentLabel::Neutral, i as f32 / 10.0, vec![]),
+                false,
+            );
         }
         assert_eq!(e.trend(), vec![0.3, 0.4, 0.5, 0.6, 0.7]);
     }

@@ -63,6 +63,7 @@ pub async fn decide_reply(
             corpus: &corpus,
             encoder: state.understanding.encoder(),
             catalogue: state.understanding.catalogue(),
+            products: state.understanding.product_catalogue(),
             rule: state.config.answerability(),
             texts: &state.texts,
             orders: state.orders.is_some(),
@@ -314,7 +315,7 @@ async fn understand(
     {
         tracing::error!(error = %e, "cannot store message intent");
     }
-    if let Some(reason) = live.observe_message(&understood) {
+    if let Some(reason) = live.observe_message(&understood, &question.text) {
         flag(state, live, reason).await;
     }
     state.events.changed(live.id, Some(question.seq));

@@ -138,8 +138,9 @@ impl LiveSession {
 
     /// Records a customer message's meaning; returns a reason to flag the
     /// session, if there is one.
-    pub fn observe_message(&self, understood: &Understood) -> Option<FlagReason> {
-        lock(&self.escalation).observe_message(understood)
+    pub fn observe_message(&self, understood: &Understood, text: &str) -> Option<FlagReason> {
+        let wants_person = crate::answer::wants_a_person(understood, text);
+        lock(&self.escalation).observe_message(understood, wants_person)
     }
 
     /// Records how the bot replied; returns a reason to flag, if any.

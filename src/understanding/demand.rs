@@ -234,6 +234,36 @@ impl DemandCatalogue {
         }
     }
 
+    /// `text` in normalised words with each product and category it names
+    /// replaced by "item"; `None` when it names none.
+    pub fn without_products(&self, text: &str) -> Option<String> {
+        let words = normalise(text);
+        let mut out: Vec<&str> = Vec::with_capacity(words.len());
+        let mut named = false;
+        let mut i = 0;
+        while i < words.len() {
+            let product = self.phrases.iter().find(|p| {
+                matches!(p.target, Target::Product(_) | Target::Category(_))
+                    && words[i..].starts_with(&p.words)
+            });
+            match product {
+                Some(p) => {
+                    // "cast iron skillet" is one item, not two.
+                    if out.last() != Some(&"item") {
+                        out.push("item");
+                    }
+                    named = true;
+                    i += p.words.len();
+                }
+                None => {
+                    out.push(&words[i]);
+                    i += 1;
+                }
+            }
+        }
+        named.then(|| out.join(" "))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.phrases.is_empty()
     }
@@ -509,6 +539,17 @@ mod tests {
             keys(&c.find("your bedding is expensive")),
             ["linen", "price"]
         );
+    }
+
+    #[test]
+    fn products_give_way_to_a_plain_item() {
+        let c = catalogue();
+        assert_eq!(
+            c.without_products("Can I send back the Cast-iron skillets?")
+                .as_deref(),
+            Some("can i send back the item")
+        );
+        assert_eq!(c.without_products("how do returns work"), None);
     }
 
     #[test]

@@ -24,6 +24,33 @@ pub(crate) fn quick_replies(reply: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_question_about_the_team_is_answered_and_a_request_for_a_person_hands_over() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    let about = ws
+        .ask("q1", "do real people work there or is it only bots")
+        .await;
+    assert_eq!(about.reply["kind"], "extractive", "{}", about.reply);
+    assert_eq!(
+        about.reply["citations"][0]["article_id"],
+        "talk-to-a-person"
+    );
+    assert_eq!(
+        quick_replies(&about.reply),
+        ["Yes, connect me", "No, thanks"]
+    );
+    assert_eq!(flag_of(&app, &session).await, None);
+    let yes = ws.ask("q2", "Yes, connect me").await;
+    assert_eq!(yes.reply["kind"], "handoff", "{}", yes.reply);
+
+    let mut other = app.connect().await;
+    other.start_session().await;
+    let request = other.ask("q1", "can I speak to a human").await;
+    assert_eq!(request.reply["kind"], "handoff", "{}", request.reply);
+}
+
+#[tokio::test]
 async fn yes_to_the_offer_of_a_person_hands_over_and_no_does_not() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
