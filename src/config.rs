@@ -153,6 +153,9 @@ pub struct ConfigLayer {
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
     #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
+    /// Minutes without a message after which the insights count a conversation as over (resolved, unresolved or abandoned) [default: 30]
+    #[arg(long, env = "FRONTDESK_ABANDONED_AFTER_MINS", global = true)]
+    pub abandoned_after_mins: Option<u32>,
     /// New conversations one IP address may start per minute [default: 20]
     #[arg(long, env = "FRONTDESK_SESSIONS_PER_MINUTE", global = true)]
     pub sessions_per_minute: Option<u32>,
@@ -204,6 +207,7 @@ impl ConfigLayer {
             requantize: self.requantize.or(lower.requantize),
             dense_prefill_mb: self.dense_prefill_mb.or(lower.dense_prefill_mb),
             retention_days: self.retention_days.or(lower.retention_days),
+            abandoned_after_mins: self.abandoned_after_mins.or(lower.abandoned_after_mins),
             connector_url: self.connector_url.or(lower.connector_url),
             connector_secret: self.connector_secret.or(lower.connector_secret),
             identity_secret: self.identity_secret.or(lower.identity_secret),
@@ -261,6 +265,8 @@ pub struct Config {
     pub dense_prefill_mb: u32,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
+    /// Minutes a conversation may be quiet before the insights count it as over.
+    pub abandoned_after_mins: u32,
     /// The shop's order system; `None`: the demo shop's, when the demo is on.
     pub connector_url: Option<String>,
     pub connector_secret: Option<String>,
@@ -344,6 +350,7 @@ impl Config {
             requantize: layer.requantize.unwrap_or(true),
             dense_prefill_mb: layer.dense_prefill_mb.unwrap_or(512),
             retention_days: layer.retention_days,
+            abandoned_after_mins: layer.abandoned_after_mins.unwrap_or(30),
             connector_url: layer.connector_url.filter(|u| !u.is_empty()),
             connector_secret: layer.connector_secret.filter(|s| !s.is_empty()),
             identity_secret: layer.identity_secret.filter(|s| !s.is_empty()),
@@ -377,6 +384,7 @@ impl Config {
                 "order_checks_per_minute",
                 self.order_checks_per_minute as usize,
             ),
+            ("abandoned_after_mins", self.abandoned_after_mins as usize),
             (
                 "retention_days",
                 self.retention_days.map_or(1, |d| d as usize),

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::api::ApiError;
 use crate::state::AppState;
 use crate::storage::now_ms;
+use crate::storage::outcomes::Judging;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -49,16 +50,25 @@ impl PeriodQuery {
     }
 }
 
+/// A conversation quiet for `abandoned_after_mins` is over.
+fn judging(state: &AppState) -> Judging {
+    Judging {
+        now_ms: now_ms(),
+        abandoned_after_ms: i64::from(state.config.abandoned_after_mins) * 60_000,
+    }
+}
+
 /// The period's figures and the previous period's, to compare.
 async fn overview(
     state: web::Data<AppState>,
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, span) = query.span_ms()?;
-    let current = state.store.insight_figures(to - span, to).await?;
+    let judging = judging(&state);
+    let current = state.store.insight_figures(to - span, to, judging).await?;
     let previous = state
         .store
-        .insight_figures(to - 2 * span, to - span)
+        .insight_figures(to - 2 * span, to - span, judging)
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "days": query.days,
@@ -74,7 +84,10 @@ async fn conversations_csv(
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, span) = query.span_ms()?;
-    let rows = state.store.insight_conversations(to - span, to).await?;
+    let rows = state
+        .store
+        .insight_conversations(to - span, to, judging(&state))
+        .await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in &rows {
         writer
@@ -100,12 +113,13 @@ async fn conversations_csv(
 
 /// The header `csv` writes from `ConversationRow`'s fields, for an empty
 /// period.
-const CSV_HEADER: [&str; 12] = [
+const CSV_HEADER: [&str; 13] = [
     "session",
     "started",
     "customer_messages",
     "person_joined",
     "flag_reason",
+    "outcome",
     "rating",
     "rating_comment",
     "sentiment",

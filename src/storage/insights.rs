@@ -5,6 +5,7 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::outcomes::{self, Judging};
 use super::{Store, StoreError};
 
 /// The figures of one period, `[from_ms, to_ms)` by conversation start.
@@ -22,6 +23,13 @@ pub struct Figures {
     pub containment: Option<f64>,
     /// Conversations flagged for a person, by reason.
     pub flags: Vec<Count>,
+    /// How the conversations ended, every outcome listed (see
+    /// `outcomes::ConversationOutcome`).
+    pub outcomes: Vec<Count>,
+    /// Of the conversations that are over (not `open`), the share resolved
+    /// (by the bot alone or with a person), and the share reopened.
+    pub resolution_rate: Option<f64>,
+    pub reopen_rate: Option<f64>,
     /// Mean rating (1-5) and how many rated, of conversations the bot
     /// handled alone and of those a person joined.
     pub csat_bot: Rating,
@@ -72,12 +80,23 @@ const PERSON_JOINED: &str = "EXISTS (SELECT 1 FROM messages e WHERE e.session_id
     AND e.role = 'event' AND e.kind = 'agent_joined')";
 
 impl Store {
-    pub async fn insight_figures(&self, from_ms: i64, to_ms: i64) -> Result<Figures, StoreError> {
-        self.run(move |conn| figures(conn, from_ms, to_ms)).await
+    pub async fn insight_figures(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        judging: Judging,
+    ) -> Result<Figures, StoreError> {
+        self.run(move |conn| figures(conn, from_ms, to_ms, judging))
+            .await
     }
 }
 
-fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, StoreError> {
+fn figures(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    judging: Judging,
+) -> Result<Figures, StoreError> {
     let period = params![from_ms, to_ms];
     let (conversations, with_person): (i64, i64) = conn.query_row(
         &format!(
@@ -164,6 +183,22 @@ fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, Store
     let top_products = mentioned("product", 10)?;
     let top_aspects = mentioned("aspect", 20)?;
     let bot_alone = conversations - with_person;
+    let ended_as = outcomes::outcome_counts(conn, IN_PERIOD, period, judging)?;
+    let ended: i64 = ended_as
+        .iter()
+        .filter(|(o, _)| *o != outcomes::ConversationOutcome::Open)
+        .map(|(_, n)| n)
+        .sum();
+    let share = |pick: &dyn Fn(outcomes::ConversationOutcome) -> bool| {
+        let n: i64 = ended_as
+            .iter()
+            .filter(|(o, _)| pick(*o))
+            .map(|(_, n)| n)
+            .sum();
+        (ended > 0).then(|| n as f64 / ended as f64)
+    };
+    let resolution_rate = share(&|o| o.is_resolved());
+    let reopen_rate = share(&|o| o == outcomes::ConversationOutcome::Reopened);
     Ok(Figures {
         from_ms,
         to_ms,
@@ -172,6 +207,15 @@ fn figures(conn: &Connection, from_ms: i64, to_ms: i64) -> Result<Figures, Store
         with_person,
         containment: (conversations > 0).then(|| bot_alone as f64 / conversations as f64),
         flags,
+        outcomes: ended_as
+            .iter()
+            .map(|(o, n)| Count {
+                name: o.as_str().to_string(),
+                count: *n,
+            })
+            .collect(),
+        resolution_rate,
+        reopen_rate,
         csat_bot: rating(false)?,
         csat_person: rating(true)?,
         top_intents,
@@ -191,6 +235,8 @@ pub struct ConversationRow {
     pub customer_messages: i64,
     pub person_joined: bool,
     pub flag_reason: Option<String>,
+    /// How it ended (`resolved_by_bot`, `abandoned`, … or `open`).
+    pub outcome: &'static str,
     pub rating: Option<i64>,
     pub rating_comment: Option<String>,
     /// Mean sentiment score of the customer's messages (-1..1).
@@ -209,8 +255,9 @@ impl Store {
         &self,
         from_ms: i64,
         to_ms: i64,
+        judging: Judging,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        self.run(move |conn| conversation_rows(conn, from_ms, to_ms))
+        self.run(move |conn| conversation_rows(conn, from_ms, to_ms, judging))
             .await
     }
 }
@@ -219,6 +266,7 @@ fn conversation_rows(
     conn: &Connection,
     from_ms: i64,
     to_ms: i64,
+    judging: Judging,
 ) -> Result<Vec<ConversationRow>, StoreError> {
     // Over the session's customer messages.
     let of_customer = "FROM messages c WHERE c.session_id = s.id AND c.role = 'customer'";
@@ -237,10 +285,11 @@ fn conversation_rows(
                 (SELECT AVG(json_extract(c.sentiment, '$.score')) {of_customer}),
                 (SELECT COALESCE(group_concat(DISTINCT json_extract(c.intent, '$.name')), '') {of_customer}),
                 (SELECT COALESCE(group_concat(DISTINCT json_extract(c.demand, '$.kind')), '') {of_customer}),
-                {}, {}
+                {}, {}, {}
          FROM sessions s WHERE {IN_PERIOD} ORDER BY s.created_at_ms, s.id",
         mentioned("product"),
         mentioned("aspect"),
+        outcomes::FACT_COLUMNS,
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![from_ms, to_ms], |r| {
@@ -250,6 +299,7 @@ fn conversation_rows(
             customer_messages: r.get(2)?,
             person_joined: r.get(3)?,
             flag_reason: r.get(4)?,
+            outcome: outcomes::outcome_of(&outcomes::read_facts(r, 12)?, judging).as_str(),
             rating: r.get(5)?,
             rating_comment: r.get(6)?,
             sentiment: r.get(7)?,

@@ -19,6 +19,7 @@ pub mod conversations;
 pub mod demo_orders;
 pub mod gaps;
 pub mod insights;
+pub mod outcomes;
 pub mod privacy;
 mod schema;
 pub mod shop_records;

@@ -566,6 +566,9 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
     console
         .text_where("#flags", |t| t.contains("Asked for a person"))
         .await;
+    console
+        .text_where("#outcomes", |t| t.contains("Resolved with a person"))
+        .await;
     console.text_where("#products", |t| t.contains("mug")).await;
     console
         .text_where("#aspects", |t| t.contains("availability"))

@@ -293,7 +293,7 @@ async fn the_conversations_of_a_period_download_as_csv() {
     let empty = csv("?days=1").await;
     assert_eq!(
         empty.trim(),
-        "session,started,customer_messages,person_joined,flag_reason,rating,rating_comment,sentiment,intents,kinds,products,aspects"
+        "session,started,customer_messages,person_joined,flag_reason,outcome,rating,rating_comment,sentiment,intents,kinds,products,aspects"
     );
 
     let mut ws = app.connect().await;
@@ -318,12 +318,109 @@ async fn the_conversations_of_a_period_download_as_csv() {
     assert!(row[1].ends_with('Z'), "{text}");
     assert_eq!(&row[2], "2");
     assert_eq!(&row[3], "false");
-    assert_eq!(&row[5], "3");
-    assert_eq!(&row[6], "ok, I guess");
-    let products: Vec<&str> = row[10].split(',').collect();
+    // Just written in: not over yet.
+    assert_eq!(&row[5], "open");
+    assert_eq!(&row[6], "3");
+    assert_eq!(&row[7], "ok, I guess");
+    let products: Vec<&str> = row[11].split(',').collect();
     assert!(
         products.contains(&"tea-towel") && products.contains(&"mug"),
         "{text}"
     );
-    assert!(row[11].split(',').any(|a| a == "quality"), "{text}");
+    assert!(row[12].split(',').any(|a| a == "quality"), "{text}");
+}
+
+/// Closed by a person, reopened by the customer, or still going: each
+/// conversation gets its outcome in the overview and the export (the rules
+/// for quiet conversations are unit tests of `storage::outcomes`).
+#[tokio::test]
+async fn how_conversations_end_is_counted() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let mut open = app.connect().await;
+    let open_session = open.start_session().await;
+    open.ask("q1", "how long do I have to return something?")
+        .await;
+    let mut resolved = app.connect().await;
+    let resolved_session = resolved.start_session().await;
+    resolved.ask("q1", "I want to talk to a human").await;
+    post(&app, &token, &resolved_session, "takeover", json!({})).await;
+    post(
+        &app,
+        &token,
+        &resolved_session,
+        "close",
+        json!({"outcome": "resolved"}),
+    )
+    .await;
+    let mut reopened = app.connect().await;
+    let reopened_session = reopened.start_session().await;
+    reopened.ask("q1", "I want to talk to a human").await;
+    post(&app, &token, &reopened_session, "takeover", json!({})).await;
+    post(
+        &app,
+        &token,
+        &reopened_session,
+        "close",
+        json!({"outcome": "unresolved"}),
+    )
+    .await;
+    reopened
+        .ask("q2", "it still is not sorted, where is my refund?")
+        .await;
+
+    let (status, figures) = overview(&app, &token, "?days=7").await;
+    assert_eq!(status, StatusCode::OK, "{figures}");
+    let now = &figures["current"];
+    let count = |name: &str| {
+        now["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {figures}"))["count"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(count("open"), 1, "{figures}");
+    assert_eq!(count("resolved_with_person"), 1, "{figures}");
+    assert_eq!(count("reopened"), 1, "{figures}");
+    assert_eq!(
+        count("resolved_by_bot") + count("abandoned") + count("unresolved"),
+        0
+    );
+    // Of the two that are over, one was resolved and one reopened.
+    assert_eq!(now["resolution_rate"], 0.5, "{figures}");
+    assert_eq!(now["reopen_rate"], 0.5, "{figures}");
+
+    let text = reqwest::Client::new()
+        .get(app.url("/api/insights/conversations.csv?days=7"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    let outcomes: Vec<Option<String>> = [&open_session, &resolved_session, &reopened_session]
+        .iter()
+        .map(|session| {
+            rows.iter()
+                .find(|r| &r[0] == session.as_str())
+                .map(|r| r[5].to_string())
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Some("open".to_string()),
+            Some("resolved_with_person".to_string()),
+            Some("reopened".to_string())
+        ],
+        "{text}"
+    );
 }
