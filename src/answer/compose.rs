@@ -385,6 +385,7 @@ mod tests {
             topic: None,
             why: String::new(),
             order: None,
+            solved: false,
         }
     }
 

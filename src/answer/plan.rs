@@ -67,6 +67,10 @@ pub struct Plan {
     /// says what the shop says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<OrderRequest>,
+    /// The customer says they are done after an answer: once this reply is
+    /// stored the conversation closes as solved.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub solved: bool,
 }
 
 /// A request to the shop's order system, made by the async part.
@@ -108,6 +112,7 @@ impl Plan {
             topic: None,
             why: why.into(),
             order: None,
+            solved: false,
         }
     }
 
@@ -123,6 +128,7 @@ impl Plan {
             topic: Some(topic),
             why: why.into(),
             order: None,
+            solved: false,
         }
     }
 
@@ -381,7 +387,17 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
         },
     };
     match steer {
-        Steer::Fixed(plan) => fixed(*plan),
+        Steer::Fixed(mut plan) => {
+            // "That's all, bye" after an answer: the customer's question was
+            // answered, so the conversation ends as solved.
+            plan.solved = plan.kind == ReplyKind::Smalltalk
+                && input.dialogue.topic.is_some()
+                && input
+                    .understood
+                    .and_then(|u| ctx.catalogue.get(&u.intent.name))
+                    .is_some_and(|s| s.ends_conversation);
+            fixed(*plan)
+        }
         Steer::Search {
             tags,
             declined_unless_clear,

@@ -86,11 +86,19 @@ pub struct RatingTexts {
     pub event: String,
     /// Follows it when the customer wrote something.
     pub comment: String,
+    /// The transcript's record of the customer ending an answered
+    /// conversation ("that's all, bye"), which closes it as solved.
+    #[serde(default = "RatingTexts::shipped_solved")]
+    pub solved: String,
 }
 
 impl RatingTexts {
     fn shipped() -> RatingTexts {
         Texts::shipped().rating
+    }
+
+    fn shipped_solved() -> String {
+        Texts::shipped().rating.solved
     }
 }
 

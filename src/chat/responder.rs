@@ -14,6 +14,7 @@ use crate::answer::{Context, Decision, DialogueState, Input, decide};
 use crate::generation::{ChatTurn, GenerationError, Speaker};
 use crate::state::AppState;
 use crate::storage::FlagReason;
+use crate::storage::conversations::{Handler, Outcome, Status};
 use crate::storage::gaps::GapReason;
 use crate::storage::{BotReply, ReplyKind, StoredMessage};
 use crate::understanding::Understood;
@@ -248,6 +249,9 @@ pub async fn answer(
     if let Some((event, text)) = shop.done {
         record_order_event(&state, &live, event, text).await;
     }
+    if plan.solved {
+        close_solved(&state, &live).await;
+    }
     let m = &state.metrics;
     m.reply(kind.as_str());
     m.reply_seconds.observe(started.elapsed().as_secs_f64());
@@ -272,6 +276,28 @@ pub async fn answer(
         "replied"
     );
     Some((stored, stats))
+}
+
+/// Closes the conversation as solved by the customer; the widget then asks
+/// for a rating, as after a person closes it.
+async fn close_solved(state: &AppState, live: &LiveSession) {
+    let text = state.texts.rating.solved.clone();
+    match state.store.close_solved(live.id, text).await {
+        Ok(Some(stored)) => {
+            live.set_handler(Handler {
+                status: Status::Closed,
+                agent: None,
+                outcome: Some(Outcome::Resolved),
+            });
+            if let Some(frame) = ServerFrame::from_person(&stored) {
+                live.publish(frame);
+            }
+            state.events.changed(live.id, Some(stored.seq));
+            tracing::info!(session = %crate::telemetry::session_ref(live.id), "conversation closed as solved by the customer");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot close the conversation"),
+    }
 }
 
 /// Stores what the shop did in the chat as a transcript event, for the

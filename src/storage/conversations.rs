@@ -254,6 +254,39 @@ impl Store {
         .await
     }
 
+    /// The customer ended an answered conversation ("that's all, bye"): it
+    /// closes as solved, with no agent, stored as a `closed` event saying
+    /// `text`. `None` when it is not the bot's to close (a person has it,
+    /// or it is closed already).
+    pub async fn close_solved(
+        &self,
+        session: Uuid,
+        text: String,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE sessions SET status = 'closed', agent = NULL, outcome = 'resolved'
+                 WHERE id = ?1 AND status = 'bot'",
+                [session.to_string()],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            let stored = append(
+                &tx,
+                session,
+                Role::Event,
+                text,
+                CUSTOMER,
+                Some(ConversationEvent::Closed),
+            )?;
+            tx.commit()?;
+            Ok(Some(stored))
+        })
+        .await
+    }
+
     /// Records the customer's rating of the conversation (the latest
     /// counts) and stores it as an event of the transcript, `text` being
     /// what the console and the widget show.

@@ -11,8 +11,9 @@ use super::StoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationOutcome {
-    /// No person joined, nobody was asked for, and the bot's last reply
-    /// answered; the customer left content (or rated it 3 or more).
+    /// No person joined: the customer said they were done after an answer,
+    /// or nobody was asked for, the bot's last reply answered and the
+    /// customer left without rating it 1 or 2.
     ResolvedByBot,
     /// A person closed it as resolved.
     ResolvedWithPerson,
@@ -68,7 +69,8 @@ pub struct Judging {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutcomeFacts {
     pub person_joined: bool,
-    /// `resolved` or `unresolved` while the conversation is closed.
+    /// While the conversation is closed: `resolved` or `unresolved` (by a
+    /// person), or `solved` (the customer ended it after an answer).
     pub closed_as: Option<String>,
     /// The customer wrote after it was closed.
     pub reopened: bool,
@@ -91,7 +93,8 @@ pub fn outcome_of(facts: &OutcomeFacts, judging: Judging) -> ConversationOutcome
         return Reopened;
     }
     match facts.closed_as.as_deref() {
-        Some("resolved") => return ResolvedWithPerson,
+        Some("solved") if !facts.person_joined => return ResolvedByBot,
+        Some("resolved" | "solved") => return ResolvedWithPerson,
         Some(_) => return Unresolved,
         None => {}
     }
@@ -120,7 +123,8 @@ pub fn outcome_of(facts: &OutcomeFacts, judging: Judging) -> ConversationOutcome
 /// The SQL columns of `OutcomeFacts` for a session aliased `s`, in order.
 pub const FACT_COLUMNS: &str = "EXISTS (SELECT 1 FROM messages e WHERE e.session_id = s.id
         AND e.role = 'event' AND e.kind = 'agent_joined'),
-    CASE WHEN s.status = 'closed' THEN s.outcome END,
+    CASE WHEN s.status = 'closed' AND s.agent IS NULL THEN 'solved'
+         WHEN s.status = 'closed' THEN s.outcome END,
     EXISTS (SELECT 1 FROM messages e JOIN messages c ON c.session_id = e.session_id
         WHERE e.session_id = s.id AND e.role = 'event' AND e.kind = 'closed'
           AND c.role = 'customer' AND c.seq > e.seq),
@@ -236,6 +240,12 @@ mod tests {
             ..closed.clone()
         };
         assert_eq!(outcome_of(&closed_unresolved, JUDGING), Unresolved);
+        let said_bye = OutcomeFacts {
+            closed_as: Some("solved".into()),
+            last_message_ms: 99 * MINUTE,
+            ..answered()
+        };
+        assert_eq!(outcome_of(&said_bye, JUDGING), ResolvedByBot);
         let reopened = OutcomeFacts {
             reopened: true,
             closed_as: None,

@@ -37,6 +37,10 @@ pub struct IntentSpec {
     /// is always one.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Said after an answer, the customer is done: the conversation closes
+    /// as solved and the widget asks for a rating ("bye", "that's all").
+    #[serde(default)]
+    pub ends_conversation: bool,
     pub examples: Vec<String>,
 }
 

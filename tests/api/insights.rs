@@ -368,6 +368,23 @@ async fn how_conversations_end_is_counted() {
     reopened
         .ask("q2", "it still is not sorted, where is my refund?")
         .await;
+    // Saying goodbye after an answer closes it as solved, and the widget
+    // is asked for a rating as after a person closes it.
+    let mut solved = app.connect().await;
+    let solved_session = solved.start_session().await;
+    solved.ask("q1", "do you ship to Belgium?").await;
+    let bye = solved.ask("q2", "that's all, bye").await;
+    assert_eq!(bye.reply["kind"], "smalltalk", "{}", bye.reply);
+    let closed = solved
+        .recv_until_where(Duration::from_secs(5), |f| f["event"] == "closed")
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(closed["agent"], "customer", "{closed}");
+    // Goodbye without an answer first is only small talk.
+    let mut greeted = app.connect().await;
+    let greeted_session = greeted.start_session().await;
+    greeted.ask("q1", "bye").await;
 
     let (status, figures) = overview(&app, &token, "?days=7").await;
     assert_eq!(status, StatusCode::OK, "{figures}");
@@ -382,16 +399,18 @@ async fn how_conversations_end_is_counted() {
             .as_i64()
             .unwrap()
     };
-    assert_eq!(count("open"), 1, "{figures}");
+    assert_eq!(count("open"), 2, "{figures}");
     assert_eq!(count("resolved_with_person"), 1, "{figures}");
     assert_eq!(count("reopened"), 1, "{figures}");
-    assert_eq!(
-        count("resolved_by_bot") + count("abandoned") + count("unresolved"),
-        0
+    assert_eq!(count("resolved_by_bot"), 1, "{figures}");
+    assert_eq!(count("abandoned") + count("unresolved"), 0);
+    // Of the three that are over, two were resolved and one reopened.
+    let rate = |name: &str| now[name].as_f64().unwrap();
+    assert!(
+        (rate("resolution_rate") - 2.0 / 3.0).abs() < 1e-9,
+        "{figures}"
     );
-    // Of the two that are over, one was resolved and one reopened.
-    assert_eq!(now["resolution_rate"], 0.5, "{figures}");
-    assert_eq!(now["reopen_rate"], 0.5, "{figures}");
+    assert!((rate("reopen_rate") - 1.0 / 3.0).abs() < 1e-9, "{figures}");
 
     let text = reqwest::Client::new()
         .get(app.url("/api/insights/conversations.csv?days=7"))
@@ -406,20 +425,28 @@ async fn how_conversations_end_is_counted() {
         .records()
         .map(Result::unwrap)
         .collect();
-    let outcomes: Vec<Option<String>> = [&open_session, &resolved_session, &reopened_session]
-        .iter()
-        .map(|session| {
-            rows.iter()
-                .find(|r| &r[0] == session.as_str())
-                .map(|r| r[5].to_string())
-        })
-        .collect();
+    let outcomes: Vec<Option<String>> = [
+        &open_session,
+        &resolved_session,
+        &reopened_session,
+        &solved_session,
+        &greeted_session,
+    ]
+    .iter()
+    .map(|session| {
+        rows.iter()
+            .find(|r| &r[0] == session.as_str())
+            .map(|r| r[5].to_string())
+    })
+    .collect();
     assert_eq!(
         outcomes,
         [
             Some("open".to_string()),
             Some("resolved_with_person".to_string()),
-            Some("reopened".to_string())
+            Some("reopened".to_string()),
+            Some("resolved_by_bot".to_string()),
+            Some("open".to_string()),
         ],
         "{text}"
     );
