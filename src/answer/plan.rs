@@ -360,7 +360,7 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
     if let Some(plan) = order_lookup(input, ctx) {
         return fixed(plan);
     }
-    if let Some(u) = input.understood.filter(|u| u.asks_for_human()) {
+    if let Some(u) = input.understood.filter(|u| u.asks_for_human(ctx.catalogue)) {
         let handoff = fixed(Plan::fixed(
             ReplyKind::Handoff,
             &t.handoff,
@@ -368,7 +368,7 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
         ));
         // "Do real people answer here?" asks about the team rather than for
         // one of them: the article answers and a person is one tap away.
-        if wants_a_person(u, input.text) {
+        if wants_a_person(u, input.text, ctx.catalogue) {
             return handoff;
         }
         let mut decision = search_and_answer(input, ctx, intent_tags(u, ctx), false);
@@ -468,8 +468,8 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
 
 /// Whether a message asks for a person now: its intent or words say so,
 /// and it is not a question about the team ("do real people answer here?").
-pub fn wants_a_person(understood: &Understood, text: &str) -> bool {
-    understood.asks_for_human() && !questions::asks_about_people(text)
+pub fn wants_a_person(understood: &Understood, text: &str, catalogue: &Catalogue) -> bool {
+    understood.asks_for_human(catalogue) && !questions::asks_about_people(text)
 }
 
 /// The article tags of the understood intent: its name and its own tags.

@@ -341,7 +341,9 @@ async fn understand(
     {
         tracing::error!(error = %e, "cannot store message intent");
     }
-    if let Some(reason) = live.observe_message(&understood, &question.text) {
+    let wants_person =
+        crate::answer::wants_a_person(&understood, &question.text, state.understanding.catalogue());
+    if let Some(reason) = live.observe_message(&understood, wants_person) {
         flag(state, live, reason).await;
     }
     state.events.changed(live.id, Some(question.seq));

@@ -136,10 +136,13 @@ impl LiveSession {
         lock(&self.escalation).trend()
     }
 
-    /// Records a customer message's meaning; returns a reason to flag the
-    /// session, if there is one.
-    pub fn observe_message(&self, understood: &Understood, text: &str) -> Option<FlagReason> {
-        let wants_person = crate::answer::wants_a_person(understood, text);
+    /// Records a customer message's meaning (`wants_person`: it asks for a
+    /// person now); returns a reason to flag the session, if there is one.
+    pub fn observe_message(
+        &self,
+        understood: &Understood,
+        wants_person: bool,
+    ) -> Option<FlagReason> {
         lock(&self.escalation).observe_message(understood, wants_person)
     }
 

@@ -66,13 +66,13 @@ pub struct Understood {
     pub embedding: Vec<f32>,
 }
 
-/// The intent that asks for a person.
-pub const HUMAN_INTENT: &str = "contact_human_agent";
-
 impl Understood {
-    /// Whether the message asks for a person, by intent or in so many words.
-    pub fn asks_for_human(&self) -> bool {
-        self.intent.name == HUMAN_INTENT
+    /// Whether the message asks for a person: its intent's action is a
+    /// hand-off in `catalogue`, or it says so in so many words.
+    pub fn asks_for_human(&self, catalogue: &catalogue::Catalogue) -> bool {
+        catalogue
+            .get(&self.intent.name)
+            .is_some_and(|s| s.action == catalogue::IntentAction::Handoff)
             || self
                 .sentiment
                 .signals
