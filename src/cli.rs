@@ -18,7 +18,7 @@ use crate::storage::agents::Role;
 )]
 pub struct Cli {
     /// TOML config file [default: ./frontdesk.toml when it exists]
-    #[arg(long, env = "FRONTDESK_CONFIG", global = true)]
+    #[arg(long, env = "FRONTDESK_CONFIG", global = true, help_heading = crate::config::SETTINGS_HEADING)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub settings: ConfigLayer,

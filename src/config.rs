@@ -23,11 +23,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The help heading of the settings every subcommand shares.
+pub const SETTINGS_HEADING: &str = "Settings (also in frontdesk.toml and FRONTDESK_* variables)";
+
 /// One layer of settings. The same struct is parsed from the command line (with
 /// environment fallbacks, through clap) and from the TOML file (through serde),
 /// so a setting cannot exist in one place and be forgotten in the other.
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
+// Every subcommand takes these too; its own flags come first in its help.
+#[command(next_help_heading = SETTINGS_HEADING)]
 pub struct ConfigLayer {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "FRONTDESK_BIND", global = true)]

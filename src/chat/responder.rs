@@ -265,7 +265,7 @@ pub async fn answer(
     m.model_seconds.inc_by(stats.generation.as_secs_f64());
     tracing::info!(
         seq = stored.seq,
-        kind = ?kind,
+        kind = kind.as_str(),
         why = %plan.why,
         intent = understood.as_ref().map(|u| u.intent.name.as_str()),
         sentiment = understood.as_ref().map(|u| u.sentiment.score),
