@@ -171,6 +171,12 @@ impl Plan {
         );
     }
 
+    /// Ends the reply by offering a person, with the Yes / No buttons.
+    fn offer_a_person(&mut self, texts: &Texts) {
+        self.tail = Some(texts.offer_person.clone());
+        self.set_offer(Offer::Person, texts);
+    }
+
     fn with_offer(mut self, offer: Offer, texts: &Texts) -> Plan {
         self.set_offer(offer, texts);
         self
@@ -375,8 +381,7 @@ pub fn decide(input: &Input<'_>, ctx: &Context<'_>) -> Decision {
         if !decision.plan.answers_from_kb() {
             return handoff;
         }
-        decision.plan.tail = Some(t.offer_person.clone());
-        decision.plan.set_offer(Offer::Person, t);
+        decision.plan.offer_a_person(t);
         return decision;
     }
     let steer = match input.understood {
@@ -423,7 +428,8 @@ enum Steer {
     },
 }
 
-/// What the intent asks for.
+/// What the intent asks for. Hand-off intents never get here: `decide`
+/// answers every message that asks for a person first.
 fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
     let intent = &understood.intent;
     let spec = ctx.catalogue.get(&intent.name);
@@ -440,11 +446,6 @@ fn steer(understood: &Understood, text: &str, ctx: &Context<'_>) -> Steer {
                 format!("small talk ({})", intent.name),
             )))
         }
-        Some(IntentAction::Handoff) => Steer::Fixed(Box::new(Plan::fixed(
-            ReplyKind::Handoff,
-            &ctx.texts.handoff,
-            format!("intent {}", intent.name),
-        ))),
         Some(IntentAction::Answer) if intent.confidence >= CONFIDENT_INTENT => Steer::Search {
             tags: intent_tags(understood, ctx),
             declined_unless_clear: false,
@@ -883,8 +884,7 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts, orders: bool) {
     };
     if is_upset(understood) {
         plan.lead = Some(t.sorry.clone());
-        plan.tail = Some(t.offer_person.clone());
-        plan.set_offer(Offer::Person, t);
+        plan.offer_a_person(t);
     } else if understood.intent.name == TRACK_ORDER {
         let slots = &input.dialogue.slots;
         plan.tail = Some(match (&slots.order_number, orders) {

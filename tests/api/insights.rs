@@ -37,6 +37,35 @@ async fn overview(app: &TestApp, token: &str, query: &str) -> (StatusCode, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The insights' CSV export for `query`, checked to be CSV.
+async fn conversations_csv(app: &TestApp, token: &str, query: &str) -> String {
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/insights/conversations.csv{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    response.text().await.unwrap()
+}
+
+/// A conversation in which the customer asks for a person, who takes it
+/// over and closes it with `outcome`.
+async fn closed_by_a_person(app: &TestApp, token: &str, outcome: &str) -> (WsClient, String) {
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    ws.ask("q1", "I want to talk to a human").await;
+    post(app, token, &session, "takeover", json!({})).await;
+    post(app, token, &session, "close", json!({"outcome": outcome})).await;
+    (ws, session)
+}
+
 /// Rates the conversation and returns the `rated` event it caused.
 async fn rate(ws: &mut WsClient, score: u8, comment: Option<&str>) -> Value {
     let mut frame = json!({"type": "rating", "score": score});
@@ -114,18 +143,7 @@ async fn the_overview_counts_a_known_history_and_compares_it_with_the_period_bef
     a.ask("q2", "do you ship to Belgium?").await;
     rate(&mut a, 5, None).await;
     // B: asks for a person, who takes it over and closes it; rated 2.
-    let mut b = app.connect().await;
-    let b_session = b.start_session().await;
-    b.ask("q1", "I want to talk to a human").await;
-    post(&app, &token, &b_session, "takeover", json!({})).await;
-    post(
-        &app,
-        &token,
-        &b_session,
-        "close",
-        json!({"outcome": "resolved"}),
-    )
-    .await;
+    let (mut b, _) = closed_by_a_person(&app, &token, "resolved").await;
     rate(&mut b, 2, Some("slow")).await;
     // C: the bot alone, not rated.
     let mut c = app.connect().await;
@@ -270,27 +288,7 @@ async fn products_and_aspects_a_customer_raises_are_stored_shown_and_counted() {
 async fn the_conversations_of_a_period_download_as_csv() {
     let app = spawn_app().await;
     let token = agent(&app).await;
-    let csv = |query: &'static str| {
-        let app = &app;
-        let token = token.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .get(app.url(&format!("/api/insights/conversations.csv{query}")))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            assert!(
-                response.headers()["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("text/csv")
-            );
-            response.text().await.unwrap()
-        }
-    };
-    let empty = csv("?days=1").await;
+    let empty = conversations_csv(&app, &token, "?days=1").await;
     assert_eq!(
         empty.trim(),
         "session,started,customer_messages,person_joined,flag_reason,outcome,rating,rating_comment,sentiment,intents,kinds,products,aspects"
@@ -309,7 +307,7 @@ async fn the_conversations_of_a_period_download_as_csv() {
     let mut idle = app.connect().await;
     idle.start_session().await;
 
-    let text = csv("?days=7").await;
+    let text = conversations_csv(&app, &token, "?days=7").await;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1, "{text}");
@@ -341,30 +339,8 @@ async fn how_conversations_end_is_counted() {
     let open_session = open.start_session().await;
     open.ask("q1", "how long do I have to return something?")
         .await;
-    let mut resolved = app.connect().await;
-    let resolved_session = resolved.start_session().await;
-    resolved.ask("q1", "I want to talk to a human").await;
-    post(&app, &token, &resolved_session, "takeover", json!({})).await;
-    post(
-        &app,
-        &token,
-        &resolved_session,
-        "close",
-        json!({"outcome": "resolved"}),
-    )
-    .await;
-    let mut reopened = app.connect().await;
-    let reopened_session = reopened.start_session().await;
-    reopened.ask("q1", "I want to talk to a human").await;
-    post(&app, &token, &reopened_session, "takeover", json!({})).await;
-    post(
-        &app,
-        &token,
-        &reopened_session,
-        "close",
-        json!({"outcome": "unresolved"}),
-    )
-    .await;
+    let (_resolved, resolved_session) = closed_by_a_person(&app, &token, "resolved").await;
+    let (mut reopened, reopened_session) = closed_by_a_person(&app, &token, "unresolved").await;
     reopened
         .ask("q2", "it still is not sorted, where is my refund?")
         .await;
@@ -412,15 +388,7 @@ async fn how_conversations_end_is_counted() {
     );
     assert!((rate("reopen_rate") - 1.0 / 3.0).abs() < 1e-9, "{figures}");
 
-    let text = reqwest::Client::new()
-        .get(app.url("/api/insights/conversations.csv?days=7"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = conversations_csv(&app, &token, "?days=7").await;
     let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
         .records()
         .map(Result::unwrap)
