@@ -94,6 +94,18 @@ impl Places {
         Some(out)
     }
 
+    /// Whether `word` names a place (a city, a country, its people or code).
+    pub fn is_place(&self, word: &str) -> bool {
+        let lower = word.to_lowercase();
+        self.places.iter().any(|p| {
+            p.place.eq_ignore_ascii_case(word)
+                || p.names
+                    .iter()
+                    .any(|n| n.split(' ').any(|part| part == lower))
+                || p.codes.iter().any(|c| c == word)
+        })
+    }
+
     /// `text` without what [`Places::annotate`] added: the meaning of a
     /// question is judged on the customer's words, so naming a country does
     /// not make every passage about that country look relevant.
@@ -143,6 +155,18 @@ mod tests {
         );
         let text = "from Antwerp or Berlin?";
         assert_eq!(p.strip(&p.annotate(text).unwrap()), text);
+    }
+
+    #[test]
+    fn a_place_is_known_by_any_of_its_names_or_its_code() {
+        let p = Places::shipped();
+        for place in ["Tenerife", "york", "Utrecht", "NL", "the Netherlands"] {
+            assert!(p.is_place(place), "{place}");
+        }
+        // Codes only in capitals: "be" is an English word.
+        for word in ["be", "hotel", "bitcoin"] {
+            assert!(!p.is_place(word), "{word}");
+        }
     }
 
     #[test]

@@ -564,7 +564,16 @@ fn search_and_answer(
                     Vec::new()
                 })
         };
+        // "Can I pay with bitcoin?": a yes/no question about something no
+        // article mentions is not answered by the article on the general
+        // topic (the list of payment methods), unless a passage clearly
+        // means the question, or holds most of its words, the unknown one
+        // being another form of a word it uses ("tumble dryer").
+        let unheard = questions::is_yes_no(sub) && !unheard_of(&own_words, ctx).is_empty();
         let answers = |h: &Retrieved| {
+            if unheard && h.relevance < UNHEARD_MAX_RELEVANCE {
+                return h.similarity >= CLEAR_MATCH;
+            }
             if declined_unless_clear {
                 return h.similarity >= CLEAR_MATCH
                     || (h.relevance >= 0.8 && h.similarity >= ctx.rule.min_similarity);
@@ -752,6 +761,29 @@ fn search_and_answer(
     frame(&mut plan, input, t, ctx.orders);
     Decision { plan, evidence }
 }
+
+/// The words of a question that no article uses and that are not a place,
+/// a product of the catalogue, a number or an abbreviation.
+fn unheard_of(text: &str, ctx: &Context<'_>) -> Vec<String> {
+    ctx.corpus
+        .unknown_words(text)
+        .into_iter()
+        .filter(|w| {
+            w.chars().count() >= MIN_UNHEARD_LEN
+                && w.chars().all(char::is_alphabetic)
+                && !ctx.texts.places.is_place(w)
+                && ctx.products.without_products(w).is_none()
+        })
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A passage that holds this share of a question's words (by rarity)
+/// answers it despite a word no article uses.
+const UNHEARD_MAX_RELEVANCE: f32 = 0.5;
+
+/// Shorter words are abbreviations ("min", "pls") or too common to judge.
+const MIN_UNHEARD_LEN: usize = 4;
 
 /// The intent of "where is my order?".
 const TRACK_ORDER: &str = "track_order";

@@ -30,6 +30,18 @@ const QUESTION_WORDS: &[&str] = &[
     "is", "are", "will", "would", "should", "may",
 ];
 
+/// Words a yes/no question starts with ("can I pay with…?", "do you…?").
+const YES_NO_STARTS: &[&str] = &[
+    "can", "could", "do", "does", "is", "are", "will", "would", "may",
+];
+
+/// Whether the question asks yes or no (about an option, a service).
+pub fn is_yes_no(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| YES_NO_STARTS.contains(&w.to_lowercase().as_str()))
+}
+
 /// Words a question about the team starts with ("do real people work
 /// there?", "how fast does someone reply?"); "can I…" asks for something.
 const ABOUT_WORDS: &[&str] = &[
@@ -376,6 +388,24 @@ pub const COMPLAINT_TAG: &str = "complaint";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yes_no_questions_start_with_an_auxiliary() {
+        for q in [
+            "Can I pay with bitcoin?",
+            "do you ship to Norway",
+            "Is there a fee?",
+        ] {
+            assert!(is_yes_no(q), "{q}");
+        }
+        for q in [
+            "How do I clean a copper pan?",
+            "which cards do you take",
+            "my order can wait",
+        ] {
+            assert!(!is_yes_no(q), "{q}");
+        }
+    }
 
     #[test]
     fn two_questions_in_one_message_are_split() {

@@ -110,6 +110,8 @@ pub struct Corpus {
     question_owner: Vec<usize>,
     /// The words the articles use, for correcting typos in questions.
     vocabulary: Vocabulary,
+    /// Every term of every passage, for telling what no article mentions.
+    known_terms: std::collections::HashSet<String>,
 }
 
 impl Corpus {
@@ -136,12 +138,14 @@ impl Corpus {
         cache.retain_and_save(&texts);
         let mut analyzer = Analyzer::default();
         let vocabulary = Vocabulary::from_texts(texts.iter().map(String::as_str));
+        let terms: Vec<std::collections::HashSet<String>> = passages
+            .iter()
+            .map(|p| passage_terms(p, &mut analyzer))
+            .collect();
         Ok(Corpus {
             vocabulary,
-            terms: passages
-                .iter()
-                .map(|p| passage_terms(p, &mut analyzer))
-                .collect(),
+            known_terms: terms.iter().flatten().cloned().collect(),
+            terms,
             position: passages
                 .iter()
                 .enumerate()
@@ -159,6 +163,18 @@ impl Corpus {
     /// Words the encoder knows whole are taken as spelt right.
     pub fn correct_spelling(&self, text: &str, encoder: &Encoder) -> Option<String> {
         self.vocabulary.correct(text, |w| encoder.knows_word(w))
+    }
+
+    /// The words of `text` that no article uses (stop words aside, compared
+    /// stemmed): "bitcoin" in "can I pay with bitcoin?".
+    pub fn unknown_words<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        let mut analyzer = Analyzer::default();
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| {
+                let terms = analyzer.terms(w);
+                !terms.is_empty() && terms.iter().all(|t| !self.known_terms.contains(t))
+            })
+            .collect()
     }
 
     pub fn article(&self, id: &str) -> Option<&Article> {

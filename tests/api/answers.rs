@@ -541,6 +541,34 @@ async fn a_town_or_country_code_gets_the_sentence_about_its_country() {
 }
 
 #[tokio::test]
+async fn a_yes_no_question_about_an_option_no_article_mentions_is_declined() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    // The list of payment methods does not say yes or no to bitcoin.
+    let unknown = ws.ask("q1", "Can I pay with bitcoin?").await;
+    assert_eq!(unknown.reply["kind"], "no_answer", "{}", unknown.reply);
+    assert!(unknown.cited().is_empty());
+    assert_eq!(
+        quick_replies(&unknown.reply),
+        ["Yes, connect me", "No, thanks"]
+    );
+    // A place the articles name by its region is no unknown word, and a
+    // question that holds most of an article's words is answered from it.
+    let island = ws.ask("q2", "Do you deliver to Tenerife?").await;
+    assert_eq!(island.cited(), vec!["shipping-countries".to_string()]);
+    assert!(
+        island.text().contains("Canary Islands"),
+        "{}",
+        island.text()
+    );
+    let dryer = ws
+        .ask("q3", "Can I put the linen sheets in the tumble dryer?")
+        .await;
+    assert_eq!(dryer.cited(), vec!["care-linen".to_string()]);
+}
+
+#[tokio::test]
 async fn a_new_question_about_the_topic_stays_with_its_article() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
