@@ -174,7 +174,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
         }
         Command::Eval(command) => eval(config, command).await?,
-        Command::Bench(args) => crate::evaluation::bench::run(config, args).await?,
+        Command::Bench(args) => match args.what {
+            Some(crate::evaluation::bench::BenchCommand::Insights(what)) => {
+                crate::evaluation::insights_bench::run(what).await?
+            }
+            None => crate::evaluation::bench::run(config, args).await?,
+        },
         Command::Kb(command) => kb(config, command).await?,
         Command::Privacy(command) => {
             crate::privacy::requests::run(open_store(&config)?, command).await?

@@ -52,10 +52,7 @@ impl PeriodQuery {
 
 /// A conversation quiet for `abandoned_after_mins` is over.
 fn judging(state: &AppState) -> Judging {
-    Judging {
-        now_ms: now_ms(),
-        abandoned_after_ms: i64::from(state.config.abandoned_after_mins) * 60_000,
-    }
+    Judging::now(state.config.abandoned_after_mins)
 }
 
 /// The period's figures and the previous period's, to compare.

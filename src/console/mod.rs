@@ -20,6 +20,7 @@ use crate::chat::escalation::Escalation;
 use crate::chat::protocol::HistoryEntry;
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
+use crate::storage::outcomes::Judging;
 use crate::storage::{ConversationSummary, Flag, Role, StoreError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -36,6 +37,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ws", web::get().to(live::route))
             .route("/conversations", web::get().to(conversations))
             .route("/conversations/{id}", web::get().to(conversation))
+            .route(
+                "/conversations/{id}/customer",
+                web::get().to(customer_profile),
+            )
             .route(
                 "/conversations/{id}/takeover",
                 web::post().to(actions::take_over),
@@ -176,4 +181,20 @@ async fn conversation(
         "messages": messages,
         "orders": orders,
     })))
+}
+
+/// The customer of a conversation: their conversations, sentiment over
+/// time, what they raised, their ratings and the at-risk heuristic.
+async fn customer_profile(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let judging = Judging::now(state.config.abandoned_after_mins);
+    let profile = state
+        .store
+        .customer_profile(id, judging)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
+    Ok(HttpResponse::Ok().json(profile))
 }

@@ -46,6 +46,15 @@ pub struct BenchArgs {
     /// messages (for `bench/compare_llama_cpp.py`)
     #[arg(long)]
     pub prompts_out: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    pub what: Option<BenchCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Time the insights and console queries on a generated year of a busy
+    /// shop (a fresh database; the model is not loaded)
+    Insights(super::insights_bench::InsightsBenchArgs),
 }
 
 pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {

@@ -4,5 +4,6 @@
 pub mod answers;
 pub mod bench;
 pub mod demand;
+pub mod insights_bench;
 pub mod retrieval;
 pub mod understanding;

@@ -257,15 +257,17 @@ impl Store {
         to_ms: i64,
         judging: Judging,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        self.run(move |conn| conversation_rows(conn, from_ms, to_ms, judging))
+        self.run(move |conn| conversation_rows(conn, IN_PERIOD, params![from_ms, to_ms], judging))
             .await
     }
 }
 
-fn conversation_rows(
+/// The conversations `which` selects (SQL over sessions aliased `s`, with
+/// `params`), oldest first.
+pub(super) fn conversation_rows(
     conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
+    which: &str,
+    params: impl rusqlite::Params,
     judging: Judging,
 ) -> Result<Vec<ConversationRow>, StoreError> {
     // Over the session's customer messages.
@@ -286,13 +288,13 @@ fn conversation_rows(
                 (SELECT COALESCE(group_concat(DISTINCT json_extract(c.intent, '$.name')), '') {of_customer}),
                 (SELECT COALESCE(group_concat(DISTINCT json_extract(c.demand, '$.kind')), '') {of_customer}),
                 {}, {}, {}
-         FROM sessions s WHERE {IN_PERIOD} ORDER BY s.created_at_ms, s.id",
+         FROM sessions s WHERE {which} ORDER BY s.created_at_ms, s.id",
         mentioned("product"),
         mentioned("aspect"),
         outcomes::FACT_COLUMNS,
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+    let rows = stmt.query_map(params, |r| {
         Ok(ConversationRow {
             session: r.get(0)?,
             started: r.get(1)?,

@@ -21,6 +21,7 @@ pub mod gaps;
 pub mod insights;
 pub mod outcomes;
 pub mod privacy;
+pub mod profiles;
 mod schema;
 pub mod shop_records;
 

@@ -65,6 +65,16 @@ pub struct Judging {
     pub abandoned_after_ms: i64,
 }
 
+impl Judging {
+    /// Judged now, a conversation quiet for `abandoned_after_mins` being over.
+    pub fn now(abandoned_after_mins: u32) -> Judging {
+        Judging {
+            now_ms: super::now_ms(),
+            abandoned_after_ms: i64::from(abandoned_after_mins) * 60_000,
+        }
+    }
+}
+
 /// What the outcome is judged from, per conversation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutcomeFacts {

@@ -162,6 +162,9 @@ const MIGRATIONS: &[&str] = &[
     // mentions, each with a sentiment), as JSON beside its intent, so it is
     // erased and expired with the message.
     "ALTER TABLE messages ADD COLUMN demand TEXT;",
+    // v13: a customer's profile gathers the conversations of one signed
+    // identity.
+    "CREATE INDEX sessions_customer ON sessions (customer_id) WHERE customer_id IS NOT NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use frontdesk::answer::compose::AnswerStyle;
+use frontdesk::chat::identity;
 use frontdesk::config::{Config, DeviceKind};
 use frontdesk::generation::{Admission, MistralGenerator, ScriptedGenerator, TextGenerator};
 use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
@@ -19,6 +20,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::Message;
+
+pub const IDENTITY_SECRET: &str = "the-shop-site-secret";
 
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -439,4 +442,35 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+}
+
+/// A server that takes the identities a shop's site signs with `IDENTITY_SECRET`.
+pub async fn identity_app() -> TestApp {
+    spawn_app_with(
+        AppOptions {
+            configure: |c| c.identity_secret = Some(IDENTITY_SECRET.into()),
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await
+}
+
+/// An identity as a shop's site signs it.
+pub fn signed(customer_id: &str, email: &str, secret: &str) -> Value {
+    json!({
+        "customer_id": customer_id,
+        "email": email,
+        "signature": identity::sign(secret.as_bytes(), customer_id, email),
+    })
+}
+
+/// Says hello as a signed-in customer; the frames up to `welcome`.
+pub async fn hello_as(ws: &mut WsClient, session: Option<&str>, identity: Value) -> Vec<Value> {
+    let mut frame = json!({"type": "hello", "identity": identity});
+    if let Some(id) = session {
+        frame["session_id"] = json!(id);
+    }
+    ws.send_json(frame).await;
+    ws.recv_until("welcome").await
 }

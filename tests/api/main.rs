@@ -15,6 +15,7 @@ mod operations;
 mod orders;
 mod origin;
 mod privacy;
+mod profiles;
 mod protocol;
 mod sessions;
 mod shop_actions;

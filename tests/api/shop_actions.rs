@@ -3,15 +3,15 @@
 //! for the widget and the console, and the signed identity a shop's site
 //! gives the widget.
 
-use frontdesk::chat::identity;
 use frontdesk::storage::privacy::Subject;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::answers::quick_replies;
-use crate::helpers::{AppOptions, TestApp, WsClient, spawn_app, spawn_app_with};
-
-const IDENTITY_SECRET: &str = "the-shop-site-secret";
+use crate::helpers::{
+    AppOptions, IDENTITY_SECRET, TestApp, WsClient, hello_as, identity_app, signed, spawn_app,
+    spawn_app_with,
+};
 
 /// The next frames up to the transcript event the bot's action caused.
 async fn event_after(ws: &mut WsClient) -> Value {
@@ -176,34 +176,6 @@ async fn a_cancellation_is_a_transcript_event() {
             .cancel_event
             .replace("{order}", "LO-10482006")
     );
-}
-
-async fn identity_app() -> TestApp {
-    spawn_app_with(
-        AppOptions {
-            configure: |c| c.identity_secret = Some(IDENTITY_SECRET.into()),
-            ..AppOptions::default()
-        },
-        TempDir::new().unwrap(),
-    )
-    .await
-}
-
-fn signed(customer_id: &str, email: &str, secret: &str) -> Value {
-    json!({
-        "customer_id": customer_id,
-        "email": email,
-        "signature": identity::sign(secret.as_bytes(), customer_id, email),
-    })
-}
-
-async fn hello_as(ws: &mut WsClient, session: Option<&str>, identity: Value) -> Vec<Value> {
-    let mut frame = json!({"type": "hello", "identity": identity});
-    if let Some(id) = session {
-        frame["session_id"] = json!(id);
-    }
-    ws.send_json(frame).await;
-    ws.recv_until("welcome").await
 }
 
 #[tokio::test]

@@ -1,0 +1,148 @@
+//! The customer's profile in the console: every conversation of one signed
+//! identity, how they felt, what they raised, their ratings and the
+//! at-risk heuristic with its reasons.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{IDENTITY_SECRET, TestApp, hello_as, identity_app, signed};
+
+const PASSWORD: &str = "a long enough password";
+
+async fn profile(app: &TestApp, token: &str, session: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/console/conversations/{session}/customer")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn codes(profile: &Value) -> Vec<&str> {
+    profile["risk"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_customers_profile_gathers_their_conversations_and_says_why_they_look_at_risk() {
+    let app = identity_app().await;
+    app.add_agent("sam", PASSWORD);
+    let token = app.sign_in("sam", PASSWORD).await;
+    let ben = || signed("cust-9", "ben@example.com", IDENTITY_SECRET);
+
+    // A first conversation: a broken skillet, closed by a person, rated 2.
+    let mut first = app.connect().await;
+    let frames = hello_as(&mut first, None, ben()).await;
+    let one = frames.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    first
+        .ask(
+            "q1",
+            "My skillet arrived cracked, this is really disappointing",
+        )
+        .await;
+    for action in ["takeover", "close"] {
+        let response = reqwest::Client::new()
+            .post(app.url(&format!("/api/console/conversations/{one}/{action}")))
+            .bearer_auth(&token)
+            .json(&json!({"outcome": "resolved"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{action}");
+    }
+    first
+        .recv_until_where(Duration::from_secs(5), |f| f["event"] == "closed")
+        .await;
+    first.send_json(json!({"type": "rating", "score": 2})).await;
+    first
+        .recv_until_where(Duration::from_secs(5), |f| f["event"] == "rated")
+        .await;
+
+    // A second conversation on another device: worse, and a threat to leave.
+    let mut second = app.connect().await;
+    let frames = hello_as(&mut second, None, ben()).await;
+    let two = frames.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(one, two);
+    second
+        .ask(
+            "q1",
+            "The mug you sent is broken too. This is unacceptable, I will shop elsewhere!",
+        )
+        .await;
+
+    // Someone else, anonymous.
+    let mut other = app.connect().await;
+    let stranger = other.start_session().await;
+    other
+        .ask("q1", "how long do I have to return something?")
+        .await;
+
+    let (status, seen) = profile(&app, &token, &two).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["customer"]["id"], "cust-9", "{seen}");
+    let sessions: Vec<&str> = seen["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions, [one.as_str(), two.as_str()], "oldest first");
+    assert_eq!(seen["conversations"][0]["rating"], 2);
+    assert_eq!(seen["conversations"][0]["outcome"], "resolved_with_person");
+    assert_eq!(seen["ratings"], json!({"mean": 2.0, "count": 1}));
+    // One point per customer message, each a score in -1..1.
+    let points = seen["sentiment"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{seen}");
+    assert!(
+        points.iter().all(|p| p["score"].as_f64().unwrap() < 0.0),
+        "{seen}"
+    );
+    let products: Vec<&str> = seen["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        products.contains(&"skillet") && products.contains(&"mug"),
+        "{seen}"
+    );
+    // Labelled a heuristic, with reasons an agent can check.
+    assert_eq!(seen["risk"]["heuristic"], true);
+    assert_eq!(seen["risk"]["at_risk"], true);
+    let found = codes(&seen);
+    for code in ["repeated_complaints", "cancel_threat", "low_rating"] {
+        assert!(found.contains(&code), "{code} missing: {seen}");
+    }
+    // The same customer whichever of their conversations is open.
+    let (_, from_first) = profile(&app, &token, &one).await;
+    assert_eq!(from_first["conversations"], seen["conversations"]);
+
+    // An anonymous visitor is known by their one conversation.
+    let (_, anonymous) = profile(&app, &token, &stranger).await;
+    assert_eq!(anonymous["customer"], Value::Null);
+    assert_eq!(anonymous["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(anonymous["risk"]["at_risk"], false, "{anonymous}");
+
+    let (status, error) = profile(&app, &token, &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["code"], "not_found", "{error}");
+    let response = reqwest::get(app.url(&format!("/api/console/conversations/{two}/customer")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
