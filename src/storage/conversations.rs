@@ -345,8 +345,8 @@ impl Store {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {SUMMARY_COLUMNS} FROM sessions s
                  LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq
-                 ORDER BY s.flag_reason IS NULL OR s.status = 'closed',
-                          COALESCE(m.created_at_ms, s.created_at_ms) DESC
+                 ORDER BY (s.flag_reason IS NULL OR s.status = 'closed'),
+                          COALESCE(s.last_at_ms, s.created_at_ms) DESC
                  LIMIT ?1"
             ))?;
             let rows = stmt.query_map([limit as i64], read_summary)?;

@@ -2,6 +2,8 @@
 //! the figures of the insights API, computed in SQL over the stored
 //! conversations (indexed by their start).
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -91,6 +93,9 @@ impl Store {
     }
 }
 
+/// The figures of `[from_ms, to_ms)` in two passes (the conversations,
+/// then their customer messages), added up here: each JSON column is read
+/// once, where one SQL query per figure read them ten times.
 fn figures(
     conn: &Connection,
     from_ms: i64,
@@ -98,132 +103,199 @@ fn figures(
     judging: Judging,
 ) -> Result<Figures, StoreError> {
     let period = params![from_ms, to_ms];
-    let (conversations, with_person): (i64, i64) = conn.query_row(
-        &format!(
-            "SELECT COUNT(*), COALESCE(SUM({PERSON_JOINED}), 0) FROM sessions s WHERE {IN_PERIOD}"
-        ),
-        period,
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let counts = |sql: &str| -> Result<Vec<Count>, StoreError> {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(period, |r| {
-            Ok(Count {
-                name: r.get(0)?,
-                count: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
-    let flags = counts(&format!(
-        "SELECT s.flag_reason, COUNT(*) FROM sessions s
-         WHERE {IN_PERIOD} AND s.flag_reason IS NOT NULL
-         GROUP BY s.flag_reason ORDER BY COUNT(*) DESC, s.flag_reason"
+    let mut tally = Tally::default();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.flag_reason, {} FROM sessions s WHERE {IN_PERIOD}",
+        outcomes::FACT_COLUMNS
     ))?;
-    let top_intents = counts(&format!(
-        "SELECT json_extract(m.intent, '$.name') AS name, COUNT(*) FROM messages m
-         JOIN sessions s ON s.id = m.session_id
-         WHERE {IN_PERIOD} AND m.role = 'customer' AND m.intent IS NOT NULL
-         GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT 10"
+    let mut rows = stmt.query(period)?;
+    while let Some(r) = rows.next()? {
+        let flag: Option<String> = r.get(0)?;
+        let facts = outcomes::read_facts(r, 1)?;
+        tally.conversation(flag, &facts, outcomes::outcome_of(&facts, judging));
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT json_extract(m.intent, '$.name'), json_extract(m.sentiment, '$.score'), m.demand
+         FROM messages m JOIN sessions s ON s.id = m.session_id
+         WHERE {IN_PERIOD} AND m.role = 'customer'"
     ))?;
-    let rating = |person: bool| -> Result<Rating, StoreError> {
-        let negate = if person { "" } else { "NOT" };
-        Ok(conn.query_row(
-            &format!(
-                "SELECT AVG(s.rating), COUNT(s.rating) FROM sessions s
-                 WHERE {IN_PERIOD} AND s.rating IS NOT NULL AND {negate} {PERSON_JOINED}"
-            ),
-            period,
-            |r| {
-                Ok(Rating {
-                    mean: r.get(0)?,
-                    count: r.get(1)?,
-                })
-            },
-        )?)
-    };
-    let sentiment: Option<f64> = conn.query_row(
-        &format!(
-            "SELECT AVG(json_extract(m.sentiment, '$.score')) FROM messages m
-             JOIN sessions s ON s.id = m.session_id
-             WHERE {IN_PERIOD} AND m.role = 'customer' AND m.sentiment IS NOT NULL"
-        ),
-        period,
-        |r| r.get(0),
-    )?;
-    let message_kinds = counts(&format!(
-        "SELECT json_extract(m.demand, '$.kind') AS message_kind, COUNT(*) FROM messages m
-         JOIN sessions s ON s.id = m.session_id
-         WHERE {IN_PERIOD} AND m.role = 'customer' AND message_kind IS NOT NULL
-         GROUP BY message_kind ORDER BY COUNT(*) DESC, message_kind"
-    ))?;
-    // Aliases differ from json_each's own columns (`key`, `value`), which
-    // GROUP BY would otherwise take.
-    let mentioned = |kind: &str, limit: u32| -> Result<Vec<Mentioned>, StoreError> {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT json_extract(d.value, '$.key') AS mention_key, COUNT(*),
-                    AVG(json_extract(d.value, '$.score')),
-                    SUM(json_extract(d.value, '$.sentiment') = 'negative')
-             FROM messages m JOIN sessions s ON s.id = m.session_id,
-                  json_each(m.demand, '$.mentions') d
-             WHERE {IN_PERIOD} AND m.role = 'customer' AND m.demand IS NOT NULL
-               AND json_extract(d.value, '$.kind') = '{kind}'
-             GROUP BY mention_key ORDER BY COUNT(*) DESC, mention_key LIMIT {limit}"
-        ))?;
-        let rows = stmt.query_map(period, |r| {
-            Ok(Mentioned {
-                key: r.get(0)?,
-                count: r.get(1)?,
-                sentiment: r.get(2)?,
-                negative: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
-    let top_products = mentioned("product", 10)?;
-    let top_aspects = mentioned("aspect", 20)?;
-    let bot_alone = conversations - with_person;
-    let ended_as = outcomes::outcome_counts(conn, IN_PERIOD, period, judging)?;
-    let ended: i64 = ended_as
-        .iter()
-        .filter(|(o, _)| *o != outcomes::ConversationOutcome::Open)
-        .map(|(_, n)| n)
-        .sum();
-    let share = |pick: &dyn Fn(outcomes::ConversationOutcome) -> bool| {
-        let n: i64 = ended_as
+    let mut rows = stmt.query(period)?;
+    while let Some(r) = rows.next()? {
+        let demand: Option<String> = r.get(2)?;
+        let demand: Option<StoredDemand> = demand
+            .map(|d| serde_json::from_str(&d))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("a message's demand: {e}")))?;
+        tally.message(r.get(0)?, r.get(1)?, demand);
+    }
+    Ok(tally.figures(from_ms, to_ms))
+}
+
+/// What a customer message raises, as stored (see `understanding::demand`).
+#[derive(Debug, serde::Deserialize)]
+struct StoredDemand {
+    kind: Option<String>,
+    #[serde(default)]
+    mentions: Vec<StoredMention>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StoredMention {
+    kind: String,
+    key: String,
+    sentiment: String,
+    score: Option<f64>,
+}
+
+/// Running sums of a period, turned into `Figures` at the end.
+#[derive(Debug, Default)]
+struct Tally {
+    conversations: i64,
+    with_person: i64,
+    flags: HashMap<String, i64>,
+    outcomes: HashMap<outcomes::ConversationOutcome, i64>,
+    /// (sum, count) of ratings without and with a person.
+    ratings: [(i64, i64); 2],
+    intents: HashMap<String, i64>,
+    sentiment: (f64, i64),
+    kinds: HashMap<String, i64>,
+    products: HashMap<String, MentionSums>,
+    aspects: HashMap<String, MentionSums>,
+}
+
+#[derive(Debug, Default)]
+struct MentionSums {
+    count: i64,
+    score: (f64, i64),
+    negative: i64,
+}
+
+impl Tally {
+    fn conversation(
+        &mut self,
+        flag: Option<String>,
+        facts: &outcomes::OutcomeFacts,
+        outcome: outcomes::ConversationOutcome,
+    ) {
+        self.conversations += 1;
+        self.with_person += i64::from(facts.person_joined);
+        if let Some(flag) = flag {
+            *self.flags.entry(flag).or_default() += 1;
+        }
+        *self.outcomes.entry(outcome).or_default() += 1;
+        if let Some(rating) = facts.rating {
+            let r = &mut self.ratings[usize::from(facts.person_joined)];
+            r.0 += rating;
+            r.1 += 1;
+        }
+    }
+
+    fn message(
+        &mut self,
+        intent: Option<String>,
+        score: Option<f64>,
+        demand: Option<StoredDemand>,
+    ) {
+        if let Some(intent) = intent {
+            *self.intents.entry(intent).or_default() += 1;
+        }
+        if let Some(score) = score {
+            self.sentiment.0 += score;
+            self.sentiment.1 += 1;
+        }
+        let Some(demand) = demand else { return };
+        if let Some(kind) = demand.kind {
+            *self.kinds.entry(kind).or_default() += 1;
+        }
+        for m in demand.mentions {
+            let sums = match m.kind.as_str() {
+                "product" => self.products.entry(m.key).or_default(),
+                "aspect" => self.aspects.entry(m.key).or_default(),
+                _ => continue,
+            };
+            sums.count += 1;
+            if let Some(score) = m.score {
+                sums.score.0 += score;
+                sums.score.1 += 1;
+            }
+            sums.negative += i64::from(m.sentiment == "negative");
+        }
+    }
+
+    fn figures(self, from_ms: i64, to_ms: i64) -> Figures {
+        let mean = |(sum, n): (f64, i64)| (n > 0).then(|| sum / n as f64);
+        let ended: i64 = self
+            .outcomes
             .iter()
-            .filter(|(o, _)| pick(*o))
+            .filter(|(o, _)| **o != outcomes::ConversationOutcome::Open)
             .map(|(_, n)| n)
             .sum();
-        (ended > 0).then(|| n as f64 / ended as f64)
-    };
-    let resolution_rate = share(&|o| o.is_resolved());
-    let reopen_rate = share(&|o| o == outcomes::ConversationOutcome::Reopened);
-    Ok(Figures {
-        from_ms,
-        to_ms,
-        conversations,
-        bot_alone,
-        with_person,
-        containment: (conversations > 0).then(|| bot_alone as f64 / conversations as f64),
-        flags,
-        outcomes: ended_as
-            .iter()
-            .map(|(o, n)| Count {
-                name: o.as_str().to_string(),
-                count: *n,
-            })
-            .collect(),
-        resolution_rate,
-        reopen_rate,
-        csat_bot: rating(false)?,
-        csat_person: rating(true)?,
-        top_intents,
-        sentiment,
-        message_kinds,
-        top_products,
-        top_aspects,
-    })
+        let share = |pick: &dyn Fn(outcomes::ConversationOutcome) -> bool| {
+            let n: i64 = self
+                .outcomes
+                .iter()
+                .filter(|(o, _)| pick(**o))
+                .map(|(_, n)| n)
+                .sum();
+            (ended > 0).then(|| n as f64 / ended as f64)
+        };
+        let rating = |(sum, count): (i64, i64)| Rating {
+            mean: (count > 0).then(|| sum as f64 / count as f64),
+            count,
+        };
+        let mentioned = |sums: HashMap<String, MentionSums>, limit: usize| {
+            let mut list: Vec<Mentioned> = sums
+                .into_iter()
+                .map(|(key, s)| Mentioned {
+                    key,
+                    count: s.count,
+                    sentiment: mean(s.score),
+                    negative: s.negative,
+                })
+                .collect();
+            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            list.truncate(limit);
+            list
+        };
+        let bot_alone = self.conversations - self.with_person;
+        Figures {
+            from_ms,
+            to_ms,
+            conversations: self.conversations,
+            bot_alone,
+            with_person: self.with_person,
+            containment: (self.conversations > 0)
+                .then(|| bot_alone as f64 / self.conversations as f64),
+            flags: most_first(self.flags, usize::MAX),
+            outcomes: outcomes::ConversationOutcome::ALL
+                .iter()
+                .map(|o| Count {
+                    name: o.as_str().to_string(),
+                    count: self.outcomes.get(o).copied().unwrap_or(0),
+                })
+                .collect(),
+            resolution_rate: share(&|o| o.is_resolved()),
+            reopen_rate: share(&|o| o == outcomes::ConversationOutcome::Reopened),
+            csat_bot: rating(self.ratings[0]),
+            csat_person: rating(self.ratings[1]),
+            top_intents: most_first(self.intents, 10),
+            sentiment: mean(self.sentiment),
+            message_kinds: most_first(self.kinds, usize::MAX),
+            top_products: mentioned(self.products, 10),
+            top_aspects: mentioned(self.aspects, 20),
+        }
+    }
+}
+
+/// Counts, most first, ties by name; at most `limit`.
+fn most_first(counts: HashMap<String, i64>, limit: usize) -> Vec<Count> {
+    let mut list: Vec<Count> = counts
+        .into_iter()
+        .map(|(name, count)| Count { name, count })
+        .collect();
+    list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    list.truncate(limit);
+    list
 }
 
 /// One conversation of a period, as the insights export lists it.

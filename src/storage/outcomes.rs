@@ -2,10 +2,7 @@
 //! stored (who joined, how it was closed, the bot's last reply, when the
 //! customer last wrote), so the rules can change without a migration.
 
-use rusqlite::Connection;
 use serde::Serialize;
-
-use super::StoreError;
 
 /// How a conversation ended (or that it has not yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -143,8 +140,7 @@ pub const FACT_COLUMNS: &str = "EXISTS (SELECT 1 FROM messages e WHERE e.session
     (SELECT b.kind FROM messages b WHERE b.session_id = s.id AND b.role = 'bot'
         ORDER BY b.seq DESC LIMIT 1),
     s.rating,
-    COALESCE((SELECT MAX(m.created_at_ms) FROM messages m WHERE m.session_id = s.id),
-        s.created_at_ms)";
+    COALESCE(s.last_at_ms, s.created_at_ms)";
 
 /// Reads `FACT_COLUMNS` starting at column `at`.
 pub fn read_facts(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<OutcomeFacts> {
@@ -158,29 +154,6 @@ pub fn read_facts(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Outcom
         rating: row.get(at + 6)?,
         last_message_ms: row.get(at + 7)?,
     })
-}
-
-/// How many conversations of the period ended each way, every outcome
-/// listed (zero included), in `ConversationOutcome::ALL`'s order.
-pub fn outcome_counts(
-    conn: &Connection,
-    in_period: &str,
-    period: impl rusqlite::Params,
-    judging: Judging,
-) -> Result<Vec<(ConversationOutcome, i64)>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {FACT_COLUMNS} FROM sessions s WHERE {in_period}"
-    ))?;
-    let mut counts: Vec<(ConversationOutcome, i64)> =
-        ConversationOutcome::ALL.iter().map(|o| (*o, 0)).collect();
-    let mut rows = stmt.query(period)?;
-    while let Some(row) = rows.next()? {
-        let outcome = outcome_of(&read_facts(row, 0)?, judging);
-        if let Some(c) = counts.iter_mut().find(|(o, _)| *o == outcome) {
-            c.1 += 1;
-        }
-    }
-    Ok(counts)
 }
 
 #[cfg(test)]

@@ -165,6 +165,20 @@ const MIGRATIONS: &[&str] = &[
     // v13: a customer's profile gathers the conversations of one signed
     // identity.
     "CREATE INDEX sessions_customer ON sessions (customer_id) WHERE customer_id IS NOT NULL;",
+    // v14: what keeps the console's list and the insights fast with a year
+    // of a busy shop: each conversation's latest activity, kept by a
+    // trigger, indexed in the list's order; events indexed by kind (did a
+    // person join, was it closed).
+    "ALTER TABLE sessions ADD COLUMN last_at_ms INTEGER;
+    UPDATE sessions SET last_at_ms = COALESCE(
+        (SELECT MAX(m.created_at_ms) FROM messages m WHERE m.session_id = sessions.id),
+        created_at_ms);
+    CREATE TRIGGER sessions_last_at AFTER INSERT ON messages BEGIN
+        UPDATE sessions SET last_at_ms = NEW.created_at_ms WHERE id = NEW.session_id;
+    END;
+    CREATE INDEX sessions_console ON sessions
+        ((flag_reason IS NULL OR status = 'closed'), COALESCE(last_at_ms, created_at_ms) DESC);
+    CREATE INDEX messages_events ON messages (session_id, kind) WHERE role = 'event';",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
