@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::outcomes::{self, Judging};
@@ -93,42 +93,137 @@ impl Store {
     }
 }
 
-/// The figures of `[from_ms, to_ms)` in two passes (the conversations,
-/// then their customer messages), added up here: each JSON column is read
-/// once, where one SQL query per figure read them ten times.
+/// The figures of `[from_ms, to_ms)`: the whole UTC days inside it from
+/// `insight_days` (each day's sums, kept once every conversation started
+/// that day is over, and dropped by triggers as soon as one of them
+/// changes), the partial days at either end counted afresh.
 fn figures(
     conn: &Connection,
     from_ms: i64,
     to_ms: i64,
     judging: Judging,
 ) -> Result<Figures, StoreError> {
-    let period = params![from_ms, to_ms];
+    let first_day = (from_ms + DAY_MS - 1).div_euclid(DAY_MS);
+    let end_day = to_ms.div_euclid(DAY_MS);
     let mut tally = Tally::default();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT s.flag_reason, {} FROM sessions s WHERE {IN_PERIOD}",
-        outcomes::FACT_COLUMNS
-    ))?;
-    let mut rows = stmt.query(period)?;
-    while let Some(r) = rows.next()? {
-        let flag: Option<String> = r.get(0)?;
-        let facts = outcomes::read_facts(r, 1)?;
-        tally.conversation(flag, &facts, outcomes::outcome_of(&facts, judging));
-    }
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT json_extract(m.intent, '$.name'), json_extract(m.sentiment, '$.score'), m.demand
-         FROM messages m JOIN sessions s ON s.id = m.session_id
-         WHERE {IN_PERIOD} AND m.role = 'customer'"
-    ))?;
-    let mut rows = stmt.query(period)?;
-    while let Some(r) = rows.next()? {
-        let demand: Option<String> = r.get(2)?;
-        let demand: Option<StoredDemand> = demand
-            .map(|d| serde_json::from_str(&d))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("a message's demand: {e}")))?;
-        tally.message(r.get(0)?, r.get(1)?, demand);
+    if first_day < end_day {
+        tally.count(conn, from_ms, first_day * DAY_MS, judging)?;
+        for day in first_day..end_day {
+            tally.merge(day_tally(conn, day, judging)?);
+        }
+        tally.count(conn, end_day * DAY_MS, to_ms, judging)?;
+    } else {
+        tally.count(conn, from_ms, to_ms, judging)?;
     }
     Ok(tally.figures(from_ms, to_ms))
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The sums of conversations started on UTC day `day`, kept or counted.
+fn day_tally(conn: &Connection, day: i64, judging: Judging) -> Result<Tally, StoreError> {
+    let kept: Option<String> = conn
+        .query_row(
+            "SELECT tally FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
+            params![day, judging.abandoned_after_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(kept) = kept {
+        return serde_json::from_str(&kept)
+            .map_err(|e| StoreError::Corrupt(format!("insight day {day}: {e}")));
+    }
+    let mut tally = Tally::default();
+    tally.count(conn, day * DAY_MS, (day + 1) * DAY_MS, judging)?;
+    // A conversation still open would end later without any write that
+    // drops the day, so the day is kept only once all are over.
+    let open = tally.outcomes.get(&outcomes::ConversationOutcome::Open);
+    if (day + 1) * DAY_MS <= judging.now_ms && open.is_none_or(|n| *n == 0) {
+        let json = serde_json::to_string(&tally)
+            .map_err(|e| StoreError::Corrupt(format!("insight day {day}: {e}")))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO insight_days (day, abandoned_after_ms, tally) VALUES (?1, ?2, ?3)",
+            params![day, judging.abandoned_after_ms, json],
+        )?;
+    }
+    Ok(tally)
+}
+
+impl Tally {
+    /// Adds the conversations started in `[from_ms, to_ms)`, in two passes
+    /// (the conversations, then their customer messages): each JSON column
+    /// is read once.
+    fn count(
+        &mut self,
+        conn: &Connection,
+        from_ms: i64,
+        to_ms: i64,
+        judging: Judging,
+    ) -> Result<(), StoreError> {
+        if from_ms >= to_ms {
+            return Ok(());
+        }
+        let period = params![from_ms, to_ms];
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT s.flag_reason, {} FROM sessions s WHERE {IN_PERIOD}",
+            outcomes::FACT_COLUMNS
+        ))?;
+        let mut rows = stmt.query(period)?;
+        while let Some(r) = rows.next()? {
+            let flag: Option<String> = r.get(0)?;
+            let facts = outcomes::read_facts(r, 1)?;
+            self.conversation(flag, &facts, outcomes::outcome_of(&facts, judging));
+        }
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT json_extract(m.intent, '$.name'), json_extract(m.sentiment, '$.score'), m.demand
+             FROM messages m JOIN sessions s ON s.id = m.session_id
+             WHERE {IN_PERIOD} AND m.role = 'customer'"
+        ))?;
+        let mut rows = stmt.query(period)?;
+        while let Some(r) = rows.next()? {
+            let demand: Option<String> = r.get(2)?;
+            let demand: Option<StoredDemand> = demand
+                .map(|d| serde_json::from_str(&d))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("a message's demand: {e}")))?;
+            self.message(r.get(0)?, r.get(1)?, demand);
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, other: Tally) {
+        fn add<K: std::hash::Hash + Eq>(into: &mut HashMap<K, i64>, from: HashMap<K, i64>) {
+            for (k, n) in from {
+                *into.entry(k).or_default() += n;
+            }
+        }
+        fn add_mentions(
+            into: &mut HashMap<String, MentionSums>,
+            from: HashMap<String, MentionSums>,
+        ) {
+            for (k, m) in from {
+                let sums = into.entry(k).or_default();
+                sums.count += m.count;
+                sums.score.0 += m.score.0;
+                sums.score.1 += m.score.1;
+                sums.negative += m.negative;
+            }
+        }
+        self.conversations += other.conversations;
+        self.with_person += other.with_person;
+        add(&mut self.flags, other.flags);
+        add(&mut self.outcomes, other.outcomes);
+        for (mine, theirs) in self.ratings.iter_mut().zip(other.ratings) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+        add(&mut self.intents, other.intents);
+        self.sentiment.0 += other.sentiment.0;
+        self.sentiment.1 += other.sentiment.1;
+        add(&mut self.kinds, other.kinds);
+        add_mentions(&mut self.products, other.products);
+        add_mentions(&mut self.aspects, other.aspects);
+    }
 }
 
 /// What a customer message raises, as stored (see `understanding::demand`).
@@ -147,8 +242,9 @@ struct StoredMention {
     score: Option<f64>,
 }
 
-/// Running sums of a period, turned into `Figures` at the end.
-#[derive(Debug, Default)]
+/// Running sums of a period, turned into `Figures` at the end; a day's
+/// are kept as JSON in `insight_days`.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Tally {
     conversations: i64,
     with_person: i64,
@@ -163,7 +259,7 @@ struct Tally {
     aspects: HashMap<String, MentionSums>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct MentionSums {
     count: i64,
     score: (f64, i64),
@@ -384,4 +480,157 @@ pub(super) fn conversation_rows(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn conversation(
+        conn: &Connection,
+        id: &str,
+        at: i64,
+        intent: &str,
+        score: f64,
+        rating: Option<i64>,
+    ) {
+        conn.execute(
+            "INSERT INTO sessions (id, created_at_ms, last_seq, status, outcome, rating)
+             VALUES (?1, ?2, 2, ?3, ?4, ?5)",
+            params![
+                id,
+                at,
+                if rating.is_some() { "closed" } else { "bot" },
+                rating.map(|_| "resolved"),
+                rating
+            ],
+        )
+        .unwrap();
+        let demand = serde_json::json!({"kind": "complaint", "kind_confidence": 0.9,
+            "mentions": [{"kind": "product", "key": "mug", "sentiment": "negative", "score": score}]});
+        conn.execute(
+            "INSERT INTO messages (session_id, seq, role, text, created_at_ms, intent, sentiment, demand)
+             VALUES (?1, 1, 'customer', 'the mug broke', ?2, ?3, ?4, ?5)",
+            params![
+                id,
+                at,
+                serde_json::json!({"name": intent, "confidence": 0.9, "alternatives": []}).to_string(),
+                serde_json::json!({"label": "negative", "score": score, "signals": []}).to_string(),
+                demand.to_string()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO messages (session_id, seq, role, text, kind, created_at_ms)
+             VALUES (?1, 2, 'bot', 'sorry', 'extractive', ?2)",
+            params![id, at + 1000],
+        )
+        .unwrap();
+    }
+
+    fn kept_days(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM insight_days", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn kept_days_give_what_counting_afresh_gives_and_a_change_drops_its_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("insights.sqlite3")).unwrap();
+        let conn = store.lock();
+        let now = 100 * DAY_MS + 5 * HOUR_MS;
+        let judging = Judging {
+            now_ms: now,
+            abandoned_after_ms: 30 * 60_000,
+        };
+        conversation(
+            &conn,
+            "a",
+            97 * DAY_MS + HOUR_MS,
+            "return_item",
+            -0.5,
+            Some(2),
+        );
+        conversation(
+            &conn,
+            "b",
+            98 * DAY_MS + 2 * HOUR_MS,
+            "track_order",
+            -0.25,
+            None,
+        );
+        conversation(
+            &conn,
+            "c",
+            99 * DAY_MS + 23 * HOUR_MS,
+            "track_order",
+            0.5,
+            Some(5),
+        );
+        conversation(&conn, "d", now - HOUR_MS, "track_order", 0.0, None);
+        let fresh = |conn: &Connection| {
+            let mut t = Tally::default();
+            t.count(conn, now - 7 * DAY_MS, now, judging).unwrap();
+            t.figures(now - 7 * DAY_MS, now)
+        };
+        let want = fresh(&conn);
+        assert_eq!(want.conversations, 4);
+        assert_eq!(
+            want.top_intents[0],
+            Count {
+                name: "track_order".into(),
+                count: 3
+            }
+        );
+
+        // Cold: the whole past days are counted and kept; warm: read back.
+        let cold = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        assert_eq!(kept_days(&conn), 6, "days 94..=99, not today's");
+        let warm = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        assert_eq!(cold, want);
+        assert_eq!(warm, want);
+
+        // The customer of day 98 writes again: that day is dropped, and
+        // the figures say so.
+        conn.execute(
+            "INSERT INTO messages (session_id, seq, role, text, created_at_ms, intent)
+             VALUES ('b', 3, 'customer', 'still nothing', ?1, ?2)",
+            params![
+                now - HOUR_MS,
+                r#"{"name": "complaint", "confidence": 0.8, "alternatives": []}"#
+            ],
+        )
+        .unwrap();
+        assert_eq!(kept_days(&conn), 5);
+        let after = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        assert_eq!(after, fresh(&conn));
+        assert!(after.top_intents.iter().any(|c| c.name == "complaint"));
+        // A rating, and an erasure, drop their days too.
+        conn.execute("UPDATE sessions SET rating = 1 WHERE id = 'c'", [])
+            .unwrap();
+        conn.execute("DELETE FROM messages WHERE session_id = 'a'", [])
+            .unwrap();
+        conn.execute("DELETE FROM sessions WHERE id = 'a'", [])
+            .unwrap();
+        assert_eq!(
+            figures(&conn, now - 7 * DAY_MS, now, judging).unwrap(),
+            fresh(&conn)
+        );
+        // A day whose conversation is still open is not kept.
+        let open = Judging {
+            now_ms: 98 * DAY_MS + 2 * HOUR_MS + 60_000 + DAY_MS,
+            ..judging
+        };
+        conn.execute("DELETE FROM insight_days", []).unwrap();
+        conn.execute(
+            "UPDATE sessions SET last_at_ms = ?1 WHERE id = 'b'",
+            [open.now_ms - 60_000],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM insight_days", []).unwrap();
+        figures(&conn, 98 * DAY_MS, 99 * DAY_MS + 1, open).unwrap();
+        assert_eq!(kept_days(&conn), 0);
+    }
 }

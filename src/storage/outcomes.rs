@@ -2,10 +2,10 @@
 //! stored (who joined, how it was closed, the bot's last reply, when the
 //! customer last wrote), so the rules can change without a migration.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a conversation ended (or that it has not yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationOutcome {
     /// No person joined: the customer said they were done after an answer,

@@ -179,6 +179,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_console ON sessions
         ((flag_reason IS NULL OR status = 'closed'), COALESCE(last_at_ms, created_at_ms) DESC);
     CREATE INDEX messages_events ON messages (session_id, kind) WHERE role = 'event';",
+    // v15: the insights' sums per UTC day of conversation start, kept once
+    // the day's conversations are all over; any change to one of them (a
+    // message, its understanding, a flag, a close, a rating, an erasure)
+    // drops its day, which is counted afresh when next asked for.
+    "CREATE TABLE insight_days (
+        day INTEGER PRIMARY KEY,
+        abandoned_after_ms INTEGER NOT NULL,
+        tally TEXT NOT NULL
+    );
+    CREATE TRIGGER insight_days_session_changed AFTER UPDATE ON sessions BEGIN
+        DELETE FROM insight_days WHERE day = OLD.created_at_ms / 86400000;
+    END;
+    CREATE TRIGGER insight_days_session_gone AFTER DELETE ON sessions BEGIN
+        DELETE FROM insight_days WHERE day = OLD.created_at_ms / 86400000;
+    END;
+    CREATE TRIGGER insight_days_message_added AFTER INSERT ON messages BEGIN
+        DELETE FROM insight_days WHERE day =
+            (SELECT created_at_ms / 86400000 FROM sessions WHERE id = NEW.session_id);
+    END;
+    CREATE TRIGGER insight_days_message_changed AFTER UPDATE ON messages BEGIN
+        DELETE FROM insight_days WHERE day =
+            (SELECT created_at_ms / 86400000 FROM sessions WHERE id = NEW.session_id);
+    END;
+    CREATE TRIGGER insight_days_message_gone AFTER DELETE ON messages BEGIN
+        DELETE FROM insight_days WHERE day =
+            (SELECT created_at_ms / 86400000 FROM sessions WHERE id = OLD.session_id);
+    END;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
