@@ -537,6 +537,45 @@ mod tests {
         assert_eq!(config.max_message_bytes, 4096);
     }
 
+    /// `frontdesk.toml` names every setting, and the values it shows are
+    /// the defaults (but for the examples of settings that default to
+    /// unset): the defaults are written once, in `Config::resolve`.
+    #[test]
+    fn the_shipped_file_shows_every_setting_at_its_default() {
+        use clap::Args;
+        const EXAMPLES: [&str; 5] = [
+            "connector_url",
+            "connector_secret",
+            "identity_secret",
+            "admin_token",
+            "retention_days",
+        ];
+        let text = include_str!("../frontdesk.toml");
+        let shown: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ")?.split_once(" = "))
+            .filter(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        let command = ConfigLayer::augment_args(clap::Command::new("frontdesk"));
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                shown.iter().any(|(k, _)| *k == id),
+                "frontdesk.toml does not show {id}"
+            );
+        }
+        let defaults: String = shown
+            .iter()
+            .filter(|(key, _)| !EXAMPLES.contains(key))
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect();
+        let layer: ConfigLayer = toml::from_str(&defaults).unwrap();
+        assert_eq!(
+            format!("{:?}", Config::resolve(layer).unwrap()),
+            format!("{:?}", Config::resolve(ConfigLayer::default()).unwrap())
+        );
+    }
+
     #[test]
     fn unknown_file_key_is_reported() {
         let err = toml::from_str::<ConfigLayer>("bnid = \"x\"").unwrap_err();

@@ -97,6 +97,11 @@ impl Int8Linear {
             unsafe { avx2::dot_rows(self, xs, first, last, dst) };
             return;
         }
+        self.portable_dot_rows(xs, first, last, dst);
+    }
+
+    /// `dot_rows` on any CPU, one multiply-add at a time.
+    fn portable_dot_rows(&self, xs: &[f32], first: usize, last: usize, dst: &mut [f32]) {
         let m = xs.len() / self.cols;
         for row in first..last {
             let w = &self.weights[row * self.cols..][..self.cols];
@@ -117,6 +122,14 @@ mod avx2 {
     /// two weight vectors fills the 16 AVX registers.
     const TILE_TOKENS: usize = 6;
 
+    /// `Int8Linear::dot_rows` eight columns at a time, six tokens by two
+    /// rows per tile.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, `layer.cols` must be a multiple
+    /// of 8, `xs` must hold whole tokens of `layer.cols` values, `first <=
+    /// last <= layer.rows`, and `dst` must hold `(last - first) * m`
+    /// values for `m` tokens.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_rows(
         layer: &Int8Linear,
@@ -167,6 +180,9 @@ mod avx2 {
     }
 
     /// Eight int8 weights as eight f32 lanes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and 8 bytes from `p` must be readable.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn widen(p: *const i8) -> __m256 {
@@ -195,6 +211,41 @@ mod tests {
                     .map(move |(w, b)| w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + b)
             })
             .collect()
+    }
+
+    /// The AVX2 kernel and the portable loop give the same dot products
+    /// (up to the order of float additions) on odd shapes: a lone last
+    /// row, partial tiles of tokens, one token, many.
+    #[test]
+    fn the_avx2_and_portable_paths_agree() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            for (rows, cols, tokens) in [(1, 8, 1), (3, 8, 7), (5, 24, 13), (33, 16, 6), (2, 64, 1)]
+            {
+                let w: Vec<f32> = (0..rows * cols)
+                    .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+                    .collect();
+                let layer = Int8Linear::quantize(&w, vec![0.0; rows], rows, cols);
+                let x: Vec<f32> = (0..tokens * cols)
+                    .map(|i| ((i * 104_729) % 101) as f32 / 50.0 - 1.0)
+                    .collect();
+                for (first, last) in [(0, rows), (rows / 2, rows)] {
+                    let mut fast = vec![0f32; (last - first) * tokens];
+                    let mut slow = fast.clone();
+                    // SAFETY: AVX2 and FMA checked above; cols is a multiple
+                    // of 8; rows, tokens and dst sizes as the kernel needs.
+                    unsafe { avx2::dot_rows(&layer, &x, first, last, &mut fast) };
+                    layer.portable_dot_rows(&x, first, last, &mut slow);
+                    for (f, s) in fast.iter().zip(&slow) {
+                        assert!(
+                            (f - s).abs() <= 1e-3 * (1.0 + s.abs()),
+                            "{rows}×{cols}×{tokens}: {f} vs {s}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

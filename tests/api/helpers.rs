@@ -216,20 +216,25 @@ impl TestApp {
             .unwrap();
     }
 
-    /// Signs an agent in and returns the console token.
     /// `GET path` as the agent signed in with `token`: the JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
-        reqwest::Client::new()
+        self.get_with_status(path, token).await.1
+    }
+
+    /// `GET path` as the agent signed in with `token`: the status and the
+    /// JSON body (`null` when it is not JSON).
+    pub async fn get_with_status(&self, path: &str, token: &str) -> (reqwest::StatusCode, Value) {
+        let response = reqwest::Client::new()
             .get(self.url(path))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Signs an agent in and returns the console token.
     pub async fn sign_in(&self, name: &str, password: &str) -> String {
         let response = reqwest::Client::new()
             .post(self.url("/api/console/login"))

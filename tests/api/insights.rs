@@ -27,14 +27,8 @@ async fn post(app: &TestApp, token: &str, session: &str, action: &str, body: Val
 }
 
 async fn overview(app: &TestApp, token: &str, query: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(app.url(&format!("/api/insights/overview{query}")))
-        .bearer_auth(token)
-        .send()
+    app.get_with_status(&format!("/api/insights/overview{query}"), token)
         .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The insights' CSV export for `query`, checked to be CSV.

@@ -12,14 +12,11 @@ use crate::helpers::{IDENTITY_SECRET, TestApp, hello_as, identity_app, signed};
 const PASSWORD: &str = "a long enough password";
 
 async fn profile(app: &TestApp, token: &str, session: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(app.url(&format!("/api/console/conversations/{session}/customer")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.get_with_status(
+        &format!("/api/console/conversations/{session}/customer"),
+        token,
+    )
+    .await
 }
 
 fn codes(profile: &Value) -> Vec<&str> {
