@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::storage::outcomes::Judging;
 use crate::storage::{Store, StoreError, now_ms};
+use crate::understanding::classifier::SplitMix;
 
 #[derive(Debug, clap::Args)]
 pub struct InsightsBenchArgs {
@@ -144,16 +145,12 @@ where
     Ok(())
 }
 
-/// A small, seeded generator: the same history every run.
-struct SplitMix(u64);
+/// The same history every run.
+struct Rng(SplitMix);
 
-impl SplitMix {
+impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -237,7 +234,7 @@ const FLAGS: &[&str] = &[
 /// Writes `n` conversations (about ten messages each) into `conn`, one
 /// transaction per thousand; returns how many conversations and messages.
 fn generate(conn: &mut Connection, n: usize, now: i64) -> Result<(usize, usize), StoreError> {
-    let mut rng = SplitMix(0x5eed);
+    let mut rng = Rng(SplitMix(0x5eed));
     let mut messages = 0;
     for chunk in 0..n.div_ceil(1000) {
         let tx = conn.transaction()?;

@@ -210,11 +210,12 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
-/// A tiny seeded generator; training must not depend on the OS's entropy.
-struct SplitMix(u64);
+/// A tiny seeded generator; training (and the generated history of
+/// `bench insights`) must not depend on the OS's entropy.
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
