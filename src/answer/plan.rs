@@ -569,7 +569,7 @@ fn search_and_answer(
         // topic (the list of payment methods), unless a passage clearly
         // means the question, or holds most of its words, the unknown one
         // being another form of a word it uses ("tumble dryer").
-        let unheard = questions::is_yes_no(sub) && !unheard_of(&own_words, ctx).is_empty();
+        let unheard = questions::is_yes_no(sub) && has_unheard_word(&own_words, ctx);
         let answers = |h: &Retrieved| {
             if unheard && h.relevance < UNHEARD_MAX_RELEVANCE {
                 return h.similarity >= CLEAR_MATCH;
@@ -762,20 +762,15 @@ fn search_and_answer(
     Decision { plan, evidence }
 }
 
-/// The words of a question that no article uses and that are not a place,
-/// a product of the catalogue, a number or an abbreviation.
-fn unheard_of(text: &str, ctx: &Context<'_>) -> Vec<String> {
-    ctx.corpus
-        .unknown_words(text)
-        .into_iter()
-        .filter(|w| {
-            w.chars().count() >= MIN_UNHEARD_LEN
-                && w.chars().all(char::is_alphabetic)
-                && !ctx.texts.places.is_place(w)
-                && ctx.products.without_products(w).is_none()
-        })
-        .map(str::to_lowercase)
-        .collect()
+/// Whether a question holds a word that no article uses and that is not a
+/// place, a product of the catalogue, a number or an abbreviation.
+fn has_unheard_word(text: &str, ctx: &Context<'_>) -> bool {
+    ctx.corpus.unknown_words(text).into_iter().any(|w| {
+        w.chars().count() >= MIN_UNHEARD_LEN
+            && w.chars().all(char::is_alphabetic)
+            && !ctx.texts.places.is_place(w)
+            && ctx.products.without_products(w).is_none()
+    })
 }
 
 /// A passage that holds this share of a question's words (by rarity)

@@ -181,12 +181,7 @@ impl Tally {
         ))?;
         let mut rows = stmt.query(period)?;
         while let Some(r) = rows.next()? {
-            let demand: Option<String> = r.get(2)?;
-            let demand: Option<StoredDemand> = demand
-                .map(|d| serde_json::from_str(&d))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("a message's demand: {e}")))?;
-            self.message(r.get(0)?, r.get(1)?, demand);
+            self.message(r.get(0)?, r.get(1)?, parse_demand(r.get(2)?)?);
         }
         Ok(())
     }
@@ -195,18 +190,6 @@ impl Tally {
         fn add<K: std::hash::Hash + Eq>(into: &mut HashMap<K, i64>, from: HashMap<K, i64>) {
             for (k, n) in from {
                 *into.entry(k).or_default() += n;
-            }
-        }
-        fn add_mentions(
-            into: &mut HashMap<String, MentionSums>,
-            from: HashMap<String, MentionSums>,
-        ) {
-            for (k, m) in from {
-                let sums = into.entry(k).or_default();
-                sums.count += m.count;
-                sums.score.0 += m.score.0;
-                sums.score.1 += m.score.1;
-                sums.negative += m.negative;
             }
         }
         self.conversations += other.conversations;
@@ -221,25 +204,93 @@ impl Tally {
         self.sentiment.0 += other.sentiment.0;
         self.sentiment.1 += other.sentiment.1;
         add(&mut self.kinds, other.kinds);
-        add_mentions(&mut self.products, other.products);
-        add_mentions(&mut self.aspects, other.aspects);
+        self.mentions.merge(other.mentions);
     }
 }
 
-/// What a customer message raises, as stored (see `understanding::demand`).
+/// What a customer message raises, as stored (`understanding::demand::
+/// Demand`), read with its scores as SQLite reads them (f64), so the means
+/// are what `AVG` over the JSON gave.
 #[derive(Debug, serde::Deserialize)]
-struct StoredDemand {
-    kind: Option<String>,
+pub(super) struct StoredDemand {
+    pub(super) kind: Option<String>,
     #[serde(default)]
-    mentions: Vec<StoredMention>,
+    pub(super) mentions: Vec<StoredMention>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct StoredMention {
+pub(super) struct StoredMention {
     kind: String,
     key: String,
     sentiment: String,
     score: Option<f64>,
+}
+
+/// A message's `demand` column.
+pub(super) fn parse_demand(json: Option<String>) -> Result<Option<StoredDemand>, StoreError> {
+    json.map(|d| serde_json::from_str(&d))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("a message's demand: {e}")))
+}
+
+/// The products and aspects messages raised, summed per key.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Mentions {
+    products: HashMap<String, MentionSums>,
+    aspects: HashMap<String, MentionSums>,
+}
+
+impl Mentions {
+    pub(super) fn add(&mut self, mentions: Vec<StoredMention>) {
+        for m in mentions {
+            let sums = match m.kind.as_str() {
+                "product" => self.products.entry(m.key).or_default(),
+                "aspect" => self.aspects.entry(m.key).or_default(),
+                _ => continue,
+            };
+            sums.count += 1;
+            if let Some(score) = m.score {
+                sums.score.0 += score;
+                sums.score.1 += 1;
+            }
+            sums.negative += i64::from(m.sentiment == "negative");
+        }
+    }
+
+    fn merge(&mut self, other: Mentions) {
+        for (into, from) in [
+            (&mut self.products, other.products),
+            (&mut self.aspects, other.aspects),
+        ] {
+            for (key, m) in from {
+                let sums = into.entry(key).or_default();
+                sums.count += m.count;
+                sums.score.0 += m.score.0;
+                sums.score.1 += m.score.1;
+                sums.negative += m.negative;
+            }
+        }
+    }
+
+    /// The products and the aspects, each most first (ties by key), at
+    /// most `products` and `aspects` of them.
+    pub(super) fn lists(self, products: usize, aspects: usize) -> (Vec<Mentioned>, Vec<Mentioned>) {
+        let list = |sums: HashMap<String, MentionSums>, limit: usize| {
+            let mut list: Vec<Mentioned> = sums
+                .into_iter()
+                .map(|(key, s)| Mentioned {
+                    key,
+                    count: s.count,
+                    sentiment: (s.score.1 > 0).then(|| s.score.0 / s.score.1 as f64),
+                    negative: s.negative,
+                })
+                .collect();
+            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            list.truncate(limit);
+            list
+        };
+        (list(self.products, products), list(self.aspects, aspects))
+    }
 }
 
 /// Running sums of a period, turned into `Figures` at the end; a day's
@@ -255,8 +306,9 @@ struct Tally {
     intents: HashMap<String, i64>,
     sentiment: (f64, i64),
     kinds: HashMap<String, i64>,
-    products: HashMap<String, MentionSums>,
-    aspects: HashMap<String, MentionSums>,
+    /// Flattened: a kept day's JSON has `products` and `aspects` at the top.
+    #[serde(flatten)]
+    mentions: Mentions,
 }
 
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -303,19 +355,7 @@ impl Tally {
         if let Some(kind) = demand.kind {
             *self.kinds.entry(kind).or_default() += 1;
         }
-        for m in demand.mentions {
-            let sums = match m.kind.as_str() {
-                "product" => self.products.entry(m.key).or_default(),
-                "aspect" => self.aspects.entry(m.key).or_default(),
-                _ => continue,
-            };
-            sums.count += 1;
-            if let Some(score) = m.score {
-                sums.score.0 += score;
-                sums.score.1 += 1;
-            }
-            sums.negative += i64::from(m.sentiment == "negative");
-        }
+        self.mentions.add(demand.mentions);
     }
 
     fn figures(self, from_ms: i64, to_ms: i64) -> Figures {
@@ -339,20 +379,7 @@ impl Tally {
             mean: (count > 0).then(|| sum as f64 / count as f64),
             count,
         };
-        let mentioned = |sums: HashMap<String, MentionSums>, limit: usize| {
-            let mut list: Vec<Mentioned> = sums
-                .into_iter()
-                .map(|(key, s)| Mentioned {
-                    key,
-                    count: s.count,
-                    sentiment: mean(s.score),
-                    negative: s.negative,
-                })
-                .collect();
-            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-            list.truncate(limit);
-            list
-        };
+        let (top_products, top_aspects) = self.mentions.lists(10, 20);
         let bot_alone = self.conversations - self.with_person;
         Figures {
             from_ms,
@@ -377,8 +404,8 @@ impl Tally {
             top_intents: most_first(self.intents, 10),
             sentiment: mean(self.sentiment),
             message_kinds: most_first(self.kinds, usize::MAX),
-            top_products: mentioned(self.products, 10),
-            top_aspects: mentioned(self.aspects, 20),
+            top_products,
+            top_aspects,
         }
     }
 }

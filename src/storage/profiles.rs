@@ -10,10 +10,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::insights::{ConversationRow, Mentioned, Rating, conversation_rows};
+use super::insights::{
+    ConversationRow, Mentioned, Mentions, Rating, conversation_rows, parse_demand,
+};
 use super::outcomes::Judging;
 use super::shop_records::Customer;
 use super::{Store, StoreError};
+use crate::understanding::kind::MessageKind;
 use crate::understanding::signals::Signal;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,7 +96,6 @@ pub fn assess(messages: &[MessageFacts], ratings: &[i64]) -> Risk {
         .filter(|m| m.complaint)
         .map(|m| m.session.as_str())
         .collect();
-    complained_in.dedup();
     complained_in.sort_unstable();
     complained_in.dedup();
     if complained_in.len() >= REPEATED_COMPLAINT_CONVERSATIONS
@@ -190,8 +192,7 @@ fn profile(
     let who = params![session, customer_id];
     let conversations = conversation_rows(conn, OF_CUSTOMER, who, judging)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT m.session_id, m.created_at_ms, json_extract(m.sentiment, '$.score'),
-                json_extract(m.demand, '$.kind') = 'complaint',
+        "SELECT m.session_id, m.created_at_ms, json_extract(m.sentiment, '$.score'), m.demand,
                 EXISTS (SELECT 1 FROM json_each(m.sentiment, '$.signals') g
                         WHERE g.value = '{}')
          FROM messages m JOIN sessions s ON s.id = m.session_id
@@ -201,6 +202,7 @@ fn profile(
     ))?;
     let mut sentiment = Vec::new();
     let mut facts = Vec::new();
+    let mut mentions = Mentions::default();
     let mut rows = stmt.query(who)?;
     while let Some(r) = rows.next()? {
         let session: String = r.get(0)?;
@@ -213,37 +215,22 @@ fn profile(
                 score,
             });
         }
+        let demand = parse_demand(r.get(3)?)?;
+        let complaint = demand
+            .as_ref()
+            .and_then(|d| d.kind.as_deref())
+            .is_some_and(|k| k == MessageKind::Complaint.as_str());
         facts.push(MessageFacts {
             session,
             score,
-            complaint: r.get::<_, Option<bool>>(3)?.unwrap_or(false),
+            complaint,
             cancel_threat: r.get(4)?,
         });
+        if let Some(demand) = demand {
+            mentions.add(demand.mentions);
+        }
     }
-    let mentioned = |kind: &str| -> Result<Vec<Mentioned>, StoreError> {
-        // Aliases differ from json_each's own columns (`key`, `value`).
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT json_extract(d.value, '$.key') AS mention_key, COUNT(*),
-                    AVG(json_extract(d.value, '$.score')),
-                    SUM(json_extract(d.value, '$.sentiment') = 'negative')
-             FROM messages m JOIN sessions s ON s.id = m.session_id,
-                  json_each(m.demand, '$.mentions') d
-             WHERE {OF_CUSTOMER} AND m.role = 'customer' AND m.demand IS NOT NULL
-               AND json_extract(d.value, '$.kind') = '{kind}'
-             GROUP BY mention_key ORDER BY COUNT(*) DESC, mention_key"
-        ))?;
-        let rows = stmt.query_map(who, |r| {
-            Ok(Mentioned {
-                key: r.get(0)?,
-                count: r.get(1)?,
-                sentiment: r.get(2)?,
-                negative: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
-    let products = mentioned("product")?;
-    let aspects = mentioned("aspect")?;
+    let (products, aspects) = mentions.lists(usize::MAX, usize::MAX);
     let rated: Vec<i64> = conversations.iter().filter_map(|c| c.rating).collect();
     let ratings = Rating {
         mean: (!rated.is_empty()).then(|| rated.iter().sum::<i64>() as f64 / rated.len() as f64),

@@ -15,7 +15,7 @@ async fn agent(app: &TestApp) -> String {
     app.sign_in("sam", PASSWORD).await
 }
 
-async fn post(app: &TestApp, token: &str, session: &str, action: &str, body: Value) {
+pub(crate) async fn post(app: &TestApp, token: &str, session: &str, action: &str, body: Value) {
     let response = reqwest::Client::new()
         .post(app.url(&format!("/api/console/conversations/{session}/{action}")))
         .bearer_auth(token)
@@ -61,7 +61,7 @@ async fn closed_by_a_person(app: &TestApp, token: &str, outcome: &str) -> (WsCli
 }
 
 /// Rates the conversation and returns the `rated` event it caused.
-async fn rate(ws: &mut WsClient, score: u8, comment: Option<&str>) -> Value {
+pub(crate) async fn rate(ws: &mut WsClient, score: u8, comment: Option<&str>) -> Value {
     let mut frame = json!({"type": "rating", "score": score});
     if let Some(c) = comment {
         frame["comment"] = json!(c);

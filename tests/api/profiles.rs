@@ -7,7 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{IDENTITY_SECRET, TestApp, hello_as, identity_app, signed};
+use crate::helpers::{IDENTITY_SECRET, TestApp, WsClient, hello_as, identity_app, signed};
+use crate::insights::{post, rate};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -17,6 +18,17 @@ async fn profile(app: &TestApp, token: &str, session: &str) -> (StatusCode, Valu
         token,
     )
     .await
+}
+
+/// A signed-in customer's new conversation: its socket and session id.
+async fn signed_in(app: &TestApp, identity: Value) -> (WsClient, String) {
+    let mut ws = app.connect().await;
+    let frames = hello_as(&mut ws, None, identity).await;
+    let session = frames.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ws, session)
 }
 
 fn codes(profile: &Value) -> Vec<&str> {
@@ -36,43 +48,22 @@ async fn a_customers_profile_gathers_their_conversations_and_says_why_they_look_
     let ben = || signed("cust-9", "ben@example.com", IDENTITY_SECRET);
 
     // A first conversation: a broken skillet, closed by a person, rated 2.
-    let mut first = app.connect().await;
-    let frames = hello_as(&mut first, None, ben()).await;
-    let one = frames.last().unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut first, one) = signed_in(&app, ben()).await;
     first
         .ask(
             "q1",
             "My skillet arrived cracked, this is really disappointing",
         )
         .await;
-    for action in ["takeover", "close"] {
-        let response = reqwest::Client::new()
-            .post(app.url(&format!("/api/console/conversations/{one}/{action}")))
-            .bearer_auth(&token)
-            .json(&json!({"outcome": "resolved"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{action}");
-    }
+    post(&app, &token, &one, "takeover", json!({})).await;
+    post(&app, &token, &one, "close", json!({"outcome": "resolved"})).await;
     first
         .recv_until_where(Duration::from_secs(5), |f| f["event"] == "closed")
         .await;
-    first.send_json(json!({"type": "rating", "score": 2})).await;
-    first
-        .recv_until_where(Duration::from_secs(5), |f| f["event"] == "rated")
-        .await;
+    rate(&mut first, 2, None).await;
 
     // A second conversation on another device: worse, and a threat to leave.
-    let mut second = app.connect().await;
-    let frames = hello_as(&mut second, None, ben()).await;
-    let two = frames.last().unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut second, two) = signed_in(&app, ben()).await;
     assert_ne!(one, two);
     second
         .ask(
