@@ -136,6 +136,9 @@ pub struct ConfigLayer {
     /// On the CPU, memory for dequantized (f16) copies of the model's weights, used for prompts and batches of several rows through a real matrix product; 0 turns it off [default: 512]
     #[arg(long, env = "FRONTDESK_DENSE_PREFILL_MB", global = true)]
     pub dense_prefill_mb: Option<u32>,
+    /// Memory for the KV caches of recent replies, reused when a new prompt starts the same way (the instruction and the same article); the oldest go first; 0 turns reuse off [default: 256]
+    #[arg(long, env = "FRONTDESK_PREFIX_CACHE_MB", global = true)]
+    pub prefix_cache_mb: Option<u32>,
     /// The shop's order system, speaking the contract in docs/connectors.md (unset: the demo shop's orders, served by this server, when demo_page is on) [default: unset]
     #[arg(long, env = "FRONTDESK_CONNECTOR_URL", global = true)]
     pub connector_url: Option<String>,
@@ -211,6 +214,7 @@ impl ConfigLayer {
             redact_for_model: self.redact_for_model.or(lower.redact_for_model),
             requantize: self.requantize.or(lower.requantize),
             dense_prefill_mb: self.dense_prefill_mb.or(lower.dense_prefill_mb),
+            prefix_cache_mb: self.prefix_cache_mb.or(lower.prefix_cache_mb),
             retention_days: self.retention_days.or(lower.retention_days),
             abandoned_after_mins: self.abandoned_after_mins.or(lower.abandoned_after_mins),
             connector_url: self.connector_url.or(lower.connector_url),
@@ -268,6 +272,8 @@ pub struct Config {
     pub requantize: bool,
     /// Budget for dense copies of quantized weights on the CPU, in MB.
     pub dense_prefill_mb: u32,
+    /// Budget for reusable KV caches of recent prompts, in MB; 0: no reuse.
+    pub prefix_cache_mb: u32,
     /// `None`: conversations are kept until erased.
     pub retention_days: Option<u32>,
     /// Minutes a conversation may be quiet before the insights count it as over.
@@ -354,6 +360,7 @@ impl Config {
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             requantize: layer.requantize.unwrap_or(true),
             dense_prefill_mb: layer.dense_prefill_mb.unwrap_or(512),
+            prefix_cache_mb: layer.prefix_cache_mb.unwrap_or(256),
             retention_days: layer.retention_days,
             abandoned_after_mins: layer.abandoned_after_mins.unwrap_or(30),
             connector_url: layer.connector_url.filter(|u| !u.is_empty()),

@@ -146,6 +146,7 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
         admission,
         config.generation_concurrency,
         config.dense_prefill_mb,
+        config.prefix_cache_mb,
     )
     .await?;
     Ok(Arc::new(generator))

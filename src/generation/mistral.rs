@@ -31,6 +31,9 @@ pub enum ModelError {
     Requantize(#[from] super::requantize::RequantizeError),
 }
 
+/// Most replies whose KV caches are kept for reuse (mistral.rs' default).
+const PREFIX_CACHE_ENTRIES: usize = 16;
+
 pub struct MistralGenerator {
     model: Arc<Model>,
     admission: Admission,
@@ -44,7 +47,9 @@ impl MistralGenerator {
     /// With `requantize_into`, a model on the CPU whose weights have only
     /// slow CPU kernels is loaded from a Q8_0 copy kept in that folder.
     /// Up to `dense_prefill_mb` of dequantized weights serve inputs of
-    /// several rows (prompts, batches) on the CPU.
+    /// several rows (prompts, batches) on the CPU. Up to `prefix_cache_mb`
+    /// of recent replies' KV caches are kept for prompts that start the same
+    /// way.
     pub async fn load(
         source: &Path,
         device: DeviceKind,
@@ -52,6 +57,7 @@ impl MistralGenerator {
         admission: Admission,
         max_running: usize,
         dense_prefill_mb: u32,
+        prefix_cache_mb: u32,
     ) -> Result<MistralGenerator, ModelError> {
         check_gguf(source)?;
         let started = Instant::now();
@@ -122,15 +128,16 @@ impl MistralGenerator {
                 NonZeroUsize::new(max_running.max(1)).expect("max(1) is non-zero"),
             ),
         };
-        // No prefix cache: in mistral.rs 0.8.1 it keeps every reply's KV cache
-        // in memory when it runs on the CPU (its eviction counts only caches
-        // on a GPU, and evicted ones move to CPU memory): RSS grew from 525 MB
-        // to 1.3 GB over 40 conversations and would run out of memory. It
-        // can also match one position past what it stored (fixed upstream
-        // after 0.8.1).
+        // The prefix cache as patched in vendor/mistralrs-core: bounded on
+        // every device (0.8.1 never evicted on the CPU: RSS grew from 525 MB
+        // to 1.3 GB over 40 conversations), by bytes as well as entries, and
+        // never matching past what it stored (0.8.1 could attend over one
+        // zeroed row).
+        mistralrs::core::prefix_cache_budget::set_max_bytes((prefix_cache_mb as usize) << 20);
         let engine = EngineConfig {
             throughput_logging_enabled: false,
-            no_prefix_cache: true,
+            no_prefix_cache: prefix_cache_mb == 0,
+            prefix_cache_n: PREFIX_CACHE_ENTRIES,
             ..EngineConfig::default()
         };
         let model = mistralrs::model_builder_trait::build_model_from_pipeline(

@@ -1,0 +1,147 @@
+//! The prefix cache as patched in vendor/mistralrs-core (vendor/README.md),
+//! with the real model: a reply that reuses an earlier prompt's KV cache is
+//! the reply the model gives without reuse, for the prompts Frontdesk builds
+//! and for a prompt that continues an earlier reply word for word (where
+//! mistral.rs 0.8.1 matched one position past what it stored); and the cache
+//! keeps to its byte budget.
+//!
+//! A test binary of its own: the byte budgets of the prefix cache and of the
+//! dense weights are per process, and this test sets them.
+
+use std::path::{Path, PathBuf};
+
+use frontdesk::config::DeviceKind;
+use frontdesk::generation::{
+    Admission, ChatTurn, GenEvent, GenerationRequest, MistralGenerator, Speaker, TextGenerator,
+    prompt,
+};
+use frontdesk::knowledge::Passage;
+use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
+use mistralrs::core::prefix_cache_budget;
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Both generators fit their dense weights, so they compute alike.
+const DENSE_MB: u32 = 2048;
+
+async fn load(prefix_cache_mb: u32) -> MistralGenerator {
+    let model = repo_path("models").join(DEFAULT_MODEL_FILE);
+    models::ensure(&DEFAULT_CHAT_MODEL, &model)
+        .await
+        .expect("fetch the default model");
+    MistralGenerator::load(
+        &model,
+        DeviceKind::Cpu,
+        Some(&repo_path("target/test-data/models")),
+        Admission::new(1, 8),
+        1,
+        DENSE_MB,
+        prefix_cache_mb,
+    )
+    .await
+    .expect("load the default model")
+}
+
+async fn reply(generator: &MistralGenerator, request: &GenerationRequest) -> String {
+    let mut events = generator.start(request.clone()).expect("admitted");
+    let mut text = String::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            GenEvent::Token(token) => text.push_str(&token),
+            GenEvent::Done { .. } => return text,
+            GenEvent::Failed(e) => panic!("generation failed: {e}"),
+        }
+    }
+    text
+}
+
+fn returns_passage() -> Passage {
+    Passage {
+        id: "returns#0".into(),
+        article_id: "returns".into(),
+        article_title: "Returns".into(),
+        heading: "Sending something back".into(),
+        text: "You can return any unused item within 30 days of delivery. Print the \
+               prepaid label from your account, pack the item in its original box and \
+               drop it at any post office. We refund the price to the card you paid with \
+               within 5 working days of receiving the parcel. Sale items can be returned \
+               too, but made-to-measure curtains cannot."
+            .into(),
+        tags: Vec::new(),
+        url: "/kb/returns".into(),
+        questions: Vec::new(),
+    }
+}
+
+fn turn(speaker: Speaker, text: &str) -> ChatTurn {
+    ChatTurn {
+        speaker,
+        text: text.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_that_reuse_a_cached_prompt_equal_replies_without_reuse() {
+    let without = load(0).await;
+    let with = load(256).await;
+    let passage = returns_passage();
+    let ask = |history: &[ChatTurn], question: &str| prompt::build(history, question, &passage, 300, 24);
+
+    let first = ask(&[], "How long do I have to return a lamp?");
+    let same_article = ask(&[], "Who pays for the return label?");
+    let follow_up_history = [
+        turn(Speaker::Customer, "How long do I have to return a lamp?"),
+        turn(Speaker::Assistant, "You can return it within 30 days of delivery."),
+    ];
+    let follow_up = ask(&follow_up_history, "And when do I get my money back?");
+
+    let (hits_before, past_before) = prefix_cache_budget::hits();
+    let first_reply = reply(&with, &first).await;
+    assert_eq!(first_reply, reply(&without, &first).await, "nothing cached yet");
+    assert!(!first_reply.trim().is_empty());
+
+    // Frontdesk's own prompt shapes: another question about the same article
+    // (the instruction and the article are shared), the same prompt again,
+    // and a follow-up with history. None reaches past what was stored.
+    for request in [&same_article, &first, &follow_up] {
+        let reused = reply(&with, request).await;
+        assert_eq!(reused, reply(&without, request).await, "{request:?}");
+    }
+    let (hits, past) = prefix_cache_budget::hits();
+    assert_eq!(hits - hits_before, 3, "each of the three reused a cache");
+    assert_eq!(past, past_before, "our prompts never reach past the cache");
+
+    // A prompt that repeats the first exchange word for word matches the
+    // stored tokens one past the KV cache (the reply's last token was
+    // sampled but never run); the patched cache stops where its rows end.
+    let mut continued = first.clone();
+    continued.turns.push(turn(Speaker::Assistant, &first_reply));
+    continued
+        .turns
+        .push(turn(Speaker::Customer, "Does that include sale items?"));
+    let reused = reply(&with, &continued).await;
+    assert_eq!(reused, reply(&without, &continued).await);
+    let (_, past_after) = prefix_cache_budget::hits();
+    assert_eq!(past_after - past, 1, "this prompt reached past the stored rows");
+
+    // Bounded by bytes: with room for about one reply's cache, one is kept.
+    let (held, entries) = prefix_cache_budget::held();
+    assert!(entries >= 2, "{entries} kept within 256 MB");
+    let one = held / entries;
+    prefix_cache_budget::set_max_bytes(one + one / 2);
+    let _ = reply(&with, &ask(&[], "Can I return curtains?")).await;
+    // The engine stores and evicts just after it sends the last token.
+    let mut kept = prefix_cache_budget::held();
+    for _ in 0..200 {
+        if kept.1 == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        kept = prefix_cache_budget::held();
+    }
+    let (held, entries) = kept;
+    assert_eq!(entries, 1);
+    assert!(held <= one + one / 2, "{held} bytes held");
+}
