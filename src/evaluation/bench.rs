@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// messages (for `bench/compare_llama_cpp.py`)
     #[arg(long)]
     pub prompts_out: Option<std::path::PathBuf>,
+    /// After the other rounds, this many more replies one at a time, each
+    /// a different customer's wording (so their prompts differ), with the
+    /// process's memory after 10, 100, 500 and every 500 after
+    #[arg(long, default_value_t = 0)]
+    pub soak: usize,
     #[command(subcommand)]
     pub what: Option<BenchCommand>,
 }
@@ -130,13 +135,7 @@ async fn measure(
             println!("    {}", reply.text);
             alone.push(reply);
         }
-        let rss = rss_mb(None);
-        println!(
-            "after {} replies: RSS {}",
-            alone.len(),
-            rss.map_or("?".into(), |m| format!("{m:.0} MB"))
-        );
-        rss_after.push(json!({ "replies": alone.len(), "rss_mb": rss }));
+        rss_after.push(memory_line(alone.len()));
     }
     if let Some(path) = prompts_out {
         generator.write_prompts(path)?;
@@ -161,6 +160,17 @@ async fn measure(
         println!("{n} at once: {round}");
         rounds.push(round);
     }
+    let mut soak = Vec::new();
+    for i in 1..=args.soak {
+        let question = format!(
+            "Hello, this is customer {i}. {}",
+            QUESTIONS[i % QUESTIONS.len()]
+        );
+        ask(&state, &question).await?;
+        if i == 10 || i == 100 || i % 500 == 0 {
+            soak.push(memory_line(i));
+        }
+    }
     let summary = json!({
         "model_load_s": load.as_secs_f64(),
         "replies": alone.len(),
@@ -171,6 +181,7 @@ async fn measure(
         "reply_ms_p50": p50(alone.iter().map(|r| r.total)),
         "rss_mb": rss_after,
         "concurrent": rounds,
+        "soak": soak,
     });
     drop(state);
     let _ = std::fs::remove_dir_all(scratch);
@@ -289,6 +300,25 @@ async fn ask(state: &Arc<AppState>, question: &str) -> anyhow::Result<Reply> {
 
 fn ms(d: Option<Duration>) -> u128 {
     d.map_or(0, |d| d.as_millis())
+}
+
+/// Prints and returns the process's memory and what the prefix cache keeps
+/// after `replies` replies.
+fn memory_line(replies: usize) -> Value {
+    let rss = rss_mb(None);
+    let (bytes, entries) = mistralrs::core::prefix_cache_budget::held();
+    let (hits, _) = mistralrs::core::prefix_cache_budget::hits();
+    println!(
+        "after {replies} replies: RSS {}, prefix cache {entries} replies in {:.0} MB, {hits} prompts reused one",
+        rss.map_or("?".into(), |m| format!("{m:.0} MB")),
+        bytes as f64 / 1e6
+    );
+    json!({
+        "replies": replies,
+        "rss_mb": rss,
+        "prefix_cache_mb": bytes as f64 / 1e6,
+        "prefix_cache_hits": hits,
+    })
 }
 
 /// A process's resident memory in MB (Linux; `None` is this process),

@@ -68,6 +68,7 @@ fn shared() -> &'static Shared {
                     Admission::new(1, 32),
                     1,
                     config.dense_prefill_mb,
+                    config.prefix_cache_mb,
                 )
                 .await
                 .expect("load the default model");

@@ -1,4 +1,4 @@
-use candle_core::{Device, Result};
+use candle_core::Result;
 use indexmap::IndexMap;
 use tracing::info;
 
@@ -250,10 +250,17 @@ impl PrefixCacheManagerV2 {
         let (mut best_index, mut best_past_stored) = (0, false); // Frontdesk patch
         for (index, (k, v)) in self.caches.iter().enumerate() {
             // Frontdesk patch: never past what the cache holds (its key has
-            // one token more), and leave at least one token to run, whose
-            // logits the next sample needs.
+            // one token more), and leave the prompt's last few tokens to run:
+            // enough rows for the dense product a prompt without reuse gets
+            // (vendor/mistralrs-quant) rather than the quantized kernel, so
+            // the next token's logits round as closely as they can to a
+            // prompt without reuse (one row changed 2 of 5 greedy replies,
+            // four rows 1 of 5).
+            let to_run = mistralrs_quant::dense_prefill::DENSE_MIN_ROWS;
             let shared = toks.shared_prefix_len(k);
-            let match_len = shared.min(v.stored_len()).min(toks.0.len() - 1);
+            let match_len = shared
+                .min(v.stored_len())
+                .min(toks.0.len().saturating_sub(to_run));
             if match_len == 0 {
                 continue;
             }
@@ -382,6 +389,10 @@ impl PrefixCacheManagerV2 {
             }
             for layer in cache.cache.iter_mut().flatten() {
                 layer.set_len(match_len)?;
+                // Frontdesk patch: the sequence writes its next rows into
+                // this cache in place (see kv_cache's clone_in_cache), so it
+                // gets its own copy; the stored one stays as it was.
+                owned_copy(layer)?;
             }
             return Ok(Some(MatchingCache::Normal {
                 normal: cache.cache,
