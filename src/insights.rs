@@ -10,14 +10,23 @@ use serde_json::json;
 
 use crate::api::ApiError;
 use crate::state::AppState;
+use crate::storage::insights::{ConversationFilter, ConversationRow};
 use crate::storage::now_ms;
-use crate::storage::outcomes::Judging;
+use crate::storage::outcomes::{ConversationOutcome, Judging};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/insights")
             .wrap(from_fn(crate::console::auth::require_agent))
+            // A query that does not parse is a JSON `bad_request`, like
+            // every other error of this API.
+            .app_data(
+                web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest(format!("invalid query: {e}")).into()
+                }),
+            )
             .route("/overview", web::get().to(overview))
+            .route("/conversations", web::get().to(conversations))
             .route("/conversations.csv", web::get().to(conversations_csv)),
     );
 }
@@ -50,6 +59,88 @@ impl PeriodQuery {
     }
 }
 
+/// A period and which of its conversations: the drill-down behind every
+/// number of the insights page, as JSON or CSV.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default = "default_days")]
+    days: u32,
+    outcome: Option<ConversationOutcome>,
+    flag: Option<String>,
+    person: Option<bool>,
+    rating: Option<i64>,
+    /// A UTC day, `YYYY-MM-DD` (a point of the page's lines).
+    date: Option<String>,
+    intent: Option<String>,
+    kind: Option<String>,
+    product: Option<String>,
+    aspect: Option<String>,
+}
+
+impl ListQuery {
+    fn period(&self) -> PeriodQuery {
+        PeriodQuery { days: self.days }
+    }
+
+    fn filter(&self) -> Result<ConversationFilter, ApiError> {
+        if let Some(date) = &self.date {
+            let shape_ok = date.len() == 10
+                && date.char_indices().all(|(i, c)| match i {
+                    4 | 7 => c == '-',
+                    _ => c.is_ascii_digit(),
+                });
+            if !shape_ok {
+                return Err(ApiError::BadRequest(format!(
+                    "date must be YYYY-MM-DD, not {date:?}"
+                )));
+            }
+        }
+        Ok(ConversationFilter {
+            outcome: self.outcome,
+            flag_reason: self.flag.clone(),
+            person_joined: self.person,
+            rating: self.rating,
+            date: self.date.clone(),
+            intent: self.intent.clone(),
+            kind: self.kind.clone(),
+            product: self.product.clone(),
+            aspect: self.aspect.clone(),
+        })
+    }
+}
+
+/// Most conversations one drill-down returns as JSON (newest first); the
+/// CSV has them all.
+const LIST_LIMIT: usize = 200;
+
+/// The period's conversations that match, newest first.
+async fn matching(state: &AppState, query: &ListQuery) -> Result<Vec<ConversationRow>, ApiError> {
+    let (to, span) = query.period().span_ms()?;
+    let filter = query.filter()?;
+    let mut rows = state
+        .store
+        .insight_conversations(to - span, to, judging(state))
+        .await?;
+    rows.retain(|row| filter.matches(row));
+    rows.reverse();
+    Ok(rows)
+}
+
+async fn conversations(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut rows = matching(&state, &query).await?;
+    let total = rows.len();
+    rows.truncate(LIST_LIMIT);
+    Ok(HttpResponse::Ok().json(json!({
+        "days": query.days,
+        "total": total,
+        "conversations": rows,
+    })))
+}
+
 /// A conversation quiet for `abandoned_after_mins` is over.
 fn judging(state: &AppState) -> Judging {
     Judging::now(state.config.abandoned_after_mins)
@@ -74,17 +165,14 @@ async fn overview(
     })))
 }
 
-/// The period's conversations as CSV, one row each: what a shop opens in a
-/// spreadsheet (when, how it went, the rating, what the customer raised).
+/// The period's conversations (all, or those a filter picks) as CSV, one
+/// row each, newest first: what a shop opens in a spreadsheet (when, how it
+/// went, the rating, what the customer raised).
 async fn conversations_csv(
     state: web::Data<AppState>,
-    query: web::Query<PeriodQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (to, span) = query.span_ms()?;
-    let rows = state
-        .store
-        .insight_conversations(to - span, to, judging(&state))
-        .await?;
+    let rows = matching(&state, &query).await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in &rows {
         writer

@@ -91,19 +91,27 @@ async fn replies_that_reuse_a_cached_prompt_equal_replies_without_reuse() {
     let without = load(0).await;
     let with = load(256).await;
     let passage = returns_passage();
-    let ask = |history: &[ChatTurn], question: &str| prompt::build(history, question, &passage, 300, 48);
+    let ask =
+        |history: &[ChatTurn], question: &str| prompt::build(history, question, &passage, 300, 48);
 
     let first = ask(&[], "How long do I have to return a lamp?");
     let same_article = ask(&[], "Who pays for the return label?");
     let follow_up_history = [
         turn(Speaker::Customer, "How long do I have to return a lamp?"),
-        turn(Speaker::Assistant, "You can return it within 30 days of delivery."),
+        turn(
+            Speaker::Assistant,
+            "You can return it within 30 days of delivery.",
+        ),
     ];
     let follow_up = ask(&follow_up_history, "And when do I get my money back?");
 
     let (hits_before, past_before) = prefix_cache_budget::hits();
     let first_reply = reply(&with, &first).await;
-    assert_eq!(first_reply, reply(&without, &first).await, "nothing cached yet");
+    assert_eq!(
+        first_reply,
+        reply(&without, &first).await,
+        "nothing cached yet"
+    );
     assert!(!first_reply.trim().is_empty());
 
     // Frontdesk's own prompt shapes: another question about the same article
@@ -128,7 +136,11 @@ async fn replies_that_reuse_a_cached_prompt_equal_replies_without_reuse() {
     let reused = reply(&with, &continued).await;
     assert_eq!(reused, reply(&without, &continued).await);
     let (_, past_after) = prefix_cache_budget::hits();
-    assert_eq!(past_after - past, 1, "this prompt reached past the stored rows");
+    assert_eq!(
+        past_after - past,
+        1,
+        "this prompt reached past the stored rows"
+    );
 
     // Bounded by bytes: with room for about one reply's cache, one is kept.
     let (held, entries) = prefix_cache_budget::held();

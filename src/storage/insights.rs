@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::outcomes::{self, Judging};
+use super::outcomes::{self, ConversationOutcome, Judging};
 use super::{Store, StoreError};
 
 /// The figures of one period, `[from_ms, to_ms)` by conversation start.
@@ -48,6 +48,20 @@ pub struct Figures {
     pub top_products: Vec<Mentioned>,
     /// The aspects (price, quality, …) customers raised, most first.
     pub top_aspects: Vec<Mentioned>,
+    /// Each UTC day the period touches, oldest first (the first and the
+    /// last only for the part inside the period): the lines over time.
+    pub daily: Vec<DayPoint>,
+}
+
+/// One UTC day's conversations, how many the bot handled alone, and the
+/// mean sentiment of their customer messages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayPoint {
+    /// The day's start, in milliseconds since the epoch (UTC).
+    pub day_ms: i64,
+    pub conversations: i64,
+    pub bot_alone: i64,
+    pub sentiment: Option<f64>,
 }
 
 /// A product or aspect: how often customer messages raised it, and how they
@@ -106,16 +120,31 @@ fn figures(
     let first_day = (from_ms + DAY_MS - 1).div_euclid(DAY_MS);
     let end_day = to_ms.div_euclid(DAY_MS);
     let mut tally = Tally::default();
-    if first_day < end_day {
-        tally.count(conn, from_ms, first_day * DAY_MS, judging)?;
-        for day in first_day..end_day {
-            tally.merge(day_tally(conn, day, judging)?);
+    let mut daily = Vec::new();
+    let mut add = |day: i64, part: Tally| {
+        // The first day only when some of it is inside and has any.
+        if part.conversations > 0 || day >= first_day {
+            daily.push(part.day_point(day));
         }
-        tally.count(conn, end_day * DAY_MS, to_ms, judging)?;
+        tally.merge(part);
+    };
+    let counted = |from: i64, to: i64| -> Result<Tally, StoreError> {
+        let mut part = Tally::default();
+        part.count(conn, from, to, judging)?;
+        Ok(part)
+    };
+    if first_day <= end_day {
+        add(first_day - 1, counted(from_ms, first_day * DAY_MS)?);
+        for day in first_day..end_day {
+            add(day, day_tally(conn, day, judging)?);
+        }
+        add(end_day, counted(end_day * DAY_MS, to_ms)?);
     } else {
-        tally.count(conn, from_ms, to_ms, judging)?;
+        add(end_day, counted(from_ms, to_ms)?);
     }
-    Ok(tally.figures(from_ms, to_ms))
+    let mut figures = tally.figures(from_ms, to_ms);
+    figures.daily = daily;
+    Ok(figures)
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -319,6 +348,15 @@ struct MentionSums {
 }
 
 impl Tally {
+    fn day_point(&self, day: i64) -> DayPoint {
+        DayPoint {
+            day_ms: day * DAY_MS,
+            conversations: self.conversations,
+            bot_alone: self.conversations - self.with_person,
+            sentiment: mean(self.sentiment),
+        }
+    }
+
     fn conversation(
         &mut self,
         flag: Option<String>,
@@ -359,7 +397,6 @@ impl Tally {
     }
 
     fn figures(self, from_ms: i64, to_ms: i64) -> Figures {
-        let mean = |(sum, n): (f64, i64)| (n > 0).then(|| sum / n as f64);
         let ended: i64 = self
             .outcomes
             .iter()
@@ -406,8 +443,13 @@ impl Tally {
             message_kinds: most_first(self.kinds, usize::MAX),
             top_products,
             top_aspects,
+            daily: Vec::new(),
         }
     }
+}
+
+fn mean((sum, n): (f64, i64)) -> Option<f64> {
+    (n > 0).then(|| sum / n as f64)
 }
 
 /// Counts, most first, ties by name; at most `limit`.
@@ -442,6 +484,48 @@ pub struct ConversationRow {
     pub kinds: String,
     pub products: String,
     pub aspects: String,
+}
+
+/// Which of a period's conversations a drill-down lists (a number or a bar
+/// of the insights page clicked): every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub outcome: Option<ConversationOutcome>,
+    pub flag_reason: Option<String>,
+    pub person_joined: Option<bool>,
+    pub rating: Option<i64>,
+    /// Started on this UTC day, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// Raised by at least one of its customer messages.
+    pub intent: Option<String>,
+    pub kind: Option<String>,
+    pub product: Option<String>,
+    pub aspect: Option<String>,
+}
+
+impl ConversationFilter {
+    pub fn matches(&self, row: &ConversationRow) -> bool {
+        let listed = |wanted: &Option<String>, list: &str| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| list.split(',').any(|item| item == w))
+        };
+        self.outcome.is_none_or(|o| o.as_str() == row.outcome)
+            && self
+                .flag_reason
+                .as_deref()
+                .is_none_or(|f| row.flag_reason.as_deref() == Some(f))
+            && self.person_joined.is_none_or(|p| p == row.person_joined)
+            && self.rating.is_none_or(|r| row.rating == Some(r))
+            && self
+                .date
+                .as_deref()
+                .is_none_or(|d| row.started.get(..10) == Some(d))
+            && listed(&self.intent, &row.intents)
+            && listed(&self.kind, &row.kinds)
+            && listed(&self.product, &row.products)
+            && listed(&self.aspect, &row.aspects)
+    }
 }
 
 impl Store {
@@ -602,6 +686,13 @@ mod tests {
             t.count(conn, now - 7 * DAY_MS, now, judging).unwrap();
             t.figures(now - 7 * DAY_MS, now)
         };
+        // Counting afresh has no days; the figures' days add up to it.
+        let undaily = |mut f: Figures| {
+            let per_day: i64 = f.daily.iter().map(|d| d.conversations).sum();
+            assert_eq!(per_day, f.conversations, "{:?}", f.daily);
+            f.daily.clear();
+            f
+        };
         let want = fresh(&conn);
         assert_eq!(want.conversations, 4);
         assert_eq!(
@@ -616,8 +707,8 @@ mod tests {
         let cold = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
         assert_eq!(kept_days(&conn), 6, "days 94..=99, not today's");
         let warm = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
-        assert_eq!(cold, want);
-        assert_eq!(warm, want);
+        assert_eq!(cold, warm);
+        assert_eq!(undaily(cold), want);
 
         // The customer of day 98 writes again: that day is dropped, and
         // the figures say so.
@@ -631,7 +722,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kept_days(&conn), 5);
-        let after = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        let after = undaily(figures(&conn, now - 7 * DAY_MS, now, judging).unwrap());
         assert_eq!(after, fresh(&conn));
         assert!(after.top_intents.iter().any(|c| c.name == "complaint"));
         // A rating, and an erasure, drop their days too.
@@ -642,7 +733,7 @@ mod tests {
         conn.execute("DELETE FROM sessions WHERE id = 'a'", [])
             .unwrap();
         assert_eq!(
-            figures(&conn, now - 7 * DAY_MS, now, judging).unwrap(),
+            undaily(figures(&conn, now - 7 * DAY_MS, now, judging).unwrap()),
             fresh(&conn)
         );
         // A day whose conversation is still open is not kept.

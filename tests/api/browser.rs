@@ -583,4 +583,26 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
         .text_where("#aspects", |t| t.contains("availability"))
         .await;
     console.screenshot("insights.png").await;
+
+    // A bar clicks through to its conversations, and each opens in the console.
+    console.click("#flags button.link").await;
+    console
+        .text_where("#list", |t| {
+            t.contains("1 conversation.") && t.contains("Resolved with a person")
+        })
+        .await;
+    console.screenshot("insights-drill-down.png").await;
+    // So does a day of the lines over time: today's point.
+    console
+        .click("#line-conversations circle:last-of-type")
+        .await;
+    console
+        .text_where("#list", |t| {
+            t.contains("Conversations started on") && t.contains("1 conversation.")
+        })
+        .await;
+    console.click("#list-rows a").await;
+    console
+        .text_where("#transcript", |t| t.contains("mug"))
+        .await;
 }

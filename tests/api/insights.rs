@@ -167,6 +167,17 @@ async fn the_overview_counts_a_known_history_and_compares_it_with_the_period_bef
     let counted: i64 = intents.iter().map(|i| i["count"].as_i64().unwrap()).sum();
     assert_eq!(counted, 4, "{intents:?}");
     assert!(now["sentiment"].is_f64());
+    // The lines over time: every day of the period, today's point last,
+    // adding up to the period.
+    let daily = now["daily"].as_array().unwrap();
+    assert!(daily.len() >= 7 && daily.len() <= 8, "{daily:?}");
+    let per_day: i64 = daily
+        .iter()
+        .map(|d| d["conversations"].as_i64().unwrap())
+        .sum();
+    assert_eq!(per_day, 3, "{daily:?}");
+    assert_eq!(daily.last().unwrap()["conversations"], 3, "{daily:?}");
+    assert_eq!(daily.last().unwrap()["bot_alone"], 2, "{daily:?}");
     let before = &figures["previous"];
     assert_eq!(before["conversations"], 0);
     assert!(before["containment"].is_null());
@@ -412,4 +423,97 @@ async fn how_conversations_end_is_counted() {
         ],
         "{text}"
     );
+}
+
+/// Every number of the insights page clicks through to its conversations:
+/// the same period, filtered by outcome, hand-off reason, a person joining,
+/// intent, kind, product or aspect, as JSON (newest first) and as CSV; a
+/// filter that does not parse is a JSON `bad_request`.
+#[tokio::test]
+async fn a_number_clicks_through_to_its_conversations() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let mut alone = app.connect().await;
+    let bot_session = alone.start_session().await;
+    alone
+        .ask(
+            "q1",
+            "the tea towels barely absorb anything, so disappointed",
+        )
+        .await;
+    let (_person, person_session) = closed_by_a_person(&app, &token, "resolved").await;
+
+    let list = |query: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            let (status, body) = app
+                .get_with_status(&format!("/api/insights/conversations{query}"), token)
+                .await;
+            (status, body)
+        }
+    };
+    let sessions = |body: &Value| -> Vec<String> {
+        body["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["session"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, all) = list("?days=7").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["total"], 2);
+    // Newest first.
+    assert_eq!(
+        sessions(&all),
+        [person_session.clone(), bot_session.clone()]
+    );
+
+    for (query, expected) in [
+        ("?days=7&person=true", &person_session),
+        ("?days=7&flag=asked_for_human", &person_session),
+        ("?days=7&outcome=resolved_with_person", &person_session),
+        ("?days=7&person=false", &bot_session),
+        ("?days=7&product=tea-towel", &bot_session),
+        ("?days=7&aspect=quality&kind=complaint", &bot_session),
+    ] {
+        let (status, body) = list(query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(
+            sessions(&body),
+            std::slice::from_ref(expected),
+            "{query}: {body}"
+        );
+    }
+    let (_, none) = list("?days=7&product=tea-towel&person=true").await;
+    assert_eq!(none["total"], 0);
+    // An intent the bot row raised finds it.
+    let intent = all["conversations"][1]["intents"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, by_intent) = app
+        .get_with_status(
+            &format!("/api/insights/conversations?days=7&intent={intent}"),
+            &token,
+        )
+        .await;
+    assert!(sessions(&by_intent).contains(&bot_session), "{by_intent}");
+
+    let text = conversations_csv(&app, &token, "?days=7&person=true").await;
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(&rows[0][0], person_session.as_str());
+
+    for bad in ["?outcome=happy", "?colour=red", "?person=maybe", "?days=0"] {
+        let (status, body) = list(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], "bad_request", "{bad}: {body}");
+    }
 }

@@ -267,32 +267,6 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
         seqs: &mut [&mut crate::sequence::Sequence],
         modify_draft_cache: bool,
     ) {
-        // Frontdesk patch: one sequence runs on its own cache. Building a
-        // batch copied every layer's whole cache into a fresh zeroed tensor
-        // at every decoded token. Its rows are then written in place, so a
-        // cache shared with the prefix cache is copied when it is handed
-        // out (prefix_cacher.rs).
-        if seqs.len() == 1 {
-            let layers = pipeline.get_metadata().num_hidden_layers;
-            let src = if modify_draft_cache {
-                seqs[0].normal_draft_cache()
-            } else {
-                seqs[0].normal_cache()
-            };
-            let template = pipeline.cache().normal().0.clone();
-            let caches = (0..layers)
-                .map(|layer| match src.get(layer).and_then(|c| c.as_ref()) {
-                    Some(cache) => cache.clone(),
-                    None => {
-                        let mut cache = template[layer].clone();
-                        cache.reset();
-                        cache
-                    }
-                })
-                .collect();
-            *pipeline.cache().normal() = NormalCache(caches);
-            return;
-        }
         let mut new_k_cache = Vec::new();
         let mut new_v_cache = Vec::new();
 
