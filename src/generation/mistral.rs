@@ -133,7 +133,11 @@ impl MistralGenerator {
         // to 1.3 GB over 40 conversations), by bytes as well as entries, and
         // never matching past what it stored (0.8.1 could attend over one
         // zeroed row).
-        mistralrs::core::prefix_cache_budget::set_max_bytes((prefix_cache_mb as usize) << 20);
+        // The byte budget is the process's; a model without reuse leaves it
+        // to one that has it.
+        if prefix_cache_mb > 0 {
+            mistralrs::core::prefix_cache_budget::set_max_bytes((prefix_cache_mb as usize) << 20);
+        }
         let engine = EngineConfig {
             throughput_logging_enabled: false,
             no_prefix_cache: prefix_cache_mb == 0,

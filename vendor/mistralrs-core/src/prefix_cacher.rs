@@ -257,9 +257,9 @@ impl PrefixCacheManagerV2 {
             // prompt without reuse (one row changed 2 of 5 greedy replies,
             // four rows 1 of 5).
             let to_run = mistralrs_quant::dense_prefill::DENSE_MIN_ROWS;
-            let shared = toks.shared_prefix_len(k);
+            let (shared, stored) = (toks.shared_prefix_len(k), v.stored_len());
             let match_len = shared
-                .min(v.stored_len())
+                .min(stored)
                 .min(toks.0.len().saturating_sub(to_run));
             if match_len == 0 {
                 continue;
@@ -337,7 +337,7 @@ impl PrefixCacheManagerV2 {
                 .is_none_or(|(len, _, _, _, _)| match_len > *len)
             {
                 best_index = index; // Frontdesk patch
-                best_past_stored = shared > v.stored_len();
+                best_past_stored = shared > stored;
                 best_match = Some((
                     match_len,
                     v,
@@ -389,10 +389,6 @@ impl PrefixCacheManagerV2 {
             }
             for layer in cache.cache.iter_mut().flatten() {
                 layer.set_len(match_len)?;
-                // Frontdesk patch: the sequence writes its next rows into
-                // this cache in place (see kv_cache's clone_in_cache), so it
-                // gets its own copy; the stored one stays as it was.
-                owned_copy(layer)?;
             }
             return Ok(Some(MatchingCache::Normal {
                 normal: cache.cache,
