@@ -67,7 +67,7 @@ pub struct ConfigLayer {
     /// Longest generated reply, in tokens [default: 120]
     #[arg(long, env = "FRONTDESK_MAX_REPLY_TOKENS", global = true)]
     pub max_reply_tokens: Option<usize>,
-    /// Replies generated at the same time [default: 1]
+    /// Replies generated at the same time, decoded together in one batch [default: 8]
     #[arg(long, env = "FRONTDESK_GENERATION_CONCURRENCY", global = true)]
     pub generation_concurrency: Option<usize>,
     /// Replies allowed to wait for the model before customers are told "busy" [default: 8]
@@ -133,7 +133,7 @@ pub struct ConfigLayer {
     /// On the CPU, run a model whose weights are Q4_1, Q5_0 or Q5_1 (slow CPU kernels) from a Q8_0 copy written once into the data folder [default: true]
     #[arg(long, env = "FRONTDESK_REQUANTIZE", global = true)]
     pub requantize: Option<bool>,
-    /// On the CPU, memory for dequantized (f16) copies of the model's weights, used for prompts and batches of several rows through a real matrix product; 0 turns it off [default: 512]
+    /// On the CPU, memory for dequantized (f16) copies of the model's weights, used for prompts of 32 tokens or more through a real matrix product instead of the quantized kernel (about as fast now, and replies then vary with rounding); 0 keeps them quantized [default: 0]
     #[arg(long, env = "FRONTDESK_DENSE_PREFILL_MB", global = true)]
     pub dense_prefill_mb: Option<u32>,
     /// Memory for the KV caches of recent replies, reused when a new prompt starts the same way (the instruction and the same article); the oldest go first; 0 turns reuse off [default: 256]
@@ -342,7 +342,7 @@ impl Config {
             context_tokens: layer.context_tokens.unwrap_or(600),
             answer_style: layer.answer_style.unwrap_or_default(),
             max_reply_tokens: layer.max_reply_tokens.unwrap_or(120),
-            generation_concurrency: layer.generation_concurrency.unwrap_or(1),
+            generation_concurrency: layer.generation_concurrency.unwrap_or(8),
             generation_queue: layer.generation_queue.unwrap_or(8),
             retrieval_top_k: layer.retrieval_top_k.unwrap_or(3),
             min_relevance: layer.min_relevance.unwrap_or(0.5),
@@ -359,7 +359,7 @@ impl Config {
             admin_token: layer.admin_token.filter(|t| !t.is_empty()),
             redact_for_model: layer.redact_for_model.unwrap_or(true),
             requantize: layer.requantize.unwrap_or(true),
-            dense_prefill_mb: layer.dense_prefill_mb.unwrap_or(512),
+            dense_prefill_mb: layer.dense_prefill_mb.unwrap_or(0),
             prefix_cache_mb: layer.prefix_cache_mb.unwrap_or(256),
             retention_days: layer.retention_days,
             abandoned_after_mins: layer.abandoned_after_mins.unwrap_or(30),

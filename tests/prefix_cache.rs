@@ -3,10 +3,12 @@
 //! the reply the model gives without reuse, for the prompts Frontdesk builds
 //! and for a prompt that continues an earlier reply word for word (where
 //! mistral.rs 0.8.1 matched one position past what it stored); and the cache
-//! keeps to its byte budget.
+//! keeps to its byte budget. Also the batching patch beside it: replies
+//! decoded together, at different lengths, equal replies decoded alone.
 //!
 //! A test binary of its own: the byte budgets of the prefix cache and of the
-//! dense weights are per process, and this test sets them.
+//! dense weights, and the batching switch, are per process, and these tests
+//! set them.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,7 @@ use frontdesk::generation::{
 };
 use frontdesk::knowledge::Passage;
 use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
-use mistralrs::core::prefix_cache_budget;
+use mistralrs::core::{padded_decode, prefix_cache_budget};
 
 fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -31,6 +33,11 @@ fn repo_path(rel: &str) -> PathBuf {
 const DENSE_MB: u32 = 0;
 
 async fn load(prefix_cache_mb: u32) -> MistralGenerator {
+    load_running(prefix_cache_mb, 1).await
+}
+
+/// The default model, decoding up to `running` customers' replies at once.
+async fn load_running(prefix_cache_mb: u32, running: usize) -> MistralGenerator {
     let model = repo_path("models").join(DEFAULT_MODEL_FILE);
     models::ensure(&DEFAULT_CHAT_MODEL, &model)
         .await
@@ -39,8 +46,8 @@ async fn load(prefix_cache_mb: u32) -> MistralGenerator {
         &model,
         DeviceKind::Cpu,
         Some(&repo_path("target/test-data/models")),
-        Admission::new(1, 8),
-        1,
+        Admission::new(running, 8),
+        running,
         DENSE_MB,
         prefix_cache_mb,
     )
@@ -160,4 +167,36 @@ async fn replies_that_reuse_a_cached_prompt_equal_replies_without_reuse() {
     let (held, entries) = kept;
     assert_eq!(entries, 1);
     assert!(held <= one + one / 2, "{held} bytes held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_decoded_together_at_different_lengths_equal_replies_decoded_alone() {
+    let generator = load_running(0, 4).await;
+    assert!(padded_decode::enabled(), "the default model is a llama");
+    let passage = returns_passage();
+    // Questions of different lengths: their prompts, and so their replies'
+    // positions, differ, which mistral.rs 0.8.1 never batched.
+    let requests: Vec<GenerationRequest> = [
+        "How long do I have to return a lamp?",
+        "Who pays for the return label?",
+        "I bought curtains made to measure for our living room last month; can I still send them back?",
+        "Refund when?",
+    ]
+    .iter()
+    .map(|question| prompt::build(&[], question, &passage, 300, 48))
+    .collect();
+
+    let mut alone = Vec::new();
+    for request in &requests {
+        alone.push(reply(&generator, request).await);
+    }
+    let padded_before = padded_decode::padded_steps();
+    let together =
+        futures_util::future::join_all(requests.iter().map(|request| reply(&generator, request)))
+            .await;
+    assert!(
+        padded_decode::padded_steps() > padded_before,
+        "replies of different lengths decoded in one batch"
+    );
+    assert_eq!(together, alone);
 }

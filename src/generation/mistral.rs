@@ -138,6 +138,14 @@ impl MistralGenerator {
         if prefix_cache_mb > 0 {
             mistralrs::core::prefix_cache_budget::set_max_bytes((prefix_cache_mb as usize) << 20);
         }
+        // Customers' replies at different lengths decode in one batch (the
+        // patch in vendor/mistralrs-core); only the llama architecture's
+        // forward masks the padding that needs, and the switch is the
+        // process's, so the last model loaded decides.
+        // Measured and tested on the CPU only.
+        let batch_any_length = matches!(device, DeviceKind::Cpu)
+            && gguf_architecture(path).as_deref() == Some("llama");
+        mistralrs::core::padded_decode::set_enabled(batch_any_length);
         let engine = EngineConfig {
             throughput_logging_enabled: false,
             no_prefix_cache: prefix_cache_mb == 0,
@@ -182,6 +190,19 @@ impl MistralGenerator {
     pub fn load_time(&self) -> Duration {
         self.load_time
     }
+}
+
+/// `general.architecture` of a GGUF file, read from its header.
+fn gguf_architecture(path: &Path) -> Option<String> {
+    use candle_core::quantized::gguf_file;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let content = gguf_file::Content::read(&mut reader).ok()?;
+    content
+        .metadata
+        .get("general.architecture")?
+        .to_string()
+        .ok()
+        .cloned()
 }
 
 fn check_gguf(path: &Path) -> Result<(), ModelError> {
@@ -305,6 +326,46 @@ mod tests {
     use candle_core::{Device, Tensor};
     use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig, dense_prefill};
 
+    /// The patched mistralrs-quant (vendor/README.md) multiplies a few rows
+    /// (customers decoded together, or one) reading each weight once, and
+    /// every value is the one candle's own kernel gives, for Q8_0 (its own
+    /// AVX2 kernel) and the other block formats, on sizes that fill no tile.
+    #[test]
+    fn few_rows_give_exactly_what_candles_kernel_gives() {
+        use candle_core::quantized::QMatMul;
+        use candle_nn::Module;
+        let device = Device::Cpu;
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+        ] {
+            let weight = Tensor::randn(0f32, 1.0, (203, 512), &device).unwrap();
+            let q = Arc::new(QTensor::quantize(&weight, dtype).unwrap());
+            let layer = GgufMatMul::new(QuantMethodConfig::Gguf {
+                q_weight: q.clone(),
+                b: None,
+            })
+            .unwrap();
+            let candle = QMatMul::from_arc(q).unwrap();
+            // Below dense_prefill::DENSE_MIN_ROWS, so no dense copy is made
+            // whatever budget another test sets.
+            for rows in [1, 2, 3, 5, 8, 17] {
+                let input = Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap();
+                let ours = layer.forward(&input).unwrap();
+                let theirs = candle.forward(&input).unwrap();
+                assert_eq!(ours.dims(), theirs.dims());
+                let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
+                assert_eq!(
+                    diff.to_scalar::<f32>().unwrap(),
+                    0.0,
+                    "{dtype:?}, {rows} rows"
+                );
+            }
+        }
+    }
+
     /// The patched mistralrs-quant (vendor/README.md) gives a prompt of
     /// several rows the same product through the dense copy as the
     /// quantized kernel does, and one row keeps the quantized kernel.
@@ -320,7 +381,7 @@ mod tests {
             })
             .unwrap()
         };
-        let prompt = Tensor::randn(0f32, 1.0, (1, 8, 128), &device).unwrap();
+        let prompt = Tensor::randn(0f32, 1.0, (1, 40, 128), &device).unwrap();
         let quantized = layer(&q).forward(&prompt).unwrap();
 
         dense_prefill::set_budget(1 << 20, false);

@@ -71,6 +71,7 @@ mod pipeline;
 mod prefix_cacher;
 // Frontdesk patch: the prefix cache's byte budget (vendor/README.md).
 pub use prefix_cacher::budget as prefix_cache_budget;
+pub mod padded_decode; // Frontdesk patch
 pub mod reasoning_parsers;
 mod request;
 mod response;

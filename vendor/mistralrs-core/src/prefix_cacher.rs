@@ -250,13 +250,8 @@ impl PrefixCacheManagerV2 {
         let (mut best_index, mut best_past_stored) = (0, false); // Frontdesk patch
         for (index, (k, v)) in self.caches.iter().enumerate() {
             // Frontdesk patch: never past what the cache holds (its key has
-            // one token more), and leave the prompt's last few tokens to run:
-            // enough rows for the dense product a prompt without reuse gets
-            // (vendor/mistralrs-quant) rather than the quantized kernel, so
-            // the next token's logits round as closely as they can to a
-            // prompt without reuse (one row changed 2 of 5 greedy replies,
-            // four rows 1 of 5).
-            let to_run = mistralrs_quant::dense_prefill::DENSE_MIN_ROWS;
+            // one token more).
+            let to_run = 1;
             let (shared, stored) = (toks.shared_prefix_len(k), v.stored_len());
             let match_len = shared
                 .min(stored)
@@ -405,16 +400,18 @@ impl PrefixCacheManagerV2 {
     }
 }
 
-/// Frontdesk patch: a copy of a layer's cache in its own storage.
+/// Frontdesk patch: a copy of a layer's cache in its own storage
+/// (`Tensor::copy` on the CPU clones the whole storage a view points into:
+/// a batch's, for a sequence that decoded in one).
 fn owned_copy(layer: &mut KvCache) -> Result<()> {
     match layer {
         KvCache::Normal { k, v } => {
-            k.all_data = k.all_data.as_ref().map(|t| t.copy()).transpose()?;
-            v.all_data = v.all_data.as_ref().map(|t| t.copy()).transpose()?;
+            k.all_data = k.all_data.as_ref().map(|t| t.force_contiguous()).transpose()?;
+            v.all_data = v.all_data.as_ref().map(|t| t.force_contiguous()).transpose()?;
         }
         KvCache::Rotating { k, v } => {
-            k.all_data = k.all_data.as_ref().map(|t| t.copy()).transpose()?;
-            v.all_data = v.all_data.as_ref().map(|t| t.copy()).transpose()?;
+            k.all_data = k.all_data.as_ref().map(|t| t.force_contiguous()).transpose()?;
+            v.all_data = v.all_data.as_ref().map(|t| t.force_contiguous()).transpose()?;
         }
         KvCache::Shared { .. } => {}
     }

@@ -267,6 +267,18 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
         seqs: &mut [&mut crate::sequence::Sequence],
         modify_draft_cache: bool,
     ) {
+        // Frontdesk patch: sequences of different lengths decode together,
+        // each left-padded (see padded_decode).
+        if crate::padded_decode::enabled() && !modify_draft_cache {
+            match crate::padded_decode::left_padded_batch(seqs) {
+                Ok(Some(cache)) => {
+                    *pipeline.cache().normal() = cache;
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("padded batch failed, batching as upstream: {e}"),
+            }
+        }
         let mut new_k_cache = Vec::new();
         let mut new_v_cache = Vec::new();
 
@@ -439,6 +451,10 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
             debug_assert_eq!(v_caches.len(), seqs.len());
 
             for (seq_i, seq) in seqs.iter_mut().enumerate() {
+                // Frontdesk patch: a decoding sequence may have been padded.
+                let may_be_padded = crate::padded_decode::enabled()
+                    && !modify_draft_cache
+                    && seq.is_completion();
                 let output_cache = if modify_draft_cache {
                     seq.normal_draft_cache()
                 } else {
@@ -449,6 +465,17 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                 let v = v_caches.get(seq_i).unwrap().clone();
 
                 match cache {
+                    // Frontdesk patch: keep only the sequence's own rows.
+                    KvCache::Normal {
+                        k: cache_k,
+                        v: cache_v,
+                    } if may_be_padded && seq_cache.is_some() => {
+                        let rows_before = seq_cache.as_ref().map_or(0, KvCache::current_seq_len);
+                        *seq_cache = Some(KvCache::Normal {
+                            k: crate::padded_decode::unpad(cache_k, k, rows_before).unwrap(),
+                            v: crate::padded_decode::unpad(cache_v, v, rows_before).unwrap(),
+                        });
+                    }
                     KvCache::Normal {
                         k: cache_k,
                         v: cache_v,

@@ -88,6 +88,11 @@ impl SingleCache {
             let diff = self.current_seq_len + seq_len - self.capacity_seq_len;
             let n_blocks_needed = diff.div_ceil(NormalCache::CACHE_GROW_SIZE);
             self.capacity_seq_len += n_blocks_needed * NormalCache::CACHE_GROW_SIZE;
+            // Frontdesk patch: a capacity that is not a multiple of the step
+            // (a padded batch's, see padded_decode) grows up to the maximum.
+            if self.current_seq_len + seq_len <= self.max_seq_len {
+                self.capacity_seq_len = self.capacity_seq_len.min(self.max_seq_len);
+            }
             if self.capacity_seq_len > self.max_seq_len {
                 candle_core::bail!(
                     "kv-cache: requested capacity ({}) above max seq len ({})",

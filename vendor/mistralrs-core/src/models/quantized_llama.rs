@@ -683,6 +683,17 @@ impl ModelWeights {
                 .map(|(_, meta)| meta.is_first_prompt_chunk)
                 .unwrap_or(true)
         });
+        // Frontdesk patch: a decode batch of different lengths masks each
+        // sequence's left padding (see padded_decode).
+        let mask = match mask {
+            None if metadata.is_none() && x.dim(1)? == 1 => crate::padded_decode::decode_mask(
+                start_offsets,
+                cache[0].current_seq_len(),
+                self.dtype,
+                x.device(),
+            )?,
+            mask => mask,
+        };
         let mask = if let Some(ref mapper) = self.mapper {
             DeviceMappedMask::new(mask, &**mapper)?
         } else {

@@ -4,6 +4,7 @@ mod cpu;
 mod cuda;
 #[cfg(feature = "cuda")]
 mod ffi;
+mod row_batched; // Frontdesk patch
 
 use std::{
     borrow::Cow,
@@ -44,7 +45,7 @@ pub mod dense_prefill {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// Rows (tokens across the batch) from which the dense copy is used.
-    pub const DENSE_MIN_ROWS: usize = 4;
+    pub const DENSE_MIN_ROWS: usize = 32;
 
     static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(0);
     static F32: AtomicBool = AtomicBool::new(false);
@@ -140,9 +141,14 @@ impl QuantMethod for GgufMatMul {
     }
 
     fn forward(&self, a: &Tensor) -> Result<Tensor> {
+        // Frontdesk patch: a dense copy for many rows, the weight read once
+        // for a few (row_batched), candle's kernel for one.
         let x = match self.dense_for(a) {
             Some(dense) => dense.forward(a)?,
-            None => self.w.forward(a)?,
+            None => match row_batched::forward(&self.w, a)? {
+                Some(x) => x,
+                None => self.w.forward(a)?,
+            },
         };
         if let Some(ref b) = self.b {
             x.broadcast_add(b)

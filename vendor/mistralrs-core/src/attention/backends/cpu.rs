@@ -416,10 +416,13 @@ where
 
     // final output
     let mut out = vec![T::cast(0.0); b * h * dv];
-    // scratch: one tile  ×  heads ×  dv  (flattened)
-    let mut scratch = vec![0f32; kv_tiles * h * dv];
-    let mut scratch_s = vec![0f32; kv_tiles * h]; // softmax S per tile
-    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * h];
+    // Frontdesk patch: scratch per batch entry as well. Upstream kept one
+    // per tile and head, so every sequence of a batch got the attention of
+    // the batch's last one.
+    // scratch: batch × tile  ×  heads ×  dv  (flattened)
+    let mut scratch = vec![0f32; b * kv_tiles * h * dv];
+    let mut scratch_s = vec![0f32; b * kv_tiles * h]; // softmax S per tile
+    let mut scratch_m = vec![f32::NEG_INFINITY; b * kv_tiles * h];
 
     // Store as plain usize so the capture is Sync (raw *mut T is not Sync)
     let scratch_ptr = scratch.as_mut_ptr() as usize;
@@ -430,13 +433,24 @@ where
         (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
         _ => None,
     };
+    // Frontdesk patch: each sequence's tiles start at its first position
+    // the mask keeps (a left-padded sequence in a batch of different lengths,
+    // see `padded_decode`), so its sums run in the same order as alone.
+    let first_kept: Vec<usize> = (0..b)
+        .map(|b_i| {
+            mask_info.as_ref().map_or(0, |mask| {
+                (0..kv_len)
+                    .find(|&kv_pos| mask.value(b_i, 0, 0, kv_pos) != f32::NEG_INFINITY)
+                    .unwrap_or(kv_len)
+            })
+        })
+        .collect();
 
     FLASH_ATTN_POOL.install(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
-            let start = tile_idx * TILE_KV;
-            let end = (start + TILE_KV).min(kv_len);
-
             for b_i in 0..b {
+                let start = first_kept[b_i] + tile_idx * TILE_KV;
+                let end = (start + TILE_KV).min(kv_len);
                 for h_i in 0..h {
                     // Per‑head slope for ALiBi / NTK bias.
                     let slope = if max_bias > 0.0 {
@@ -448,8 +462,8 @@ where
                     let v_head = h_i / rv2;
 
                     // pointers into scratch
-                    let base_vk = ((tile_idx * h + h_i) * dv) as isize;
-                    let base_s = (tile_idx * h + h_i) as isize;
+                    let base_vk = (((b_i * kv_tiles + tile_idx) * h + h_i) * dv) as isize;
+                    let base_s = ((b_i * kv_tiles + tile_idx) * h + h_i) as isize;
 
                     let q_base = b_i * qstride[0] + h_i * qstride[2];
                     let q_row = &q_data[q_base..q_base + d];
@@ -493,6 +507,11 @@ where
                             .as_ref()
                             .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
                             .unwrap_or(0.0);
+                        // Frontdesk patch: a masked position adds nothing
+                        // (upstream's exp(-inf - -inf) made the tile NaN).
+                        if mask_delta == f32::NEG_INFINITY {
+                            continue;
+                        }
                         s_val += mask_delta;
 
                         // -------- tile-local softmax ----------
@@ -532,18 +551,23 @@ where
         for h_i in 0..h {
             let out_off = (b_i * h + h_i) * dv;
 
-            // start with tile 0
+            // start with tile 0 (Frontdesk patch: of this batch entry)
+            let first = b_i * kv_tiles * h + h_i;
             let mut vkq = vec![0f32; dv];
-            vkq.copy_from_slice(&scratch[(h_i * dv)..(h_i * dv + dv)]);
-            let mut s = scratch_s[h_i];
-            let mut m = scratch_m[h_i];
+            vkq.copy_from_slice(&scratch[(first * dv)..(first * dv + dv)]);
+            let mut s = scratch_s[first];
+            let mut m = scratch_m[first];
 
             for tile_idx in 1..kv_tiles {
-                let base = (tile_idx * h + h_i) * dv;
-                let base_s = tile_idx * h + h_i;
+                let base_s = (b_i * kv_tiles + tile_idx) * h + h_i;
+                let base = base_s * dv;
 
                 let m_b = scratch_m[base_s];
                 let s_b = scratch_s[base_s];
+                // Frontdesk patch: a tile past the sequence's end is empty.
+                if s_b == 0.0 {
+                    continue;
+                }
                 let vkq_b = &scratch[base..base + dv];
 
                 if m >= m_b {

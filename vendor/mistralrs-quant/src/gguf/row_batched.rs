@@ -1,0 +1,294 @@
+//! Frontdesk patch (see vendor/README.md): candle's quantized matmul on the
+//! CPU with the loops turned around, for inputs of a few rows.
+//!
+//! candle 0.10 multiplies one input row at a time, each in a parallel pass
+//! over the whole weight, so N rows (N customers' next tokens decoded
+//! together) read every weight N times and a batch was no faster than its
+//! rows one after another. Here each block of weight rows is read once and
+//! dotted with every input row while it is in cache. Every output value is
+//! the very `vec_dot` candle computes, so results are identical.
+//!
+//! For Q8_0 weights on x86-64 with AVX2 (Frontdesk's converted models), a
+//! kernel of its own dots 4 weight rows with 2 input rows at a time: the
+//! same instructions as candle's `vec_dot_q8_0_q8_0` for each pair, in the
+//! same order, but 8 independent sums instead of one chain waiting on the
+//! last multiply-add, so it also speeds up a single row (one customer).
+
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0, GgmlType,
+};
+use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::{DType, Result, Tensor};
+use rayon::prelude::*;
+
+/// Weight rows (output columns) one parallel task dots with every input row.
+const COLUMNS_PER_TASK: usize = 64;
+/// Input rows dotted with those weight rows before the next ones, so they
+/// stay in the first-level cache.
+const ROWS_PER_PASS: usize = 16;
+
+/// `a` times the weight, for a CPU input of at least two rows in f32 and a
+/// weight in a block format; `None` where candle's own kernel applies.
+pub(crate) fn forward(w: &QMatMul, a: &Tensor) -> Result<Option<Tensor>> {
+    let QMatMul::QTensor(q) = w else {
+        return Ok(None);
+    };
+    if !a.device().is_cpu() || a.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (n, k) = match q.shape().dims() {
+        [n, k] => (*n, *k),
+        _ => return Ok(None),
+    };
+    if a.dims().last() != Some(&k) {
+        return Ok(None);
+    }
+    let m = a.elem_count() / k;
+    if m < 2 && !(q.dtype() == GgmlDType::Q8_0 && q8_0::available()) {
+        return Ok(None);
+    }
+    let out = match q.dtype() {
+        GgmlDType::Q4_0 => matmul::<BlockQ4_0>(m, k, n, a, q)?,
+        GgmlDType::Q4_1 => matmul::<BlockQ4_1>(m, k, n, a, q)?,
+        GgmlDType::Q5_0 => matmul::<BlockQ5_0>(m, k, n, a, q)?,
+        GgmlDType::Q5_1 => matmul::<BlockQ5_1>(m, k, n, a, q)?,
+        GgmlDType::Q8_0 => matmul::<BlockQ8_0>(m, k, n, a, q)?,
+        GgmlDType::Q2K => matmul::<BlockQ2K>(m, k, n, a, q)?,
+        GgmlDType::Q3K => matmul::<BlockQ3K>(m, k, n, a, q)?,
+        GgmlDType::Q4K => matmul::<BlockQ4K>(m, k, n, a, q)?,
+        GgmlDType::Q5K => matmul::<BlockQ5K>(m, k, n, a, q)?,
+        GgmlDType::Q6K => matmul::<BlockQ6K>(m, k, n, a, q)?,
+        _ => return Ok(None),
+    };
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let mut shape = a.dims().to_vec();
+    *shape.last_mut().expect("a has dims") = n;
+    Tensor::from_vec(out, shape, a.device()).map(Some)
+}
+
+fn matmul<T: GgmlType>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &Tensor,
+    q: &candle_core::quantized::QTensor,
+) -> Result<Option<Vec<f32>>> {
+    if k % T::BLCK_SIZE != 0 || T::BLCK_SIZE != T::VecDotType::BLCK_SIZE {
+        return Ok(None);
+    }
+    let blocks = k / T::BLCK_SIZE;
+    let bytes = q.data()?;
+    if bytes.len() != n * blocks * std::mem::size_of::<T>()
+        || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0
+    {
+        return Ok(None);
+    }
+    // SAFETY: on the CPU a QTensor of this dtype is a `Vec<T>` (candle's
+    // `QStorage::Cpu`), whose bytes `data` borrows; size and alignment were
+    // checked above, and the blocks are plain data.
+    let weight: &[T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, n * blocks) };
+
+    let input = a.flatten_all()?.to_vec1::<f32>()?;
+    let mut rows = vec![T::VecDotType::zeros(); m * blocks];
+    for (row, quantized) in input.chunks(k).zip(rows.chunks_mut(blocks)) {
+        T::VecDotType::from_float(row, quantized);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == GgmlDType::Q8_0 && q8_0::available() {
+        // SAFETY: T is BlockQ8_0 (its dtype), and so is its dot type.
+        let (weight, rows) = unsafe { (q8_0::blocks(weight), q8_0::blocks(&rows)) };
+        return Ok(Some(q8_0::matmul(m, n, blocks, weight, rows)));
+    }
+
+    // Column-major while computing ([n][m]): each task owns its columns.
+    let mut by_column = vec![0f32; n * m];
+    by_column
+        .par_chunks_mut(COLUMNS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(task, out)| {
+            let first_column = task * COLUMNS_PER_TASK;
+            let columns = out.len() / m;
+            for pass in (0..m).step_by(ROWS_PER_PASS) {
+                let pass_rows = pass..(pass + ROWS_PER_PASS).min(m);
+                for c in 0..columns {
+                    let column = first_column + c;
+                    let w = &weight[column * blocks..(column + 1) * blocks];
+                    for row in pass_rows.clone() {
+                        out[c * m + row] =
+                            T::vec_dot(k, w, &rows[row * blocks..(row + 1) * blocks]);
+                    }
+                }
+            }
+        });
+    let mut out = vec![0f32; m * n];
+    for (column, values) in by_column.chunks(m).enumerate() {
+        for (row, value) in values.iter().enumerate() {
+            out[row * n + column] = *value;
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod q8_0 {
+    pub(super) fn available() -> bool {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod q8_0 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+    use rayon::prelude::*;
+
+    /// candle's `BlockQ8_0`, whose fields are private to candle: a scale
+    /// and 32 signed bytes (`repr(C)`, 34 bytes, asserted below).
+    #[repr(C)]
+    pub(super) struct Block {
+        d: f16,
+        qs: [i8; 32],
+    }
+    const _: () = assert!(std::mem::size_of::<Block>() == 34);
+    const _: () = assert!(
+        std::mem::size_of::<candle_core::quantized::k_quants::BlockQ8_0>() == 34
+    );
+
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    /// # Safety
+    /// `T` must be candle's `BlockQ8_0` (same `repr(C)` layout as `Block`).
+    pub(super) unsafe fn blocks<T>(xs: &[T]) -> &[Block] {
+        std::slice::from_raw_parts(xs.as_ptr() as *const Block, xs.len())
+    }
+
+    const COLUMNS: usize = 4;
+    const ROWS: usize = 2;
+    const COLUMNS_PER_TASK: usize = 32;
+
+    /// `out[row][column]` = dot(weight row `column`, input row `row`), each
+    /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
+    pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], rows: &[Block]) -> Vec<f32> {
+        let mut by_column = vec![0f32; n * m];
+        by_column
+            .par_chunks_mut(COLUMNS_PER_TASK * m)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * COLUMNS_PER_TASK;
+                let columns = out.len() / m;
+                let weight = &weight[first * blocks..(first + columns) * blocks];
+                // SAFETY: `available()` was checked by the caller.
+                unsafe { task_columns(m, columns, blocks, weight, rows, out) };
+            });
+        let mut out = vec![0f32; m * n];
+        for (column, values) in by_column.chunks(m).enumerate() {
+            for (row, value) in values.iter().enumerate() {
+                out[row * n + column] = *value;
+            }
+        }
+        out
+    }
+
+    /// One task's columns, column-major into `out` (`[columns][m]`).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn task_columns(
+        m: usize,
+        columns: usize,
+        blocks: usize,
+        weight: &[Block],
+        rows: &[Block],
+        out: &mut [f32],
+    ) {
+        let mut c = 0;
+        while c < columns {
+            let cs = (columns - c).min(COLUMNS);
+            let mut r = 0;
+            while r < m {
+                let rs = (m - r).min(ROWS);
+                let w = |i: usize| &weight[(c + i) * blocks..(c + i + 1) * blocks];
+                let y = |i: usize| &rows[(r + i) * blocks..(r + i + 1) * blocks];
+                match (cs, rs) {
+                    (COLUMNS, ROWS) => {
+                        let sums = tile::<COLUMNS, ROWS>([w(0), w(1), w(2), w(3)], [y(0), y(1)]);
+                        for (i, sums) in sums.iter().enumerate() {
+                            out[(c + i) * m + r..][..ROWS].copy_from_slice(sums);
+                        }
+                    }
+                    (COLUMNS, _) => {
+                        let sums = tile::<COLUMNS, 1>([w(0), w(1), w(2), w(3)], [y(0)]);
+                        for (i, sums) in sums.iter().enumerate() {
+                            out[(c + i) * m + r] = sums[0];
+                        }
+                    }
+                    _ => {
+                        for i in 0..cs {
+                            for j in 0..rs {
+                                out[(c + i) * m + r + j] = tile::<1, 1>([w(i)], [y(j)])[0][0];
+                            }
+                        }
+                    }
+                }
+                r += rs;
+            }
+            c += cs;
+        }
+    }
+
+    /// Dots of `C` weight rows with `R` input rows. For each pair the very
+    /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
+    /// of the scales, |w| times y signed like w, pairwise sums to i32, to
+    /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
+    /// the end.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const C: usize, const R: usize>(w: [&[Block]; C], y: [&[Block]; R]) -> [[f32; R]; C] {
+        let mut acc = [[_mm256_setzero_ps(); R]; C];
+        let ones = _mm256_set1_epi16(1);
+        for b in 0..w[0].len() {
+            let mut yq = [_mm256_setzero_si256(); R];
+            let mut yd = [0f32; R];
+            for j in 0..R {
+                let block = y[j].get_unchecked(b);
+                yq[j] = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+                yd[j] = f16::to_f32(block.d);
+            }
+            for i in 0..C {
+                let block = w[i].get_unchecked(b);
+                let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+                let wd = f16::to_f32(block.d);
+                let ax = _mm256_sign_epi8(wq, wq);
+                for j in 0..R {
+                    let d = _mm256_set1_ps(wd * yd[j]);
+                    let sy = _mm256_sign_epi8(yq[j], wq);
+                    let dot = _mm256_maddubs_epi16(ax, sy);
+                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, dot));
+                    acc[i][j] = _mm256_fmadd_ps(d, q, acc[i][j]);
+                }
+            }
+        }
+        let mut sums = [[0f32; R]; C];
+        for i in 0..C {
+            for j in 0..R {
+                sums[i][j] = hsum(acc[i][j]);
+            }
+        }
+        sums
+    }
+
+    /// candle's `hsum_float_8`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn hsum(x: __m256) -> f32 {
+        let res = _mm256_extractf128_ps(x, 1);
+        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
+        _mm_cvtss_f32(res)
+    }
+}
