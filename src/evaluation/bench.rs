@@ -143,6 +143,7 @@ async fn measure(
     let mut rounds = Vec::new();
     for &n in &args.concurrency {
         let n = n.max(1);
+        let batched_before = mistralrs::core::padded_decode::padded_steps();
         let t = Instant::now();
         let asks = (0..n).map(|i| {
             let state = state.clone();
@@ -156,6 +157,9 @@ async fn measure(
             "first_token_ms_p50": p50(replies.iter().filter_map(|r| r.stats.first_token)),
             "first_visible_ms_p50": p50(replies.iter().filter_map(|r| r.stats.first_visible)),
             "aggregate_tokens_per_s": tokens as f64 / wall.as_secs_f64(),
+            // Decode steps that ran replies of different lengths together
+            // (the patched mistralrs-core, vendor/README.md).
+            "steps_batching_lengths": mistralrs::core::padded_decode::padded_steps() - batched_before,
         });
         println!("{n} at once: {round}");
         rounds.push(round);
