@@ -141,8 +141,9 @@ impl QuantMethod for GgufMatMul {
     }
 
     fn forward(&self, a: &Tensor) -> Result<Tensor> {
-        // Frontdesk patch: a dense copy for many rows, the weight read once
-        // for a few (row_batched), candle's kernel for one.
+        // Frontdesk patch: a dense copy for many rows if the budget allows,
+        // else the weight read once for all rows (row_batched), else
+        // candle's kernel.
         let x = match self.dense_for(a) {
             Some(dense) => dense.forward(a)?,
             None => match row_batched::forward(&self.w, a)? {

@@ -103,33 +103,42 @@ fn matmul<T: GgmlType>(
         return Ok(Some(q8_0::matmul(m, n, blocks, weight, rows)));
     }
 
-    // Column-major while computing ([n][m]): each task owns its columns.
-    let mut by_column = vec![0f32; n * m];
-    by_column
-        .par_chunks_mut(COLUMNS_PER_TASK * m)
-        .enumerate()
-        .for_each(|(task, out)| {
-            let first_column = task * COLUMNS_PER_TASK;
-            let columns = out.len() / m;
-            for pass in (0..m).step_by(ROWS_PER_PASS) {
-                let pass_rows = pass..(pass + ROWS_PER_PASS).min(m);
-                for c in 0..columns {
-                    let column = first_column + c;
-                    let w = &weight[column * blocks..(column + 1) * blocks];
-                    for row in pass_rows.clone() {
-                        out[c * m + row] =
-                            T::vec_dot(k, w, &rows[row * blocks..(row + 1) * blocks]);
-                    }
+    Ok(Some(by_column_tasks(m, n, COLUMNS_PER_TASK, |first_column, out| {
+        let columns = out.len() / m;
+        for pass in (0..m).step_by(ROWS_PER_PASS) {
+            let pass_rows = pass..(pass + ROWS_PER_PASS).min(m);
+            for c in 0..columns {
+                let column = first_column + c;
+                let w = &weight[column * blocks..(column + 1) * blocks];
+                for row in pass_rows.clone() {
+                    out[c * m + row] = T::vec_dot(k, w, &rows[row * blocks..(row + 1) * blocks]);
                 }
             }
-        });
+        }
+    })))
+}
+
+/// The `m` x `n` product, computed column-major ([n][m]) by parallel tasks
+/// that each own `columns_per_task` output columns (`task(first column,
+/// its [columns][m] slice)`), returned row-major ([m][n]).
+fn by_column_tasks(
+    m: usize,
+    n: usize,
+    columns_per_task: usize,
+    task: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut by_column = vec![0f32; n * m];
+    by_column
+        .par_chunks_mut(columns_per_task * m)
+        .enumerate()
+        .for_each(|(i, out)| task(i * columns_per_task, out));
     let mut out = vec![0f32; m * n];
     for (column, values) in by_column.chunks(m).enumerate() {
         for (row, value) in values.iter().enumerate() {
             out[row * n + column] = *value;
         }
     }
-    Ok(Some(out))
+    out
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -144,7 +153,6 @@ mod q8_0 {
     use std::arch::x86_64::*;
 
     use half::f16;
-    use rayon::prelude::*;
 
     /// candle's `BlockQ8_0`, whose fields are private to candle: a scale
     /// and 32 signed bytes (`repr(C)`, 34 bytes, asserted below).
@@ -175,24 +183,12 @@ mod q8_0 {
     /// `out[row][column]` = dot(weight row `column`, input row `row`), each
     /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
     pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], rows: &[Block]) -> Vec<f32> {
-        let mut by_column = vec![0f32; n * m];
-        by_column
-            .par_chunks_mut(COLUMNS_PER_TASK * m)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * COLUMNS_PER_TASK;
-                let columns = out.len() / m;
-                let weight = &weight[first * blocks..(first + columns) * blocks];
-                // SAFETY: `available()` was checked by the caller.
-                unsafe { task_columns(m, columns, blocks, weight, rows, out) };
-            });
-        let mut out = vec![0f32; m * n];
-        for (column, values) in by_column.chunks(m).enumerate() {
-            for (row, value) in values.iter().enumerate() {
-                out[row * n + column] = *value;
-            }
-        }
-        out
+        super::by_column_tasks(m, n, COLUMNS_PER_TASK, |first, out| {
+            let columns = out.len() / m;
+            let weight = &weight[first * blocks..(first + columns) * blocks];
+            // SAFETY: `available()` was checked by the caller.
+            unsafe { task_columns(m, columns, blocks, weight, rows, out) };
+        })
     }
 
     /// One task's columns, column-major into `out` (`[columns][m]`).
