@@ -104,6 +104,24 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
+    for days in [7, 30] {
+        let span = days * DAY_MS;
+        time(
+            &format!("rising topics, {days} days against the {days} before"),
+            args.runs,
+            || async {
+                let messages = store
+                    .insight_topic_messages(now - 2 * span, now - span, now)
+                    .await?;
+                crate::insights::topics::rising_topics(
+                    &mut crate::knowledge::Analyzer::default(),
+                    &messages,
+                );
+                Ok(())
+            },
+        )
+        .await?;
+    }
     time("console list, 200 conversations", args.runs, || async {
         store.conversations(200).await?;
         Ok(())
@@ -216,6 +234,17 @@ const ASPECTS: &[&str] = &[
     "returns",
     "service",
 ];
+/// Endings of generated customer messages, for rising topics to read.
+const PHRASES: &[&str] = &[
+    "is not what I expected, can you help?",
+    "when will it arrive?",
+    "seems too high for what it is",
+    "arrived damaged and the box was open",
+    "is exactly as described, thank you",
+    "can I change it after ordering?",
+    "was never mentioned on the product page",
+    "how long does the refund take?",
+];
 const BOT_KINDS: &[&str] = &[
     "extractive",
     "extractive",
@@ -321,7 +350,12 @@ fn generate(conn: &mut Connection, n: usize, now: i64) -> Result<(usize, usize),
                         id,
                         seq,
                         "customer",
-                        "a customer's message of about this length, as a real one would be",
+                        format!(
+                            "about the {} I ordered: {} {}",
+                            rng.pick(PRODUCTS).replace('-', " "),
+                            rng.pick(ASPECTS).replace('-', " "),
+                            rng.pick(PHRASES)
+                        ),
                         None::<&str>,
                         None::<&str>,
                         None::<bool>,

@@ -3,12 +3,17 @@
 //! customers rated them, what they asked and how they felt, for a period
 //! and the one before it.
 
+pub mod topics;
+
+use std::collections::HashSet;
+
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::ApiError;
+use crate::knowledge::Analyzer;
 use crate::state::AppState;
 use crate::storage::insights::{ConversationFilter, ConversationRow};
 use crate::storage::now_ms;
@@ -27,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/overview", web::get().to(overview))
             .route("/conversations", web::get().to(conversations))
-            .route("/conversations.csv", web::get().to(conversations_csv)),
+            .route("/conversations.csv", web::get().to(conversations_csv))
+            .route("/topics", web::get().to(rising_topics)),
     );
 }
 
@@ -76,6 +82,9 @@ struct ListQuery {
     kind: Option<String>,
     product: Option<String>,
     aspect: Option<String>,
+    /// A rising topic's terms, comma-separated: conversations in which a
+    /// customer used any of them.
+    topic: Option<String>,
 }
 
 impl ListQuery {
@@ -123,8 +132,47 @@ async fn matching(state: &AppState, query: &ListQuery) -> Result<Vec<Conversatio
         .insight_conversations(to - span, to, judging(state))
         .await?;
     rows.retain(|row| filter.matches(row));
+    if let Some(topic) = &query.topic {
+        let terms: Vec<String> = topic.split(',').map(str::to_owned).collect();
+        let messages = state
+            .store
+            .insight_topic_messages(to - span, to - span, to)
+            .await?;
+        let using = web::block(move || {
+            let mut analyzer = Analyzer::default();
+            messages
+                .into_iter()
+                .filter(|m| topics::mentions_any(&mut analyzer, &m.text, &terms))
+                .map(|m| m.session)
+                .collect::<HashSet<String>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        rows.retain(|row| using.contains(&row.session));
+    }
     rows.reverse();
     Ok(rows)
+}
+
+/// Words customers use more this period than the one before, beyond the
+/// change in traffic, grouped and with examples.
+async fn rising_topics(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (to, span) = query.span_ms()?;
+    let messages = state
+        .store
+        .insight_topic_messages(to - 2 * span, to - span, to)
+        .await?;
+    // Tokenising a period's messages is CPU work: off the executor.
+    let topics = web::block(move || topics::rising_topics(&mut Analyzer::default(), &messages))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "days": query.days,
+        "topics": topics,
+    })))
 }
 
 async fn conversations(

@@ -177,6 +177,21 @@ impl Analyzer {
         out
     }
 
+    /// Distinct terms, in first-seen order, each with the word it came
+    /// from as written (lowercased): what a person reads for a stem.
+    pub fn terms_with_words(&mut self, text: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut stream = self.inner.token_stream(text);
+        while stream.advance() {
+            let token = stream.token();
+            if !out.iter().any(|(term, _)| *term == token.text) {
+                let word = text[token.offset_from..token.offset_to].to_lowercase();
+                out.push((token.text.clone(), word));
+            }
+        }
+        out
+    }
+
     /// Distinct terms, in first-seen order.
     pub fn distinct_terms(&mut self, text: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

@@ -541,6 +541,47 @@ impl Store {
     }
 }
 
+/// One customer message of a period or of the one before, for rising
+/// topics.
+#[derive(Debug, Clone)]
+pub struct TopicMessage {
+    pub session: String,
+    /// In the period asked for (else the one before).
+    pub current: bool,
+    pub text: String,
+}
+
+impl Store {
+    /// The customer messages of conversations started in `[from_ms, to_ms)`,
+    /// in the order they were written, each with its conversation and
+    /// whether that conversation started at or after `current_from_ms` (the
+    /// period asked for) or before it (the one it is compared with).
+    pub async fn insight_topic_messages(
+        &self,
+        from_ms: i64,
+        current_from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<TopicMessage>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.id, s.created_at_ms >= ?2, c.text
+                 FROM sessions s JOIN messages c ON c.session_id = s.id AND c.role = 'customer'
+                 WHERE s.created_at_ms >= ?1 AND s.created_at_ms < ?3
+                 ORDER BY c.created_at_ms, s.id, c.seq",
+            )?;
+            let rows = stmt.query_map(params![from_ms, current_from_ms, to_ms], |r| {
+                Ok(TopicMessage {
+                    session: r.get(0)?,
+                    current: r.get(1)?,
+                    text: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
 /// The conversations `which` selects (SQL over sessions aliased `s`, with
 /// `params`), oldest first.
 pub(super) fn conversation_rows(

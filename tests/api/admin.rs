@@ -572,6 +572,7 @@ async fn the_openapi_document_names_every_route() {
         "/api/admin/gaps",
         "/api/insights/overview",
         "/api/insights/conversations.csv",
+        "/api/insights/topics",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }

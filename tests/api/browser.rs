@@ -582,6 +582,10 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
     console
         .text_where("#aspects", |t| t.contains("availability"))
         .await;
+    // One day of history: nothing to rise from yet.
+    console
+        .text_where("#topics", |t| t.contains("Nothing is rising"))
+        .await;
     console.screenshot("insights.png").await;
 
     // A bar clicks through to its conversations, and each opens in the console.

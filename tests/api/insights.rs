@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WsClient, spawn_app};
+use crate::helpers::{AppOptions, TestApp, WsClient, spawn_app, spawn_app_with};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -516,4 +516,114 @@ async fn a_number_clicks_through_to_its_conversations() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["code"], "bad_request", "{bad}: {body}");
     }
+}
+
+/// Rising topics: words customers use more this period than in the one
+/// before (here: yesterday against the day before), grouped, with
+/// examples, clicking through to the conversations that used them.
+#[tokio::test]
+async fn words_customers_suddenly_use_are_a_rising_topic_that_clicks_through() {
+    // Thirteen customers from one address within seconds.
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.sessions_per_minute = 600;
+                c.messages_per_minute = 600;
+            },
+            ..AppOptions::default()
+        },
+        tempfile::TempDir::new().unwrap(),
+    )
+    .await;
+    let token = agent(&app).await;
+    let ask = |text: &'static str| {
+        let app = &app;
+        async move {
+            let mut ws = app.connect().await;
+            let session = ws.start_session().await;
+            ws.ask("q1", text).await;
+            (ws, session)
+        }
+    };
+    let mut open = Vec::new();
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        let (ws, session) = ask("where is my parcel?").await;
+        open.push(ws);
+        before.push(session);
+    }
+    // Those three were the day before yesterday.
+    let db = rusqlite::Connection::open(app.data_dir.path().join("frontdesk.sqlite3")).unwrap();
+    for session in &before {
+        for table in ["sessions", "messages"] {
+            let column = if table == "sessions" {
+                "id"
+            } else {
+                "session_id"
+            };
+            db.execute(
+                &format!(
+                    "UPDATE {table} SET created_at_ms = created_at_ms - 129600000 WHERE {column} = ?1"
+                ),
+                [session],
+            )
+            .unwrap();
+        }
+    }
+    // Yesterday: six like those, and four about something new.
+    for _ in 0..6 {
+        open.push(ask("where is my parcel?").await.0);
+    }
+    let mut cracked = Vec::new();
+    for text in [
+        "the lid of my teapot arrived cracked",
+        "my teapot lid is cracked, what now?",
+        "Cracked lid on the teapot I got today",
+        "teapot lid came cracked",
+    ] {
+        let (ws, session) = ask(text).await;
+        open.push(ws);
+        cracked.push(session);
+    }
+
+    let (status, body) = app
+        .get_with_status("/api/insights/topics?days=1", &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let topics = body["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 1, "{body}");
+    let topic = &topics[0];
+    assert_eq!(topic["conversations"], 4, "{body}");
+    assert_eq!(topic["previous"], 0, "{body}");
+    let terms: Vec<&str> = topic["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(terms.contains(&"lid") && terms.contains(&"crack"), "{body}");
+    assert_eq!(topic["examples"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(
+        topic["examples"][0]["session"],
+        cracked[3].as_str(),
+        "{body}"
+    );
+
+    let (status, list) = app
+        .get_with_status(
+            &format!(
+                "/api/insights/conversations?days=1&topic={}",
+                terms.join(",")
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 4, "{list}");
+
+    let (status, bad) = app
+        .get_with_status("/api/insights/topics?days=0", &token)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], "bad_request");
 }
