@@ -7,6 +7,21 @@ use serde::Deserialize;
 
 use crate::models::{DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE};
 
+/// Who writes the words of an answer from the knowledge base.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerStyle {
+    /// The source's own sentences, framed by the shop's fixed words.
+    #[default]
+    Extractive,
+    /// The model rewrites the source sentences; each sentence it writes is
+    /// checked before it is shown, and the source's sentences fill in what
+    /// it leaves out.
+    Generated,
+}
+
 /// Where generation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +78,7 @@ pub struct ConfigLayer {
     pub context_tokens: Option<usize>,
     /// Who words answers from the knowledge base: `extractive` (the article's own sentences, framed by replies.yaml) or `generated` (the model rewrites them; each sentence is checked against the article before it is shown) [default: extractive]
     #[arg(long, env = "FRONTDESK_ANSWER_STYLE", global = true)]
-    pub answer_style: Option<crate::answer::compose::AnswerStyle>,
+    pub answer_style: Option<AnswerStyle>,
     /// Longest generated reply, in tokens [default: 120]
     #[arg(long, env = "FRONTDESK_MAX_REPLY_TOKENS", global = true)]
     pub max_reply_tokens: Option<usize>,
@@ -246,7 +261,7 @@ pub struct Config {
     pub session_idle_secs: u64,
     pub context_tokens: usize,
     pub max_reply_tokens: usize,
-    pub answer_style: crate::answer::compose::AnswerStyle,
+    pub answer_style: AnswerStyle,
     pub generation_concurrency: usize,
     pub generation_queue: usize,
     pub retrieval_top_k: usize,

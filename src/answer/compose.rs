@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::Plan;
@@ -16,18 +15,9 @@ use crate::generation::{ChatTurn, GenEvent, GenerationError, TextGenerator, prom
 use crate::knowledge::Analyzer;
 use crate::storage::ReplyKind;
 
-/// Who writes the words of an answer from the knowledge base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum AnswerStyle {
-    /// The source's own sentences, framed by the shop's fixed words.
-    #[default]
-    Extractive,
-    /// The model rewrites the source sentences; each sentence it writes is
-    /// checked before it is shown, and the source's sentences fill in what
-    /// it leaves out.
-    Generated,
-}
+/// A setting, so it lives with the others (config imports nothing of
+/// answering).
+pub use crate::config::AnswerStyle;
 
 /// What the model may use.
 pub struct Generation<'a> {
