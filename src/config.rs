@@ -88,7 +88,7 @@ pub struct ConfigLayer {
     /// Replies allowed to wait for the model before customers are told "busy" [default: 8]
     #[arg(long, env = "FRONTDESK_GENERATION_QUEUE", global = true)]
     pub generation_queue: Option<usize>,
-    /// Passages given to the model per question [default: 3]
+    /// No effect, accepted so that existing files still load: a reply's sentences come from one article, the one its best answerable passage belongs to [default: 3]
     #[arg(long, env = "FRONTDESK_RETRIEVAL_TOP_K", global = true)]
     pub retrieval_top_k: Option<usize>,
     /// Share (0..1, weighted by rarity) of the question's words a passage must contain to be used [default: 0.5]

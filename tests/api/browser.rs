@@ -109,8 +109,23 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Clicks the element, finding it again if the page re-rendered it
+    /// between finding and clicking (the console's list redraws on every
+    /// event).
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        let started = Instant::now();
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && started.elapsed() < WAIT =>
+                {
+                    continue;
+                }
+                Err(e) => panic!("could not click {css}: {e}"),
+            }
+        }
     }
 
     /// Waits until the element's text satisfies `ok`, and returns it.
