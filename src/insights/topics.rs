@@ -61,6 +61,9 @@ struct Term {
     previous: HashSet<usize>,
     /// Surface forms and how often each was written.
     surfaces: HashMap<String, usize>,
+    /// The period's messages that used it (indices, oldest first): where
+    /// its examples come from without reading the text again.
+    used_in: Vec<usize>,
 }
 
 /// The period's rising topics, strongest first. `messages` are in the order
@@ -69,7 +72,7 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
     let mut sessions: HashMap<&str, usize> = HashMap::new();
     let mut totals = [HashSet::new(), HashSet::new()];
     let mut terms: HashMap<String, Term> = HashMap::new();
-    for message in messages {
+    for (index, message) in messages.iter().enumerate() {
         let next = sessions.len();
         let id = *sessions.entry(message.session.as_str()).or_insert(next);
         totals[usize::from(message.current)].insert(id);
@@ -77,6 +80,7 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
             let entry = terms.entry(term).or_default();
             if message.current {
                 entry.current.insert(id);
+                entry.used_in.push(index);
                 *entry.surfaces.entry(surface).or_default() += 1;
             } else {
                 entry.previous.insert(id);
@@ -111,22 +115,21 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
             .then(a.0.cmp(b.0))
     });
 
+    /// The first member leads: the others joined it.
     struct Group<'a> {
-        lead: &'a Term,
         members: Vec<(&'a String, &'a Term)>,
         score: f64,
     }
     let mut groups: Vec<Group> = Vec::new();
     for (word, term, score) in rising {
         let joins = groups.iter().position(|g| {
-            let shared = g.lead.current.intersection(&term.current).count();
-            shared as f64
-                >= SAME_TOPIC_OVERLAP * g.lead.current.len().min(term.current.len()) as f64
+            let lead = g.members[0].1;
+            let shared = lead.current.intersection(&term.current).count();
+            shared as f64 >= SAME_TOPIC_OVERLAP * lead.current.len().min(term.current.len()) as f64
         });
         match joins {
             Some(group) => groups[group].members.push((word, term)),
             None if groups.len() < MAX_TOPICS => groups.push(Group {
-                lead: term,
                 members: vec![(word, term)],
                 score,
             }),
@@ -143,7 +146,6 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
                 current.extend(term.current.iter().copied());
                 previous.extend(term.previous.iter().copied());
             }
-            let (lead_word, _) = group.members[0];
             let label = group
                 .members
                 .iter()
@@ -151,7 +153,7 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
                 .map(|(_, term)| most_written(term))
                 .collect::<Vec<_>>()
                 .join(" · ");
-            let examples = examples(analyzer, messages, lead_word);
+            let examples = examples(messages, group.members[0].1);
             RisingTopic {
                 label,
                 terms: group.members.iter().map(|(w, _)| (*w).clone()).collect(),
@@ -186,25 +188,20 @@ fn most_written(term: &Term) -> String {
         .unwrap_or_default()
 }
 
-fn examples(analyzer: &mut Analyzer, messages: &[TopicMessage], lead: &str) -> Vec<TopicExample> {
+/// The newest messages that used the lead word, one per conversation.
+fn examples(messages: &[TopicMessage], lead: &Term) -> Vec<TopicExample> {
     let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for message in messages.iter().rev().filter(|m| m.current) {
-        if out.len() == MAX_EXAMPLES {
-            break;
-        }
-        if seen.contains(message.session.as_str()) {
-            continue;
-        }
-        if words(analyzer, &message.text).any(|(term, _)| term == lead) {
-            seen.insert(message.session.as_str());
-            out.push(TopicExample {
-                session: message.session.clone(),
-                text: message.text.clone(),
-            });
-        }
-    }
-    out
+    lead.used_in
+        .iter()
+        .rev()
+        .map(|&index| &messages[index])
+        .filter(|message| seen.insert(message.session.as_str()))
+        .take(MAX_EXAMPLES)
+        .map(|message| TopicExample {
+            session: message.session.clone(),
+            text: message.text.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
