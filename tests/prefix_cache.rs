@@ -5,6 +5,7 @@
 //! mistral.rs 0.8.1 matched one position past what it stored); and the cache
 //! keeps to its byte budget. Also the batching patch beside it: replies
 //! decoded together, at different lengths, equal replies decoded alone.
+//! And the tokenizer patch: the model reads the tokens llama.cpp gives it.
 //!
 //! A test binary of its own: the byte budgets of the prefix cache and of the
 //! dense weights, and the batching switch, are per process, and these tests
@@ -199,4 +200,49 @@ async fn replies_decoded_together_at_different_lengths_equal_replies_decoded_alo
         "replies of different lengths decoded in one batch"
     );
     assert_eq!(together, alone);
+}
+
+/// The model reads the tokens it was trained on: SmolLM2's pre-tokenizer
+/// (vendor/README.md), chat template included. The expected ids are
+/// llama.cpp's (llama-cpp-python 0.3.36, same GGUF, the GGUF's chat
+/// template rendered with jinja2). Before the patch, "\n\n" was one token
+/// where SmolLM2 and llama.cpp have two, and "(30" one piece instead of two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_reads_the_tokens_llama_cpp_gives_it() {
+    let generator = load(0).await;
+    let texts: [(&str, &[u32]); 3] = [
+        ("Hello\n\nWorld", &[19556, 198, 198, 11265]),
+        (
+            "(returns) within 30 days.\n\nQuestion: can I?",
+            &[
+                24, 27675, 25, 1127, 216, 35, 32, 2009, 30, 198, 198, 17872, 42, 416, 339, 47,
+            ],
+        ),
+        (
+            "I'll say 12345 don't  two  spaces",
+            &[
+                57, 3060, 1643, 216, 33, 34, 35, 36, 37, 1326, 982, 216, 827, 216, 5600,
+            ],
+        ),
+    ];
+    for (text, expected) in texts {
+        let tokens = generator.tokenize(text).await.expect("tokenize");
+        assert_eq!(tokens, expected, "{text:?}");
+    }
+
+    let request = GenerationRequest {
+        system: "Answer from the article.\n\nReturns (30 days): unused items only.".into(),
+        turns: vec![ChatTurn {
+            speaker: Speaker::Customer,
+            text: "Can I return a pan I've used?".into(),
+        }],
+        max_tokens: 1,
+    };
+    let expected: &[u32] = &[
+        1, 9690, 198, 21350, 429, 260, 2524, 30, 198, 198, 25671, 365, 35, 32, 2009, 727, 25989,
+        3723, 805, 30, 2, 198, 1, 4093, 198, 7306, 339, 1003, 253, 3557, 339, 3543, 804, 47, 2,
+        198, 1, 520, 9531, 198,
+    ];
+    let tokens = generator.prompt_tokens(&request).await.expect("tokenize");
+    assert_eq!(tokens, expected);
 }

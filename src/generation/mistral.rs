@@ -190,6 +190,51 @@ impl MistralGenerator {
     pub fn load_time(&self) -> Duration {
         self.load_time
     }
+
+    /// The token ids the model reads for `text` as it is (no chat
+    /// template, no special tokens), to check the tokeniser against the
+    /// model's own (vendor/README.md, the pre-tokenizer patch).
+    pub async fn tokenize(&self, text: &str) -> Result<Vec<u32>, mistralrs::error::Error> {
+        self.model
+            .tokenize(
+                either::Either::Right(text.to_string()),
+                None,
+                false,
+                false,
+                None,
+            )
+            .await
+    }
+
+    /// The token ids of the whole prompt of `request`, chat template and
+    /// generation prompt included.
+    pub async fn prompt_tokens(
+        &self,
+        request: &GenerationRequest,
+    ) -> Result<Vec<u32>, mistralrs::error::Error> {
+        let mut messages = mistralrs::TextMessages::new();
+        for (role, text) in messages_of(request) {
+            messages = messages.add_message(role, text);
+        }
+        self.model
+            .tokenize(either::Either::Left(messages), None, true, true, None)
+            .await
+    }
+}
+
+/// The chat messages of a request, in order: the instruction, then the turns.
+fn messages_of(request: &GenerationRequest) -> impl Iterator<Item = (TextMessageRole, &str)> {
+    let system =
+        (!request.system.is_empty()).then_some((TextMessageRole::System, &*request.system));
+    system
+        .into_iter()
+        .chain(request.turns.iter().map(|ChatTurn { speaker, text }| {
+            let role = match speaker {
+                Speaker::Customer => TextMessageRole::User,
+                Speaker::Assistant => TextMessageRole::Assistant,
+            };
+            (role, text.as_str())
+        }))
 }
 
 /// `general.architecture` of a GGUF file, read from its header.
@@ -222,14 +267,7 @@ fn build_request(request: &GenerationRequest) -> RequestBuilder {
         .set_deterministic_sampler()
         .set_sampler_max_len(request.max_tokens)
         .set_sampler_frequency_penalty(0.3);
-    if !request.system.is_empty() {
-        builder = builder.add_message(TextMessageRole::System, &request.system);
-    }
-    for ChatTurn { speaker, text } in &request.turns {
-        let role = match speaker {
-            Speaker::Customer => TextMessageRole::User,
-            Speaker::Assistant => TextMessageRole::Assistant,
-        };
+    for (role, text) in messages_of(request) {
         builder = builder.add_message(role, text);
     }
     builder

@@ -9,6 +9,7 @@ use anyhow::Result;
 use candle_core::quantized::gguf_file::Value;
 use itertools::Itertools;
 use tokenizers::pre_tokenizers::{
+    digits::Digits, // Frontdesk patch
     sequence::Sequence,
     split::{Split, SplitPattern},
     PreTokenizerWrapper,
@@ -39,6 +40,8 @@ struct PropsGGUF {
     added_tokens: Option<Vec<String>>,
     scores: Option<Vec<f32>>,
     merges: Option<Vec<String>>,
+    // Frontdesk patch: the pre-tokenizer the model was trained with.
+    pre: Option<String>,
     unk: Option<u32>,
     bos: Option<u32>,
     eos: u32,
@@ -57,6 +60,7 @@ impl TryFrom<ContentMetadata<'_>> for PropsGGUF {
             added_tokens: c.get_value("added_tokens").ok(),
             scores: c.get_value("scores").ok(),
             merges: c.get_value("merges").ok(),
+            pre: c.get_value("pre").ok(), // Frontdesk patch
             unk: c.get_value("unknown_token_id").ok(),
             eos: c.get_value("eos_token_id")?,
             bos: c.get_value("bos_token_id").ok(),
@@ -249,10 +253,20 @@ fn bpe_tokenizer(p: &PropsGGUF) -> Result<(Tokenizer, TokenizerKind)> {
     // "add_prefix_space": false,
     // "trim_offsets": false,
     // "use_regex": false
-    let pre_tokenizer = Sequence::new(vec![
-        PreTokenizerWrapper::Split(split),
-        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)),
-    ]);
+    let pre_tokenizer = match p.pre.as_deref() {
+        // Frontdesk patch: SmolLM's own pre-tokenizer (its tokenizer.json,
+        // and llama.cpp's `smollm`): digits one by one, then GPT-2's split.
+        // The split above joins "\n\n" and "(word" into one piece each,
+        // which SmolLM never saw in training.
+        Some("smollm") => Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+        ]),
+        _ => Sequence::new(vec![
+            PreTokenizerWrapper::Split(split),
+            PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)),
+        ]),
+    };
 
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
 
