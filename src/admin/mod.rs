@@ -7,7 +7,7 @@ mod articles;
 pub mod auth;
 mod import;
 mod privacy;
-mod search;
+pub mod search;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

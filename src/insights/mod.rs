@@ -33,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/overview", web::get().to(overview))
             .route("/conversations", web::get().to(conversations))
             .route("/conversations.csv", web::get().to(conversations_csv))
-            .route("/topics", web::get().to(rising_topics)),
+            .route("/topics", web::get().to(rising_topics))
+            .route("/gaps", web::get().to(knowledge_gaps)),
     );
 }
 
@@ -172,6 +173,30 @@ async fn rising_topics(
     Ok(HttpResponse::Ok().json(json!({
         "days": query.days,
         "topics": topics,
+    })))
+}
+
+/// Most gaps grouped for one period (the newest), and most groups shown.
+const GAPS_READ: usize = 2000;
+const GAPS_SHOWN: usize = 10;
+
+/// The period's questions the bot could not answer, grouped as the admin
+/// page groups them, most asked first: what to write an article about.
+async fn knowledge_gaps(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (to, span) = query.span_ms()?;
+    let gaps = state.store.gaps_since(to - span, GAPS_READ).await?;
+    let questions = gaps.len();
+    let mut groups = web::block(move || crate::admin::search::group_gaps(&gaps))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    groups.truncate(GAPS_SHOWN);
+    Ok(HttpResponse::Ok().json(json!({
+        "days": query.days,
+        "questions": questions,
+        "gaps": groups,
     })))
 }
 

@@ -88,12 +88,17 @@ impl Store {
 
     /// The latest `limit` gaps, newest first.
     pub async fn recent_gaps(&self, limit: usize) -> Result<Vec<Gap>, StoreError> {
+        self.gaps_since(i64::MIN, limit).await
+    }
+
+    /// The latest `limit` gaps recorded at or after `from_ms`, newest first.
+    pub async fn gaps_since(&self, from_ms: i64, limit: usize) -> Result<Vec<Gap>, StoreError> {
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT session_id, question, reason, score, embedding, at_ms FROM gaps
-                 ORDER BY id DESC LIMIT ?1",
+                 WHERE at_ms >= ?1 ORDER BY id DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map([limit as i64], |r| {
+            let rows = stmt.query_map(params![from_ms, limit as i64], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

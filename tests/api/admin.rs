@@ -573,6 +573,7 @@ async fn the_openapi_document_names_every_route() {
         "/api/insights/overview",
         "/api/insights/conversations.csv",
         "/api/insights/topics",
+        "/api/insights/gaps",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }

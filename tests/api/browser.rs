@@ -147,6 +147,25 @@ impl Browser {
         }
     }
 
+    /// Waits until the form field's value satisfies `ok`, and returns it.
+    pub async fn value_where(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let value = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.prop("value").await.ok().flatten().unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if ok(&value) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{css} never got the expected value; last: {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A customer on the demo shop's page with the chat open.
     pub async fn customer_on_demo_page(app: &TestApp) -> Browser {
         let customer = Browser::start().await;
@@ -624,4 +643,59 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
     console
         .text_where("#transcript", |t| t.contains("mug"))
         .await;
+}
+
+#[tokio::test]
+async fn a_question_the_bot_could_not_answer_opens_as_a_new_article_from_the_insights_page() {
+    const PASSWORD: &str = "the owner's long password";
+    let app = spawn_app().await;
+    app.add_account("Olga", PASSWORD, Role::Admin);
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    ws.ask("g1", "Do you offer engraving on jewellery?").await;
+    ws.ask("g2", "do you offer engraving on rings?").await;
+
+    let owner = Browser::console_signed_in(&app, "Olga", PASSWORD).await;
+    owner.text_where("#me", |t| t.contains("Olga")).await;
+    owner.client.goto(&app.url("/insights.html")).await.unwrap();
+    owner
+        .text_where("#gaps", |t| {
+            t.contains("do you offer engraving on rings?")
+                && t.contains("asked 2× in 1 conversation")
+        })
+        .await;
+    owner
+        .client
+        .execute(
+            "document.getElementById('gaps').scrollIntoView(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    owner.screenshot("insights-gaps.png").await;
+
+    // The admin editor opens on a new article: the question as its title,
+    // both wordings as the questions it answers.
+    owner.click("#gaps a.write").await;
+    owner
+        .value_where("#title", |v| v == "Do you offer engraving on rings?")
+        .await;
+    owner
+        .value_where("#questions", |v| {
+            v == "do you offer engraving on rings?\nDo you offer engraving on jewellery?"
+        })
+        .await;
+    owner
+        .text_where("#status", |t| t.contains("could not answer"))
+        .await;
+    assert!(
+        !owner
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("write=")
+    );
+    owner.screenshot("admin-article-for-a-gap.png").await;
 }

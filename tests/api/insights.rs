@@ -627,3 +627,61 @@ async fn words_customers_suddenly_use_are_a_rising_topic_that_clicks_through() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert_eq!(bad["code"], "bad_request");
 }
+
+#[tokio::test]
+async fn questions_the_bot_could_not_answer_in_a_period_are_grouped_with_their_wordings() {
+    let app = spawn_app().await;
+    let token = agent(&app).await;
+    let mut ws = app.connect().await;
+    ws.start_session().await;
+    for (id, q) in [
+        ("g1", "Do you offer engraving on jewellery?"),
+        ("g2", "do you offer engraving on rings?"),
+        ("g3", "Is there a loyalty programme for frequent buyers?"),
+        ("g4", "Can I book a pottery class in your studio?"),
+    ] {
+        let reply = ws.ask(id, q).await;
+        let kind = reply.reply["kind"].as_str().unwrap();
+        assert!(kind == "no_answer" || kind == "declined", "{q}: {kind}");
+    }
+    // The last question was asked two days ago: outside a one-day period.
+    let db = rusqlite::Connection::open(app.data_dir.path().join("frontdesk.sqlite3")).unwrap();
+    db.execute(
+        "UPDATE gaps SET at_ms = at_ms - 172800000 WHERE question LIKE '%pottery%'",
+        [],
+    )
+    .unwrap();
+
+    let (status, body) = app
+        .get_with_status("/api/insights/gaps?days=1", &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["questions"], 3, "{body}");
+    let gaps = body["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 2, "{body}");
+    assert_eq!(gaps[0]["count"], 2, "{body}");
+    assert_eq!(gaps[0]["sessions"], 1, "{body}");
+    // Newest first: the group's question is its latest wording.
+    assert_eq!(gaps[0]["question"], "do you offer engraving on rings?");
+    assert_eq!(
+        gaps[0]["examples"],
+        json!([
+            "do you offer engraving on rings?",
+            "Do you offer engraving on jewellery?"
+        ])
+    );
+    assert!(gaps[1]["question"].as_str().unwrap().contains("loyalty"));
+
+    let (_, week) = app
+        .get_with_status("/api/insights/gaps?days=7", &token)
+        .await;
+    assert_eq!(week["questions"], 4, "{week}");
+
+    let (status, body) = app
+        .get_with_status("/api/insights/gaps?days=0", &token)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request", "{body}");
+    let anonymous = reqwest::get(app.url("/api/insights/gaps")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
