@@ -35,9 +35,20 @@
     : null;
   if (saved('customer', null) !== (identity && identity.customer_id)) {
     // Another customer (or none) on this browser: their chat is not shown.
-    ['session', 'messages', 'pending', 'handler', 'intro'].forEach((k) => { try { localStorage.removeItem(storageKey + k); } catch (_) { /* private mode */ } });
+    ['session', 'messages', 'pending', 'handler', 'intro', 'visitor'].forEach((k) => { try { localStorage.removeItem(storageKey + k); } catch (_) { /* private mode */ } });
     save('customer', identity && identity.customer_id);
   }
+  // A random id for this browser, so an anonymous customer's conversations
+  // make one profile in the console; a new one when the signed-in customer
+  // changes. (crypto.randomUUID needs https; getRandomValues does not.)
+  const newVisitorId = () => {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  };
+  const visitorId = saved('visitor', null) || newVisitorId();
+  save('visitor', visitorId);
   let sessionId = saved('session', null);
   let messages = saved('messages', []);   // stored messages by seq: {seq, role, text, citations, agent, event, id}
   let pending = saved('pending', []);     // {id, text}: sent, not yet acknowledged
@@ -425,7 +436,7 @@
     ws = socket;
     socket.onopen = () => {
       attempts = 0; banner(null);
-      const hello = {type: 'hello'};
+      const hello = {type: 'hello', visitor_id: visitorId};
       if (sessionId) { hello.session_id = sessionId; hello.last_seq = lastSeq(); }
       if (identity) hello.identity = identity;
       socket.send(JSON.stringify(hello));

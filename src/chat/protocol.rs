@@ -29,6 +29,8 @@ pub enum ErrorCode {
     MessageTooLong,
     /// `session_id` is not a UUID.
     InvalidSessionId,
+    /// `visitor_id` is not a UUID.
+    InvalidVisitorId,
     /// `hello` after the connection already joined a session.
     SessionAlreadyStarted,
     /// A `rating` before the connection has a conversation to rate.
@@ -53,6 +55,9 @@ pub enum ClientFrame {
         last_seq: i64,
         /// Who the shop's site says the customer is, signed.
         identity: Option<super::identity::Identity>,
+        /// The widget's random id for this browser: an anonymous
+        /// customer's conversations are gathered by it.
+        visitor_id: Option<Uuid>,
     },
     Message {
         id: String,
@@ -102,6 +107,8 @@ enum RawFrame {
         last_seq: Option<i64>,
         #[serde(default)]
         identity: Option<super::identity::Identity>,
+        #[serde(default)]
+        visitor_id: Option<String>,
     },
     Message {
         id: RawId,
@@ -159,21 +166,22 @@ pub fn parse_client_frame(text: &str, max_message_bytes: usize) -> Result<Client
             session_id,
             last_seq,
             identity,
+            visitor_id,
         } => {
-            let session_id = session_id
-                .map(|s| {
-                    Uuid::parse_str(&s).map_err(|_| {
-                        FrameError::new(
-                            ErrorCode::InvalidSessionId,
-                            format!("session_id {s:?} is not a UUID"),
-                        )
+            let uuid = |field: &str, code: ErrorCode, value: Option<String>| {
+                value
+                    .map(|s| {
+                        Uuid::parse_str(&s).map_err(|_| {
+                            FrameError::new(code, format!("{field} {s:?} is not a UUID"))
+                        })
                     })
-                })
-                .transpose()?;
+                    .transpose()
+            };
             Ok(ClientFrame::Hello {
-                session_id,
+                session_id: uuid("session_id", ErrorCode::InvalidSessionId, session_id)?,
                 last_seq: last_seq.unwrap_or(0).max(0),
                 identity,
+                visitor_id: uuid("visitor_id", ErrorCode::InvalidVisitorId, visitor_id)?,
             })
         }
         RawFrame::Message { id, text } => {
@@ -474,6 +482,10 @@ mod tests {
             code(r#"{"type":"hello","session_id":"nope"}"#),
             ErrorCode::InvalidSessionId
         );
+        assert_eq!(
+            code(r#"{"type":"hello","visitor_id":"me, honestly"}"#),
+            ErrorCode::InvalidVisitorId
+        );
         let long = format!(
             r#"{{"type":"message","id":"a","text":"{}"}}"#,
             "x".repeat(5000)
@@ -496,6 +508,21 @@ mod tests {
                 session_id: None,
                 last_seq: 0,
                 identity: None,
+                visitor_id: None,
+            }
+        );
+        let visitor = Uuid::new_v4();
+        assert_eq!(
+            parse_client_frame(
+                &format!(r#"{{"type":"hello","visitor_id":"{visitor}"}}"#),
+                10
+            )
+            .unwrap(),
+            ClientFrame::Hello {
+                session_id: None,
+                last_seq: 0,
+                identity: None,
+                visitor_id: Some(visitor),
             }
         );
         // An identity is parsed whole or the frame is refused.

@@ -72,6 +72,7 @@ pub async fn route(
         ip,
         errors_in_a_row: 0,
         customer: None,
+        visitor: None,
         out_tx,
         write_timeout,
         gone: false,
@@ -101,6 +102,8 @@ struct Connection {
     /// Who the shop's site vouched for in `hello` (boxed: most visitors
     /// are anonymous and an idle socket should stay small).
     customer: Option<Box<Customer>>,
+    /// The widget's random id for the browser, from `hello`.
+    visitor: Option<Uuid>,
     /// Frames from the session's broadcast, to be written by this connection.
     out_tx: mpsc::Sender<Box<ServerFrame>>,
     /// How long one write may wait for the client to read.
@@ -293,7 +296,9 @@ impl Connection {
                 session_id,
                 last_seq,
                 identity,
+                visitor_id,
             } => {
+                self.visitor = visitor_id;
                 if self.joined.is_some() || self.fresh.is_some() {
                     return self
                         .refuse(FrameError {
@@ -508,6 +513,11 @@ impl Connection {
     /// shows who they are) and gives the bot their e-mail address, so it
     /// is not asked for again.
     async fn claim(&mut self, session: &LiveSession) {
+        if let Some(visitor) = self.visitor
+            && let Err(e) = self.state.store.set_visitor(session.id, visitor).await
+        {
+            tracing::error!(error = %e, "cannot record the visitor id");
+        }
         let Some(customer) = self.customer.as_deref() else {
             return;
         };

@@ -259,8 +259,10 @@ pub struct Store {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
-        // WAL keeps readers off the writer's back; FULL sync because a message
-        // is acknowledged only once it is on disk.
+        // One connection behind a mutex serves the whole server, a query at
+        // a time; WAL lets another process (`frontdesk backup`, `privacy`)
+        // read beside it. FULL sync because a message is acknowledged only
+        // once it is on disk.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

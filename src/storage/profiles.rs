@@ -3,8 +3,8 @@
 //! and whether they look at risk of leaving (a heuristic, with its reasons).
 //!
 //! A customer is the signed identity a shop's site passes (`customer_id`);
-//! without one, the widget's conversation is all that is known of them (a
-//! browser keeps its conversation across closes and reopenings).
+//! without one, the widget's visitor id (a random id the browser keeps):
+//! the conversations of one browser. Neither: the conversation alone.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -22,8 +22,11 @@ use crate::understanding::signals::Signal;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
     /// Who the shop's site says the customer is; `None`: an anonymous
-    /// visitor, known by this one conversation.
+    /// visitor, known by the conversations of their browser.
     pub customer: Option<Customer>,
+    /// The widget's visitor id: set for an anonymous visitor whose widget
+    /// sent one (their conversations are that browser's).
+    pub visitor: Option<String>,
     /// Their conversations, oldest first.
     pub conversations: Vec<ConversationRow>,
     /// Each customer message's sentiment, oldest first.
@@ -148,8 +151,11 @@ pub fn assess(messages: &[MessageFacts], ratings: &[i64]) -> Risk {
 }
 
 /// The conversations of the customer of `?1`: that one, and every other
-/// with the same signed identity (`?2`, or NULL for an anonymous visitor).
-const OF_CUSTOMER: &str = "(s.id = ?1 OR (?2 IS NOT NULL AND s.customer_id = ?2))
+/// with the same signed identity (`?2`), or for an anonymous visitor
+/// (`?2` NULL) every other anonymous one of the same browser (`?3`).
+const OF_CUSTOMER: &str = "(s.id = ?1
+        OR (?2 IS NOT NULL AND s.customer_id = ?2)
+        OR (?2 IS NULL AND ?3 IS NOT NULL AND s.visitor_id = ?3 AND s.customer_id IS NULL))
     AND EXISTS (SELECT 1 FROM messages c WHERE c.session_id = s.id AND c.role = 'customer')";
 
 impl Store {
@@ -170,14 +176,15 @@ fn profile(
     session: &str,
     judging: Judging,
 ) -> Result<Option<Profile>, StoreError> {
-    let Some((customer_id, email)) = conn
+    let Some((customer_id, email, visitor)) = conn
         .query_row(
-            "SELECT customer_id, customer_email FROM sessions WHERE id = ?1",
+            "SELECT customer_id, customer_email, visitor_id FROM sessions WHERE id = ?1",
             [session],
             |r| {
                 Ok((
                     r.get::<_, Option<String>>(0)?,
                     r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
                 ))
             },
         )
@@ -189,7 +196,10 @@ fn profile(
         .clone()
         .zip(email)
         .map(|(id, email)| Customer { id, email });
-    let who = params![session, customer_id];
+    // A signed identity says who it is; the browser's id only stands in
+    // for one.
+    let visitor = visitor.filter(|_| customer_id.is_none());
+    let who = params![session, customer_id, visitor];
     let conversations = conversation_rows(conn, OF_CUSTOMER, who, judging)?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.session_id, m.created_at_ms, json_extract(m.sentiment, '$.score'), m.demand,
@@ -238,6 +248,7 @@ fn profile(
     };
     Ok(Some(Profile {
         customer,
+        visitor,
         risk: assess(&facts, &rated),
         conversations,
         sentiment,

@@ -206,6 +206,10 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM insight_days WHERE day =
             (SELECT created_at_ms / 86400000 FROM sessions WHERE id = OLD.session_id);
     END;",
+    // v16: the widget's visitor id (random, kept by the browser), so an
+    // anonymous customer's profile gathers their conversations too.
+    "ALTER TABLE sessions ADD COLUMN visitor_id TEXT;
+    CREATE INDEX sessions_visitor ON sessions (visitor_id) WHERE visitor_id IS NOT NULL;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

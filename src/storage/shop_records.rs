@@ -63,6 +63,18 @@ impl Store {
         .await
     }
 
+    /// Records the widget's visitor id for `session`; the first one stays.
+    pub async fn set_visitor(&self, session: Uuid, visitor: Uuid) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET visitor_id = ?2 WHERE id = ?1 AND visitor_id IS NULL",
+                params![session.to_string(), visitor.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The customer the shop's site vouched for in `session`, if any.
     pub async fn customer(&self, session: Uuid) -> Result<Option<Customer>, StoreError> {
         self.run(move |conn| {

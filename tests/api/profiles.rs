@@ -1,6 +1,7 @@
 //! The customer's profile in the console: every conversation of one signed
-//! identity, how they felt, what they raised, their ratings and the
-//! at-risk heuristic with its reasons.
+//! identity (or, for an anonymous customer, of one browser), how they felt,
+//! what they raised, their ratings and the at-risk heuristic with its
+//! reasons.
 
 use std::time::Duration;
 
@@ -133,4 +134,83 @@ async fn a_customers_profile_gathers_their_conversations_and_says_why_they_look_
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// An anonymous visitor's new conversation with one question, from the
+/// browser whose widget sent `visitor` in `hello`: its session id.
+async fn as_visitor(app: &TestApp, visitor: &str, question: &str) -> String {
+    let mut ws = app.connect().await;
+    ws.send_json(json!({"type": "hello", "visitor_id": visitor}))
+        .await;
+    let welcome = ws.recv_until("welcome").await;
+    let session = welcome.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.ask("q1", question).await;
+    session
+}
+
+#[tokio::test]
+async fn an_anonymous_customers_profile_gathers_the_conversations_of_their_browser() {
+    let app = identity_app().await;
+    app.add_agent("sam", PASSWORD);
+    let token = app.sign_in("sam", PASSWORD).await;
+    let browser = uuid::Uuid::new_v4().to_string();
+    let first = as_visitor(&app, &browser, "my skillet arrived cracked").await;
+    let second = as_visitor(&app, &browser, "how do I care for a linen tablecloth?").await;
+    let elsewhere = as_visitor(
+        &app,
+        &uuid::Uuid::new_v4().to_string(),
+        "do you ship to Belgium?",
+    )
+    .await;
+    // A signed-in customer on the same browser is known by their identity,
+    // not by the browser.
+    let mut signed_ws = app.connect().await;
+    let mut frame = json!({"type": "hello", "visitor_id": browser});
+    frame["identity"] = signed("cust-3", "ana@example.com", IDENTITY_SECRET);
+    signed_ws.send_json(frame).await;
+    let welcome = signed_ws.recv_until("welcome").await;
+    let signed_session = welcome.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    signed_ws.ask("q1", "where is my order?").await;
+
+    let sessions = |profile: &Value| -> Vec<String> {
+        profile["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["session"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, seen) = profile(&app, &token, &second).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["customer"], Value::Null);
+    assert_eq!(seen["visitor"], browser.as_str());
+    assert_eq!(sessions(&seen), [first.clone(), second.clone()], "{seen}");
+    let products: Vec<&str> = seen["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert!(products.contains(&"skillet"), "{seen}");
+
+    let (_, other) = profile(&app, &token, &elsewhere).await;
+    assert_eq!(sessions(&other), [elsewhere], "{other}");
+    let (_, known) = profile(&app, &token, &signed_session).await;
+    assert_eq!(known["customer"]["id"], "cust-3");
+    assert_eq!(known["visitor"], Value::Null);
+    assert_eq!(sessions(&known), [signed_session], "{known}");
+
+    // Not a UUID: refused with its own code, before any session starts.
+    let mut bad = app.connect().await;
+    bad.send_json(json!({"type": "hello", "visitor_id": "me, honestly"}))
+        .await;
+    let refused = bad.recv().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "invalid_visitor_id", "{refused}");
 }
