@@ -28,6 +28,7 @@ pub fn serve(
     listener: TcpListener,
 ) -> std::io::Result<Server> {
     spawn_reaper(Arc::downgrade(&state));
+    crate::insights::spawn_day_keeper(Arc::downgrade(&state));
     if let Some(days) = state.config.retention_days {
         spawn_retention(Arc::downgrade(&state), days);
     }

@@ -130,7 +130,13 @@ pub struct GapGroup {
     pub examples: Vec<String>,
     pub last_at_ms: i64,
     pub sessions: usize,
+    /// The ids of those conversations, newest first, at most 50: what a
+    /// click on the count lists.
+    pub conversations: Vec<String>,
 }
+
+/// Most conversation ids a gap group lists.
+const GAP_CONVERSATIONS: usize = 50;
 
 /// A group being formed: its first question's embedding, and who asked.
 struct Forming<'a> {
@@ -172,6 +178,7 @@ pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
                     examples: vec![gap.question.clone()],
                     last_at_ms: gap.at_ms,
                     sessions: 0,
+                    conversations: Vec::new(),
                 },
                 embedding: gap.embedding.as_deref(),
                 sessions: vec![gap.session_id],
@@ -182,6 +189,12 @@ pub fn group_gaps(gaps: &[Gap]) -> Vec<GapGroup> {
         .into_iter()
         .map(|f| GapGroup {
             sessions: f.sessions.len(),
+            conversations: f
+                .sessions
+                .iter()
+                .take(GAP_CONVERSATIONS)
+                .map(uuid::Uuid::to_string)
+                .collect(),
             ..f.group
         })
         .collect();

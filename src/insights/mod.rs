@@ -66,6 +66,31 @@ impl PeriodQuery {
     }
 }
 
+/// Keeps past days' sums ahead of the first look at a long period (and
+/// the period before it): at start, then hourly, since a day becomes whole
+/// at midnight and is kept once its conversations are over. Ends when the
+/// state is dropped.
+pub fn spawn_day_keeper(state: std::sync::Weak<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            let started = std::time::Instant::now();
+            let days = 2 * i64::from(MAX_DAYS);
+            match state.store.keep_insight_days(days, judging(&state)).await {
+                Ok(0) => {}
+                Ok(counted) => tracing::info!(
+                    days = counted,
+                    ms = started.elapsed().as_millis() as u64,
+                    "insights: past days counted and kept"
+                ),
+                Err(e) => tracing::error!(error = %e, "insights: keeping past days failed"),
+            }
+        }
+    });
+}
+
 /// A period and which of its conversations: the drill-down behind every
 /// number of the insights page, as JSON or CSV.
 #[derive(Debug, Deserialize)]
@@ -86,6 +111,8 @@ struct ListQuery {
     /// A rising topic's terms, comma-separated: conversations in which a
     /// customer used any of them.
     topic: Option<String>,
+    /// Conversation ids, comma-separated (a knowledge gap's).
+    conversations: Option<String>,
 }
 
 impl ListQuery {
@@ -133,6 +160,10 @@ async fn matching(state: &AppState, query: &ListQuery) -> Result<Vec<Conversatio
         .insight_conversations(to - span, to, judging(state))
         .await?;
     rows.retain(|row| filter.matches(row));
+    if let Some(ids) = &query.conversations {
+        let ids: HashSet<&str> = ids.split(',').collect();
+        rows.retain(|row| ids.contains(row.session.as_str()));
+    }
     if let Some(topic) = &query.topic {
         let terms: Vec<String> = topic.split(',').map(str::to_owned).collect();
         let messages = state

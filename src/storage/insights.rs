@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::outcomes::{self, ConversationOutcome, Judging};
@@ -105,6 +105,71 @@ impl Store {
         self.run(move |conn| figures(conn, from_ms, to_ms, judging))
             .await
     }
+
+    /// Keeps the sums of each of the `days` whole UTC days before today
+    /// that had conversations, is not kept yet and can be (all its
+    /// conversations are over), newest first, one day per hold of the
+    /// connection so chat never waits long behind it: the first look at a
+    /// long period then reads kept days instead of counting a year (a day
+    /// without conversations costs nothing to count). Returns how many
+    /// days were counted.
+    pub async fn keep_insight_days(
+        &self,
+        days: i64,
+        judging: Judging,
+    ) -> Result<usize, StoreError> {
+        let today = judging.now_ms.div_euclid(DAY_MS);
+        let busy: Vec<i64> = self
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT DISTINCT created_at_ms / 86400000 AS day FROM sessions
+                     WHERE created_at_ms >= ?1 AND created_at_ms < ?2
+                       AND day NOT IN (SELECT day FROM insight_days WHERE abandoned_after_ms = ?3)
+                     ORDER BY day DESC",
+                )?;
+                let days = stmt
+                    .query_map(
+                        params![
+                            (today - days) * DAY_MS,
+                            today * DAY_MS,
+                            judging.abandoned_after_ms
+                        ],
+                        |r| r.get(0),
+                    )?
+                    .collect::<Result<_, _>>()?;
+                Ok::<_, StoreError>(days)
+            })
+            .await?;
+        let mut counted = 0;
+        for day in busy {
+            let fresh = self
+                .run(move |conn| {
+                    // Counted and kept in one write transaction: a change
+                    // from another connection cannot fall between the two.
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let fresh = !is_kept(&tx, day, judging)?;
+                    if fresh {
+                        day_tally(&tx, day, judging)?;
+                    }
+                    tx.commit()?;
+                    Ok::<_, StoreError>(fresh)
+                })
+                .await?;
+            counted += usize::from(fresh);
+        }
+        Ok(counted)
+    }
+}
+
+fn is_kept(conn: &Connection, day: i64, judging: Judging) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
+            params![day, judging.abandoned_after_ms],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// The figures of `[from_ms, to_ms)`: the whole UTC days inside it from
@@ -791,5 +856,60 @@ mod tests {
         conn.execute("DELETE FROM insight_days", []).unwrap();
         figures(&conn, 98 * DAY_MS, 99 * DAY_MS + 1, open).unwrap();
         assert_eq!(kept_days(&conn), 0);
+    }
+
+    #[tokio::test]
+    async fn past_days_are_kept_ahead_of_time_and_a_conversation_moved_in_drops_its_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("insights.sqlite3")).unwrap();
+        let now = 100 * DAY_MS + 5 * HOUR_MS;
+        let judging = Judging {
+            now_ms: now,
+            abandoned_after_ms: 30 * 60_000,
+        };
+        {
+            let conn = store.lock();
+            conversation(
+                &conn,
+                "a",
+                97 * DAY_MS + HOUR_MS,
+                "return_item",
+                -0.5,
+                Some(2),
+            );
+            conversation(
+                &conn,
+                "c",
+                99 * DAY_MS + HOUR_MS,
+                "track_order",
+                0.5,
+                Some(5),
+            );
+            conversation(&conn, "d", now - HOUR_MS, "track_order", 0.0, None);
+        }
+        // The past days with conversations; today is never whole.
+        assert_eq!(store.keep_insight_days(10, judging).await.unwrap(), 2);
+        assert_eq!(kept_days(&store.lock()), 2);
+        assert_eq!(store.keep_insight_days(10, judging).await.unwrap(), 0);
+
+        // A look at the week keeps its empty days too; history moved into
+        // one of them drops it, and the day it left.
+        let conn = store.lock();
+        figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        assert_eq!(kept_days(&conn), 6, "days 94..=99");
+        conn.execute(
+            "UPDATE sessions SET created_at_ms = ?1 WHERE id = 'a'",
+            [95 * DAY_MS + HOUR_MS],
+        )
+        .unwrap();
+        assert_eq!(kept_days(&conn), 4, "days 97 and 95 dropped");
+        let kept = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        let mut fresh = Tally::default();
+        fresh.count(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        let mut fresh = fresh.figures(now - 7 * DAY_MS, now);
+        fresh.daily = kept.daily.clone();
+        assert_eq!(kept, fresh);
+        let day_95 = kept.daily.iter().find(|d| d.day_ms == 95 * DAY_MS).unwrap();
+        assert_eq!(day_95.conversations, 1);
     }
 }

@@ -210,6 +210,14 @@ const MIGRATIONS: &[&str] = &[
     // anonymous customer's profile gathers their conversations too.
     "ALTER TABLE sessions ADD COLUMN visitor_id TEXT;
     CREATE INDEX sessions_visitor ON sessions (visitor_id) WHERE visitor_id IS NOT NULL;",
+    // v17: a conversation moved to another day (an import of history) drops
+    // the day it moves to as well as the one it left: past days are now
+    // kept ahead of time, empty ones too.
+    "DROP TRIGGER insight_days_session_changed;
+    CREATE TRIGGER insight_days_session_changed AFTER UPDATE ON sessions BEGIN
+        DELETE FROM insight_days
+        WHERE day IN (OLD.created_at_ms / 86400000, NEW.created_at_ms / 86400000);
+    END;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

@@ -673,6 +673,14 @@ async fn a_question_the_bot_could_not_answer_opens_as_a_new_article_from_the_ins
         .await
         .unwrap();
     owner.screenshot("insights-gaps.png").await;
+    // The count lists the conversations that asked.
+    owner.click("#gaps button.link").await;
+    owner
+        .text_where("#list", |t| {
+            t.contains("Could not answer: do you offer engraving on rings?")
+                && t.contains("1 conversation.")
+        })
+        .await;
 
     // The admin editor opens on a new article: the question as its title,
     // both wordings as the questions it answers.

@@ -633,7 +633,7 @@ async fn questions_the_bot_could_not_answer_in_a_period_are_grouped_with_their_w
     let app = spawn_app().await;
     let token = agent(&app).await;
     let mut ws = app.connect().await;
-    ws.start_session().await;
+    let session = ws.start_session().await;
     for (id, q) in [
         ("g1", "Do you offer engraving on jewellery?"),
         ("g2", "do you offer engraving on rings?"),
@@ -671,6 +671,27 @@ async fn questions_the_bot_could_not_answer_in_a_period_are_grouped_with_their_w
         ])
     );
     assert!(gaps[1]["question"].as_str().unwrap().contains("loyalty"));
+    // The count clicks through to the conversations that asked.
+    assert_eq!(gaps[0]["conversations"], json!([session]), "{body}");
+    let (status, list) = app
+        .get_with_status(
+            &format!("/api/insights/conversations?days=1&conversations={session}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["conversations"][0]["session"], session.as_str());
+    let (_, none) = app
+        .get_with_status(
+            &format!(
+                "/api/insights/conversations?days=1&conversations={}",
+                uuid::Uuid::new_v4()
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(none["total"], 0, "{none}");
 
     let (_, week) = app
         .get_with_status("/api/insights/gaps?days=7", &token)
