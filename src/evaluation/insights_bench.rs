@@ -76,19 +76,8 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
         "p95 ms"
     );
     for days in [7, 30, 365] {
-        let span = days * DAY_MS;
-        time(
-            &format!("overview, {days} days and the {days} before"),
-            args.runs,
-            || async {
-                store.insight_figures(now - span, now, judging).await?;
-                store
-                    .insight_figures(now - 2 * span, now - span, judging)
-                    .await?;
-                Ok(())
-            },
-        )
-        .await?;
+        let name = format!("overview, {days} days and the {days} before");
+        time_overview(&store, &name, args.runs, (now, days), judging).await?;
     }
     for days in [7, 30] {
         let span = days * DAY_MS;
@@ -146,19 +135,8 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
         "\nday keeper (a server's task at start and hourly): {kept} days kept in {:.1} s, one day per hold of the database",
         keeping.elapsed().as_secs_f64()
     );
-    let span = 365 * DAY_MS;
-    time(
-        "overview, 365 days and the 365 before, after the day keeper",
-        args.runs,
-        || async {
-            store.insight_figures(now - span, now, judging).await?;
-            store
-                .insight_figures(now - 2 * span, now - span, judging)
-                .await?;
-            Ok(())
-        },
-    )
-    .await?;
+    let name = "overview, 365 days and the 365 before, after the day keeper";
+    time_overview(&store, name, args.runs, (now, 365), judging).await?;
     drop(store);
     if !keep {
         for suffix in ["", "-wal", "-shm"] {
@@ -172,6 +150,26 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
 
 /// Runs `query` `runs` times and prints the first run's time (before any
 /// day was kept), the median and the 95th percentile.
+/// Times what the page asks for a period of `days` ending at `now`: its
+/// figures and the period before's.
+async fn time_overview(
+    store: &Store,
+    name: &str,
+    runs: usize,
+    (now, days): (i64, i64),
+    judging: Judging,
+) -> anyhow::Result<()> {
+    let span = days * DAY_MS;
+    time(name, runs, || async {
+        store.insight_figures(now - span, now, judging).await?;
+        store
+            .insight_figures(now - 2 * span, now - span, judging)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
 async fn time<F, Fut>(name: &str, runs: usize, query: F) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,

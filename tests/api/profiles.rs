@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{IDENTITY_SECRET, TestApp, WsClient, hello_as, identity_app, signed};
+use crate::helpers::{IDENTITY_SECRET, TestApp, WsClient, identity_app, signed};
 use crate::insights::{post, rate};
 
 const PASSWORD: &str = "a long enough password";
@@ -21,15 +21,21 @@ async fn profile(app: &TestApp, token: &str, session: &str) -> (StatusCode, Valu
     .await
 }
 
-/// A signed-in customer's new conversation: its socket and session id.
-async fn signed_in(app: &TestApp, identity: Value) -> (WsClient, String) {
+/// A new conversation opened with this `hello`: its socket and session id.
+async fn opened_with(app: &TestApp, hello: Value) -> (WsClient, String) {
     let mut ws = app.connect().await;
-    let frames = hello_as(&mut ws, None, identity).await;
+    ws.send_json(hello).await;
+    let frames = ws.recv_until("welcome").await;
     let session = frames.last().unwrap()["session_id"]
         .as_str()
         .unwrap()
         .to_string();
     (ws, session)
+}
+
+/// A signed-in customer's new conversation: its socket and session id.
+async fn signed_in(app: &TestApp, identity: Value) -> (WsClient, String) {
+    opened_with(app, json!({"type": "hello", "identity": identity})).await
 }
 
 fn codes(profile: &Value) -> Vec<&str> {
@@ -139,14 +145,7 @@ async fn a_customers_profile_gathers_their_conversations_and_says_why_they_look_
 /// An anonymous visitor's new conversation with one question, from the
 /// browser whose widget sent `visitor` in `hello`: its session id.
 async fn as_visitor(app: &TestApp, visitor: &str, question: &str) -> String {
-    let mut ws = app.connect().await;
-    ws.send_json(json!({"type": "hello", "visitor_id": visitor}))
-        .await;
-    let welcome = ws.recv_until("welcome").await;
-    let session = welcome.last().unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut ws, session) = opened_with(app, json!({"type": "hello", "visitor_id": visitor})).await;
     ws.ask("q1", question).await;
     session
 }
@@ -167,15 +166,12 @@ async fn an_anonymous_customers_profile_gathers_the_conversations_of_their_brows
     .await;
     // A signed-in customer on the same browser is known by their identity,
     // not by the browser.
-    let mut signed_ws = app.connect().await;
-    let mut frame = json!({"type": "hello", "visitor_id": browser});
-    frame["identity"] = signed("cust-3", "ana@example.com", IDENTITY_SECRET);
-    signed_ws.send_json(frame).await;
-    let welcome = signed_ws.recv_until("welcome").await;
-    let signed_session = welcome.last().unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let identity = signed("cust-3", "ana@example.com", IDENTITY_SECRET);
+    let (mut signed_ws, signed_session) = opened_with(
+        &app,
+        json!({"type": "hello", "visitor_id": browser, "identity": identity}),
+    )
+    .await;
     signed_ws.ask("q1", "where is my order?").await;
 
     let sessions = |profile: &Value| -> Vec<String> {
