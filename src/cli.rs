@@ -26,6 +26,25 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Parses the command line. A command's `-h` shows its own flags and
+    /// `--config`; the settings every command shares are in `--help`,
+    /// after them. Done here, once, so a new setting needs nothing.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| {
+            let shared_setting = arg.get_help_heading() == Some(crate::config::SETTINGS_HEADING)
+                && arg.get_id() != "config";
+            if shared_setting {
+                arg.hide_short_help(true)
+            } else {
+                arg
+            }
+        });
+        Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the chat (the default)

@@ -47,168 +47,77 @@ pub const SETTINGS_HEADING: &str = "Settings (also in frontdesk.toml and FRONTDE
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 // Every subcommand takes these too; its own flags come first in its help,
-// and `-h` shows only those (`--help` adds the settings).
+// and its `-h` leaves these out (`Cli::parse_args`).
 #[command(next_help_heading = SETTINGS_HEADING)]
 pub struct ConfigLayer {
     /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "FRONTDESK_BIND", global = true, hide_short_help = true)]
+    #[arg(long, env = "FRONTDESK_BIND", global = true)]
     pub bind: Option<SocketAddr>,
     /// Directory for the database and the search index [default: data]
-    #[arg(
-        long,
-        env = "FRONTDESK_DATA_DIR",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Chat model, a GGUF file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf]
-    #[arg(long, env = "FRONTDESK_MODEL", global = true, hide_short_help = true)]
+    #[arg(long, env = "FRONTDESK_MODEL", global = true)]
     pub model: Option<PathBuf>,
     /// Sentence encoder, a folder with config.json, tokenizer.json and model.safetensors (any BERT-family model) [default: models/all-MiniLM-L6-v2]
-    #[arg(long, env = "FRONTDESK_ENCODER", global = true, hide_short_help = true)]
+    #[arg(long, env = "FRONTDESK_ENCODER", global = true)]
     pub encoder: Option<PathBuf>,
     /// Directory of Markdown knowledge-base articles [default: knowledge]
-    #[arg(
-        long,
-        env = "FRONTDESK_KNOWLEDGE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_KNOWLEDGE", global = true)]
     pub knowledge: Option<PathBuf>,
     /// Largest accepted customer message, in bytes [default: 4096]
-    #[arg(
-        long,
-        env = "FRONTDESK_MAX_MESSAGE_BYTES",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", global = true)]
     pub max_message_bytes: Option<usize>,
     /// Largest accepted admin request body (imports), in bytes [default: 10485760]
-    #[arg(
-        long,
-        env = "FRONTDESK_MAX_UPLOAD_BYTES",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MAX_UPLOAD_BYTES", global = true)]
     pub max_upload_bytes: Option<usize>,
     /// Seconds an idle session stays in memory (it stays on disk) [default: 1800]
-    #[arg(
-        long,
-        env = "FRONTDESK_SESSION_IDLE_SECS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_SESSION_IDLE_SECS", global = true)]
     pub session_idle_secs: Option<u64>,
     /// Token budget for conversation history in the prompt [default: 600]
-    #[arg(
-        long,
-        env = "FRONTDESK_CONTEXT_TOKENS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_CONTEXT_TOKENS", global = true)]
     pub context_tokens: Option<usize>,
     /// Who words answers from the knowledge base: `extractive` (the article's own sentences, framed by replies.yaml) or `generated` (the model rewrites them; each sentence is checked against the article before it is shown) [default: extractive]
-    #[arg(
-        long,
-        env = "FRONTDESK_ANSWER_STYLE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_ANSWER_STYLE", global = true)]
     pub answer_style: Option<AnswerStyle>,
     /// Longest generated reply, in tokens [default: 120]
-    #[arg(
-        long,
-        env = "FRONTDESK_MAX_REPLY_TOKENS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MAX_REPLY_TOKENS", global = true)]
     pub max_reply_tokens: Option<usize>,
     /// Replies generated at the same time, decoded together in one batch [default: 8]
-    #[arg(
-        long,
-        env = "FRONTDESK_GENERATION_CONCURRENCY",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_GENERATION_CONCURRENCY", global = true)]
     pub generation_concurrency: Option<usize>,
     /// Replies allowed to wait for the model before customers are told "busy" [default: 8]
-    #[arg(
-        long,
-        env = "FRONTDESK_GENERATION_QUEUE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_GENERATION_QUEUE", global = true)]
     pub generation_queue: Option<usize>,
     /// No effect, accepted so that existing files still load: a reply's sentences come from one article, the one its best answerable passage belongs to [default: 3]
-    #[arg(
-        long,
-        env = "FRONTDESK_RETRIEVAL_TOP_K",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_RETRIEVAL_TOP_K", global = true)]
     pub retrieval_top_k: Option<usize>,
     /// Share (0..1, weighted by rarity) of the question's words a passage must contain to be used [default: 0.5]
-    #[arg(
-        long,
-        env = "FRONTDESK_MIN_RELEVANCE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MIN_RELEVANCE", global = true)]
     pub min_relevance: Option<f32>,
     /// Cosine similarity (0..1) of question and passage at which a passage is used even without the question's words [default: 0.55]
-    #[arg(
-        long,
-        env = "FRONTDESK_MIN_SIMILARITY",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MIN_SIMILARITY", global = true)]
     pub min_similarity: Option<f32>,
     /// Seconds between websocket pings [default: 15]
-    #[arg(
-        long,
-        env = "FRONTDESK_HEARTBEAT_SECS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_HEARTBEAT_SECS", global = true)]
     pub heartbeat_secs: Option<u64>,
     /// Seconds of silence after which a websocket is closed [default: 45]
-    #[arg(
-        long,
-        env = "FRONTDESK_CLIENT_TIMEOUT_SECS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_CLIENT_TIMEOUT_SECS", global = true)]
     pub client_timeout_secs: Option<u64>,
     /// Customer messages one IP address may send per minute, over all its connections [default: 60]
-    #[arg(
-        long,
-        env = "FRONTDESK_MESSAGES_PER_MINUTE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_MESSAGES_PER_MINUTE", global = true)]
     pub messages_per_minute: Option<u32>,
     /// Console sign-in attempts one IP address may make per minute [default: 10]
-    #[arg(
-        long,
-        env = "FRONTDESK_SIGN_INS_PER_MINUTE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_SIGN_INS_PER_MINUTE", global = true)]
     pub sign_ins_per_minute: Option<u32>,
     /// Take the client's address from X-Forwarded-For / Forwarded (only behind a reverse proxy that sets them) [default: false]
-    #[arg(
-        long,
-        env = "FRONTDESK_BEHIND_PROXY",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_BEHIND_PROXY", global = true)]
     pub behind_proxy: Option<bool>,
     /// Origins of other sites allowed to use the console and admin API from a browser, comma-separated [default: none: only this server's own pages]
     #[arg(
         long,
         env = "FRONTDESK_ALLOWED_ORIGINS",
         global = true,
-        hide_short_help = true,
         value_delimiter = ','
     )]
     pub allowed_origins: Option<Vec<String>>,
@@ -217,17 +126,10 @@ pub struct ConfigLayer {
         long,
         env = "FRONTDESK_WIDGET_ORIGINS",
         global = true,
-        hide_short_help = true,
         value_delimiter = ','
     )]
     pub widget_origins: Option<Vec<String>>,
-    #[arg(
-        long,
-        env = "FRONTDESK_DEVICE",
-        global = true,
-        value_enum,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
     /// Bearer token for the knowledge-base admin API under /api/admin (unset: it is off)
@@ -235,65 +137,32 @@ pub struct ConfigLayer {
         long,
         env = "FRONTDESK_ADMIN_TOKEN",
         global = true,
-        hide_short_help = true,
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
-    #[arg(
-        long,
-        env = "FRONTDESK_LOG_FORMAT",
-        global = true,
-        value_enum,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_LOG_FORMAT", global = true, value_enum)]
     /// Log line format [default: text]
     pub log_format: Option<LogFormat>,
     /// Replace e-mail addresses, phone, card and IBAN numbers and street addresses with markers before a customer's words reach the model [default: true]
-    #[arg(
-        long,
-        env = "FRONTDESK_REDACT_FOR_MODEL",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_REDACT_FOR_MODEL", global = true)]
     pub redact_for_model: Option<bool>,
     /// On the CPU, run a model whose weights are Q4_1, Q5_0 or Q5_1 (slow CPU kernels) from a Q8_0 copy written once into the data folder [default: true]
-    #[arg(
-        long,
-        env = "FRONTDESK_REQUANTIZE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_REQUANTIZE", global = true)]
     pub requantize: Option<bool>,
     /// On the CPU, memory for dequantized (f16) copies of the model's weights, used for prompts of 32 tokens or more through a real matrix product instead of the quantized kernel (about as fast now, and replies then vary with rounding); 0 keeps them quantized [default: 0]
-    #[arg(
-        long,
-        env = "FRONTDESK_DENSE_PREFILL_MB",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_DENSE_PREFILL_MB", global = true)]
     pub dense_prefill_mb: Option<u32>,
     /// Memory for the KV caches of recent replies, reused when a new prompt starts the same way (the instruction and the same article); the oldest go first; 0 turns reuse off [default: 256]
-    #[arg(
-        long,
-        env = "FRONTDESK_PREFIX_CACHE_MB",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_PREFIX_CACHE_MB", global = true)]
     pub prefix_cache_mb: Option<u32>,
     /// The shop's order system, speaking the contract in docs/connectors.md (unset: the demo shop's orders, served by this server, when demo_page is on) [default: unset]
-    #[arg(
-        long,
-        env = "FRONTDESK_CONNECTOR_URL",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_CONNECTOR_URL", global = true)]
     pub connector_url: Option<String>,
     /// Shared secret that signs every request to the shop's order system (required with connector_url) [default: unset]
     #[arg(
         long,
         env = "FRONTDESK_CONNECTOR_SECRET",
         global = true,
-        hide_short_help = true,
         hide_env_values = true
     )]
     pub connector_secret: Option<String>,
@@ -302,65 +171,29 @@ pub struct ConfigLayer {
         long,
         env = "FRONTDESK_IDENTITY_SECRET",
         global = true,
-        hide_short_help = true,
         hide_env_values = true
     )]
     pub identity_secret: Option<String>,
     /// Delete conversations this many days after their last message (unset: kept until erased) [default: unset]
-    #[arg(
-        long,
-        env = "FRONTDESK_RETENTION_DAYS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_RETENTION_DAYS", global = true)]
     pub retention_days: Option<u32>,
     /// Minutes without a message after which the insights count a conversation as over (resolved, unresolved or abandoned) [default: 30]
-    #[arg(
-        long,
-        env = "FRONTDESK_ABANDONED_AFTER_MINS",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_ABANDONED_AFTER_MINS", global = true)]
     pub abandoned_after_mins: Option<u32>,
     /// New conversations one IP address may start per minute [default: 20]
-    #[arg(
-        long,
-        env = "FRONTDESK_SESSIONS_PER_MINUTE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_SESSIONS_PER_MINUTE", global = true)]
     pub sessions_per_minute: Option<u32>,
     /// Chat websockets one IP address may hold open at once [default: 100]
-    #[arg(
-        long,
-        env = "FRONTDESK_SOCKETS_PER_IP",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_SOCKETS_PER_IP", global = true)]
     pub sockets_per_ip: Option<u32>,
     /// Admin API writes (POST, PUT, DELETE) one IP address may make per minute [default: 120]
-    #[arg(
-        long,
-        env = "FRONTDESK_ADMIN_WRITES_PER_MINUTE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_ADMIN_WRITES_PER_MINUTE", global = true)]
     pub admin_writes_per_minute: Option<u32>,
     /// Orders one IP address may have looked up or cancelled per minute (a brake on guessing e-mail addresses and on load on the shop) [default: 10]
-    #[arg(
-        long,
-        env = "FRONTDESK_ORDER_CHECKS_PER_MINUTE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_ORDER_CHECKS_PER_MINUTE", global = true)]
     pub order_checks_per_minute: Option<u32>,
     /// Serve the demo shop page at `/` (turn off for a real shop: the widget, console and admin pages stay) [default: true]
-    #[arg(
-        long,
-        env = "FRONTDESK_DEMO_PAGE",
-        global = true,
-        hide_short_help = true
-    )]
+    #[arg(long, env = "FRONTDESK_DEMO_PAGE", global = true)]
     pub demo_page: Option<bool>,
 }
 

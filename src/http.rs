@@ -27,10 +27,18 @@ pub fn serve(
     demo_shop: Option<Arc<crate::orders::demo_shop::DemoShop>>,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
-    spawn_reaper(Arc::downgrade(&state));
-    crate::insights::spawn_day_keeper(Arc::downgrade(&state));
+    spawn_every(&state, Duration::from_secs(30), reap);
+    // A day becomes whole at midnight and is kept once its conversations
+    // are over: hourly is soon enough.
+    spawn_every(
+        &state,
+        Duration::from_secs(3600),
+        crate::insights::keep_past_days,
+    );
     if let Some(days) = state.config.retention_days {
-        spawn_retention(Arc::downgrade(&state), days);
+        spawn_every(&state, Duration::from_secs(3600), move |state| {
+            retain(state, days)
+        });
     }
     let max_upload = state.config.max_upload_bytes;
     let console = Arc::new(crate::console::live::ConsoleHub::default());
@@ -75,49 +83,52 @@ pub fn serve(
     Ok(server)
 }
 
-/// Evicts idle sessions from memory; ends when the state is dropped.
-fn spawn_reaper(state: std::sync::Weak<AppState>) {
+/// Runs `job` at once and then every `period`; ends when the state is
+/// dropped.
+fn spawn_every<F, Fut>(state: &Arc<AppState>, period: Duration, job: F)
+where
+    F: Fn(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let state = Arc::downgrade(state);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             let Some(state) = state.upgrade() else { return };
-            let idle = Duration::from_secs(state.config.session_idle_secs);
-            state.limits.forget_idle();
-            let reaped = state.hub.reap_idle(idle);
-            if reaped > 0 {
-                tracing::info!(reaped, live = state.hub.len(), "idle sessions left memory");
-            }
+            job(state).await;
         }
     });
 }
 
-/// Deletes conversations past the retention period, at start and then
-/// hourly; ends when the state is dropped.
-fn spawn_retention(state: std::sync::Weak<AppState>, days: u32) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let Some(state) = state.upgrade() else { return };
-            let cutoff = crate::storage::now_ms() - i64::from(days) * 86_400_000;
-            match state.store.delete_older_than(cutoff).await {
-                Ok(deleted) => {
-                    for id in &deleted {
-                        state.hub.forget(*id);
-                    }
-                    if !deleted.is_empty() {
-                        tracing::info!(
-                            conversations = deleted.len(),
-                            days,
-                            "conversations past the retention period deleted"
-                        );
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "retention run failed"),
+/// Evicts idle sessions from memory.
+async fn reap(state: Arc<AppState>) {
+    let idle = Duration::from_secs(state.config.session_idle_secs);
+    state.limits.forget_idle();
+    let reaped = state.hub.reap_idle(idle);
+    if reaped > 0 {
+        tracing::info!(reaped, live = state.hub.len(), "idle sessions left memory");
+    }
+}
+
+/// Deletes conversations past the retention period.
+async fn retain(state: Arc<AppState>, days: u32) {
+    let cutoff = crate::storage::now_ms() - i64::from(days) * 86_400_000;
+    match state.store.delete_older_than(cutoff).await {
+        Ok(deleted) => {
+            for id in &deleted {
+                state.hub.forget(*id);
+            }
+            if !deleted.is_empty() {
+                tracing::info!(
+                    conversations = deleted.len(),
+                    days,
+                    "conversations past the retention period deleted"
+                );
             }
         }
-    });
+        Err(e) => tracing::error!(error = %e, "retention run failed"),
+    }
 }
 
 // Each page's policy hashes its inline script: computed once, not per request.

@@ -298,7 +298,6 @@ impl Connection {
                 identity,
                 visitor_id,
             } => {
-                self.visitor = visitor_id;
                 if self.joined.is_some() || self.fresh.is_some() {
                     return self
                         .refuse(FrameError {
@@ -308,6 +307,7 @@ impl Connection {
                         })
                         .await;
                 }
+                self.visitor = visitor_id;
                 if let Some(identity) = identity {
                     let secret = self
                         .state

@@ -67,28 +67,19 @@ impl PeriodQuery {
 }
 
 /// Keeps past days' sums ahead of the first look at a long period (and
-/// the period before it): at start, then hourly, since a day becomes whole
-/// at midnight and is kept once its conversations are over. Ends when the
-/// state is dropped.
-pub fn spawn_day_keeper(state: std::sync::Weak<AppState>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let Some(state) = state.upgrade() else { return };
-            let started = std::time::Instant::now();
-            let days = 2 * i64::from(MAX_DAYS);
-            match state.store.keep_insight_days(days, judging(&state)).await {
-                Ok(0) => {}
-                Ok(counted) => tracing::info!(
-                    days = counted,
-                    ms = started.elapsed().as_millis() as u64,
-                    "insights: past days counted and kept"
-                ),
-                Err(e) => tracing::error!(error = %e, "insights: keeping past days failed"),
-            }
-        }
-    });
+/// the period before it); the server runs it at start and hourly.
+pub async fn keep_past_days(state: std::sync::Arc<AppState>) {
+    let started = std::time::Instant::now();
+    let days = 2 * i64::from(MAX_DAYS);
+    match state.store.keep_insight_days(days, judging(&state)).await {
+        Ok(0) => {}
+        Ok(counted) => tracing::info!(
+            days = counted,
+            ms = started.elapsed().as_millis() as u64,
+            "insights: past days counted and kept"
+        ),
+        Err(e) => tracing::error!(error = %e, "insights: keeping past days failed"),
+    }
 }
 
 /// A period and which of its conversations: the drill-down behind every

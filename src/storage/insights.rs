@@ -147,7 +147,7 @@ impl Store {
                     // Counted and kept in one write transaction: a change
                     // from another connection cannot fall between the two.
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let fresh = !is_kept(&tx, day, judging)?;
+                    let fresh = kept_day(&tx, day, judging)?.is_none();
                     if fresh {
                         day_tally(&tx, day, judging)?;
                     }
@@ -161,15 +161,15 @@ impl Store {
     }
 }
 
-fn is_kept(conn: &Connection, day: i64, judging: Judging) -> Result<bool, StoreError> {
+/// The kept sums of UTC day `day` (JSON), if any.
+fn kept_day(conn: &Connection, day: i64, judging: Judging) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT 1 FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
+            "SELECT tally FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
             params![day, judging.abandoned_after_ms],
-            |_| Ok(()),
+            |r| r.get(0),
         )
-        .optional()?
-        .is_some())
+        .optional()?)
 }
 
 /// The figures of `[from_ms, to_ms)`: the whole UTC days inside it from
@@ -216,14 +216,7 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The sums of conversations started on UTC day `day`, kept or counted.
 fn day_tally(conn: &Connection, day: i64, judging: Judging) -> Result<Tally, StoreError> {
-    let kept: Option<String> = conn
-        .query_row(
-            "SELECT tally FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
-            params![day, judging.abandoned_after_ms],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(kept) = kept {
+    if let Some(kept) = kept_day(conn, day, judging)? {
         return serde_json::from_str(&kept)
             .map_err(|e| StoreError::Corrupt(format!("insight day {day}: {e}")));
     }

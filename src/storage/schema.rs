@@ -211,8 +211,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN visitor_id TEXT;
     CREATE INDEX sessions_visitor ON sessions (visitor_id) WHERE visitor_id IS NOT NULL;",
     // v17: a conversation moved to another day (an import of history) drops
-    // the day it moves to as well as the one it left: past days are now
-    // kept ahead of time, empty ones too.
+    // the day it moves to as well as the one it left: a kept day, empty
+    // ones too (a look at a period keeps all its whole days), would go
+    // stale otherwise.
     "DROP TRIGGER insight_days_session_changed;
     CREATE TRIGGER insight_days_session_changed AFTER UPDATE ON sessions BEGIN
         DELETE FROM insight_days
