@@ -10,6 +10,7 @@ use std::time::Instant;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
+use crate::insights::topics;
 use crate::storage::outcomes::Judging;
 use crate::storage::{Store, StoreError, now_ms};
 use crate::understanding::classifier::SplitMix;
@@ -99,13 +100,29 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
             &format!("rising topics, {days} days against the {days} before"),
             args.runs,
             || async {
-                let messages = store
-                    .insight_topic_messages(now - 2 * span, now - span, now)
+                let (period, details) = store
+                    .period_words(
+                        (now - 2 * span, now - span, now),
+                        topics::word_counter(),
+                        topics::candidates,
+                    )
                     .await?;
-                crate::insights::topics::rising_topics(
-                    &mut crate::knowledge::Analyzer::default(),
-                    &messages,
-                );
+                topics::topics(&period, &details);
+                Ok(())
+            },
+        )
+        .await?;
+    }
+    for days in [7, 30] {
+        let span = days * DAY_MS;
+        time(
+            &format!("knowledge gaps, {days} days (the newest 2,000, grouped)"),
+            args.runs,
+            || async {
+                let gaps = store
+                    .gaps_since(now - span, crate::insights::GAPS_READ)
+                    .await?;
+                crate::admin::search::group_gaps(&gaps);
                 Ok(())
             },
         )
@@ -130,13 +147,58 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
         })
         .await?;
     let keeping = Instant::now();
-    let kept = store.keep_insight_days(2 * 366, judging).await?;
+    let kept = store
+        .keep_insight_days(2 * 366, judging, topics::word_counter())
+        .await?;
     println!(
         "\nday keeper (a server's task at start and hourly): {kept} days kept in {:.1} s, one day per hold of the database",
         keeping.elapsed().as_secs_f64()
     );
     let name = "overview, 365 days and the 365 before, after the day keeper";
     time_overview(&store, name, args.runs, (now, 365), judging).await?;
+    // The keeper keeps each day's conversation list and words too.
+    for days in [30, 90] {
+        let span = days * DAY_MS;
+        time(
+            &format!("conversations.csv, {days} days, after the day keeper"),
+            args.runs,
+            || async {
+                store
+                    .insight_conversations(now - span, now, judging)
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+        time(
+            &format!("rising topics, {days} days, after the day keeper"),
+            args.runs,
+            || async {
+                let (period, details) = store
+                    .period_words(
+                        (now - 2 * span, now - span, now),
+                        topics::word_counter(),
+                        topics::candidates,
+                    )
+                    .await?;
+                topics::topics(&period, &details);
+                Ok(())
+            },
+        )
+        .await?;
+        time(
+            &format!("topic drill-down, {days} days, after the day keeper"),
+            args.runs,
+            || async {
+                let terms = vec!["damag".to_owned(), "box".to_owned()];
+                store
+                    .conversations_using((now - span, now), terms, topics::word_counter())
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+    }
     drop(store);
     if !keep {
         for suffix in ["", "-wal", "-shm"] {
@@ -270,6 +332,30 @@ const PHRASES: &[&str] = &[
     "was never mentioned on the product page",
     "how long does the refund take?",
 ];
+/// Questions the generated knowledge base cannot answer (knowledge gaps).
+const UNANSWERED: &[&str] = &[
+    "do you ship to Iceland with",
+    "can I get an engraving on",
+    "is there a student discount for",
+    "do you rent out",
+    "can I pay in instalments for",
+];
+
+/// The encoder's dimension: gaps carry an embedding of this size.
+const EMBEDDING_DIM: usize = 384;
+
+/// A unit vector near topic `topic`'s own (cosine about 0.93): the
+/// embedding of one wording of that question.
+fn near(rng: &mut Rng, topic: u64) -> Vec<u8> {
+    let mut base = Rng(SplitMix(topic.wrapping_mul(0x9e37_79b9) ^ 0xa5a5));
+    let unit = |r: &mut Rng| r.below(2001) as f32 / 1000.0 - 1.0;
+    let v: Vec<f32> = (0..EMBEDDING_DIM)
+        .map(|_| unit(&mut base) + 0.4 * unit(rng))
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().flat_map(|x| (x / norm).to_le_bytes()).collect()
+}
+
 const BOT_KINDS: &[&str] = &[
     "extractive",
     "extractive",
@@ -302,6 +388,10 @@ fn generate(conn: &mut Connection, n: usize, now: i64) -> Result<(usize, usize),
                 "INSERT INTO messages (session_id, seq, role, text, kind, citations, grounded,
                                        created_at_ms, intent, sentiment, demand, author)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut gap = tx.prepare_cached(
+                "INSERT INTO gaps (session_id, question, reason, score, embedding, at_ms)
+                 VALUES (?1, ?2, 'no_answer', 0.2, ?3, ?4)",
             )?;
             for _ in (chunk * 1000)..((chunk + 1) * 1000).min(n) {
                 let id = uuid::Uuid::from_u64_pair(rng.next(), rng.next()).to_string();
@@ -415,6 +505,19 @@ fn generate(conn: &mut Connection, n: usize, now: i64) -> Result<(usize, usize),
                     } else {
                         ("bot", Some(rng.pick(BOT_KINDS)), None)
                     };
+                    if kind == Some("no_answer") {
+                        // A question the knowledge base has no article
+                        // for, embedded near its topic's other wordings.
+                        let topic = rng.below(UNANSWERED.len() as u64) as usize;
+                        let product = rng.below(PRODUCTS.len() as u64) as usize;
+                        let question = format!(
+                            "{} the {}?",
+                            UNANSWERED[topic],
+                            PRODUCTS[product].replace('-', " ")
+                        );
+                        let embedding = near(&mut rng, (topic * PRODUCTS.len() + product) as u64);
+                        gap.execute(params![id, question, embedding, at])?;
+                    }
                     message.execute(params![
                         id,
                         seq,

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::ApiError;
-use crate::knowledge::Analyzer;
 use crate::state::AppState;
 use crate::storage::insights::{ConversationFilter, ConversationRow};
 use crate::storage::now_ms;
@@ -71,7 +70,11 @@ impl PeriodQuery {
 pub async fn keep_past_days(state: std::sync::Arc<AppState>) {
     let started = std::time::Instant::now();
     let days = 2 * i64::from(MAX_DAYS);
-    match state.store.keep_insight_days(days, judging(&state)).await {
+    match state
+        .store
+        .keep_insight_days(days, judging(&state), topics::word_counter())
+        .await
+    {
         Ok(0) => {}
         Ok(counted) => tracing::info!(
             days = counted,
@@ -157,20 +160,10 @@ async fn matching(state: &AppState, query: &ListQuery) -> Result<Vec<Conversatio
     }
     if let Some(topic) = &query.topic {
         let terms: Vec<String> = topic.split(',').map(str::to_owned).collect();
-        let messages = state
+        let using = state
             .store
-            .insight_topic_messages(to - span, to - span, to)
+            .conversations_using((to - span, to), terms, topics::word_counter())
             .await?;
-        let using = web::block(move || {
-            let mut analyzer = Analyzer::default();
-            messages
-                .into_iter()
-                .filter(|m| topics::mentions_any(&mut analyzer, &m.text, &terms))
-                .map(|m| m.session)
-                .collect::<HashSet<String>>()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
         rows.retain(|row| using.contains(&row.session));
     }
     rows.reverse();
@@ -184,14 +177,17 @@ async fn rising_topics(
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, span) = query.span_ms()?;
-    let messages = state
+    // Past days' counts are kept; the rest is tokenised on storage's
+    // blocking thread, off the executor.
+    let (period, details) = state
         .store
-        .insight_topic_messages(to - 2 * span, to - span, to)
+        .period_words(
+            (to - 2 * span, to - span, to),
+            topics::word_counter(),
+            topics::candidates,
+        )
         .await?;
-    // Tokenising a period's messages is CPU work: off the executor.
-    let topics = web::block(move || topics::rising_topics(&mut Analyzer::default(), &messages))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let topics = topics::topics(&period, &details);
     Ok(HttpResponse::Ok().json(json!({
         "days": query.days,
         "topics": topics,
@@ -199,7 +195,7 @@ async fn rising_topics(
 }
 
 /// Most gaps grouped for one period (the newest), and most groups shown.
-const GAPS_READ: usize = 2000;
+pub const GAPS_READ: usize = 2000;
 const GAPS_SHOWN: usize = 10;
 
 /// The period's questions the bot could not answer, grouped as the admin

@@ -5,15 +5,16 @@
 //! Words, not embeddings: a shop owner can read and check a word, every
 //! period is computed from the stored text alone (no model at query time,
 //! nothing extra stored per message), and a topic clicks through to exactly
-//! the conversations that used its words.
+//! the conversations that used its words. Counting is storage's
+//! (`storage::topic_days`, which keeps past days' counts): this file decides
+//! what rises and how words group.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Serialize;
 
 use crate::knowledge::Analyzer;
-
-pub use crate::storage::insights::TopicMessage;
+use crate::storage::topic_days::{PeriodDetails, PeriodWords, TermDetail};
 
 /// A group of words that rose together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,84 +54,87 @@ const MAX_SHARE: f64 = 0.5;
 const SAME_TOPIC_OVERLAP: f64 = 0.6;
 const MAX_TOPICS: usize = 10;
 const MAX_LABEL_WORDS: usize = 3;
-const MAX_EXAMPLES: usize = 3;
+/// The strongest rising words looked at closely (their conversations,
+/// surfaces and examples): enough for ten topics of several words each.
+const MAX_CANDIDATES: usize = 100;
 
-#[derive(Default)]
-struct Term {
-    current: HashSet<usize>,
-    previous: HashSet<usize>,
-    /// Surface forms and how often each was written.
-    surfaces: HashMap<String, usize>,
-    /// The period's messages that used it (indices, oldest first): where
-    /// its examples come from without reading the text again.
-    used_in: Vec<usize>,
+/// The terms of `text` with the words they came from, as topics count them:
+/// numbers and very short words name no topic.
+pub fn words(analyzer: &mut Analyzer, text: &str) -> Vec<(String, String)> {
+    let mut terms = analyzer.terms_with_words(text);
+    terms
+        .retain(|(term, _)| term.chars().count() >= 3 && !term.chars().any(|c| c.is_ascii_digit()));
+    terms
 }
 
-/// The period's rising topics, strongest first. `messages` are in the order
-/// they were written (oldest first).
-pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<RisingTopic> {
-    let mut sessions: HashMap<&str, usize> = HashMap::new();
-    let mut totals = [HashSet::new(), HashSet::new()];
-    let mut terms: HashMap<String, Term> = HashMap::new();
-    for (index, message) in messages.iter().enumerate() {
-        let next = sessions.len();
-        let id = *sessions.entry(message.session.as_str()).or_insert(next);
-        totals[usize::from(message.current)].insert(id);
-        for (term, surface) in words(analyzer, &message.text) {
-            let entry = terms.entry(term).or_default();
-            if message.current {
-                entry.current.insert(id);
-                entry.used_in.push(index);
-                *entry.surfaces.entry(surface).or_default() += 1;
-            } else {
-                entry.previous.insert(id);
-            }
-        }
-    }
-    let (n_previous, n_current) = (totals[0].len(), totals[1].len());
+/// `words` with an analyzer of its own, for storage to call.
+pub fn word_counter() -> impl FnMut(&str) -> Vec<(String, String)> + Send + Clone + 'static {
+    let mut analyzer = Analyzer::default();
+    move |text| words(&mut analyzer, text)
+}
+
+/// The rising words, strongest first (ties: more conversations, then
+/// alphabetically, so the same data always gives the same page), with
+/// their scores: in enough of the period's conversations, not in most,
+/// and counted well above what the period before and the change in
+/// traffic predict.
+fn rising(period: &PeriodWords) -> Vec<(&String, f64)> {
+    let [n_previous, n_current] = period.conversations;
     // Nothing rises without a period before it to rise from.
     if n_current == 0 || n_previous == 0 {
         return Vec::new();
     }
     // The previous count scaled to this period's traffic.
     let scale = n_current as f64 / n_previous as f64;
-    let mut rising: Vec<(&String, &Term, f64)> = terms
+    let mut rising: Vec<(&String, usize, f64)> = period
+        .counts
         .iter()
-        .filter(|(_, t)| {
-            t.current.len() >= MIN_CONVERSATIONS
-                && (t.current.len() as f64) <= MAX_SHARE * n_current as f64
+        .filter(|(_, [_, current])| {
+            *current >= MIN_CONVERSATIONS && (*current as f64) <= MAX_SHARE * n_current as f64
         })
-        .map(|(word, t)| {
-            let expected = t.previous.len() as f64 * scale;
-            let score = (t.current.len() as f64 - expected) / (expected + 1.0).sqrt();
-            (word, t, score)
+        .map(|(word, [previous, current])| {
+            let expected = *previous as f64 * scale;
+            let score = (*current as f64 - expected) / (expected + 1.0).sqrt();
+            (word, *current, score)
         })
         .filter(|(_, _, score)| *score >= MIN_SCORE)
         .collect();
-    // Strongest first; ties by more conversations, then alphabetically, so
-    // the same data always gives the same page.
-    rising.sort_by(|a, b| {
-        b.2.total_cmp(&a.2)
-            .then(b.1.current.len().cmp(&a.1.current.len()))
-            .then(a.0.cmp(b.0))
-    });
+    rising.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+    rising.truncate(MAX_CANDIDATES);
+    rising.into_iter().map(|(w, _, score)| (w, score)).collect()
+}
+
+/// The terms whose details `topics` needs.
+pub fn candidates(period: &PeriodWords) -> Vec<String> {
+    rising(period).into_iter().map(|(w, _)| w.clone()).collect()
+}
+
+/// The period's rising topics, strongest first, from its counts and the
+/// details of `candidates(period)` in both periods.
+pub fn topics(period: &PeriodWords, details: &PeriodDetails) -> Vec<RisingTopic> {
+    let [before, asked] = details;
+    let none = TermDetail::default();
+    let detail = |word: &String| asked.get(word).unwrap_or(&none);
 
     /// The first member leads: the others joined it.
     struct Group<'a> {
-        members: Vec<(&'a String, &'a Term)>,
+        members: Vec<&'a String>,
         score: f64,
     }
     let mut groups: Vec<Group> = Vec::new();
-    for (word, term, score) in rising {
+    for (word, score) in rising(period) {
+        let term = detail(word);
         let joins = groups.iter().position(|g| {
-            let lead = g.members[0].1;
-            let shared = lead.current.intersection(&term.current).count();
-            shared as f64 >= SAME_TOPIC_OVERLAP * lead.current.len().min(term.current.len()) as f64
+            let lead = detail(g.members[0]);
+            let shared = lead.conversations.intersection(&term.conversations).count();
+            shared as f64
+                >= SAME_TOPIC_OVERLAP
+                    * lead.conversations.len().min(term.conversations.len()) as f64
         });
         match joins {
-            Some(group) => groups[group].members.push((word, term)),
+            Some(group) => groups[group].members.push(word),
             None if groups.len() < MAX_TOPICS => groups.push(Group {
-                members: vec![(word, term)],
+                members: vec![word],
                 score,
             }),
             None => {}
@@ -142,21 +146,30 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
         .map(|group| {
             let mut current = HashSet::new();
             let mut previous = HashSet::new();
-            for (_, term) in &group.members {
-                current.extend(term.current.iter().copied());
-                previous.extend(term.previous.iter().copied());
+            for word in &group.members {
+                current.extend(detail(word).conversations.iter());
+                if let Some(d) = before.get(*word) {
+                    previous.extend(d.conversations.iter());
+                }
             }
             let label = group
                 .members
                 .iter()
                 .take(MAX_LABEL_WORDS)
-                .map(|(_, term)| most_written(term))
+                .map(|word| most_written(detail(word)))
                 .collect::<Vec<_>>()
                 .join(" · ");
-            let examples = examples(messages, group.members[0].1);
+            let examples = detail(group.members[0])
+                .examples
+                .iter()
+                .map(|(session, text)| TopicExample {
+                    session: session.clone(),
+                    text: text.clone(),
+                })
+                .collect();
             RisingTopic {
                 label,
-                terms: group.members.iter().map(|(w, _)| (*w).clone()).collect(),
+                terms: group.members.iter().map(|w| (*w).clone()).collect(),
                 conversations: current.len(),
                 previous: previous.len(),
                 score: (group.score * 100.0).round() / 100.0,
@@ -166,21 +179,7 @@ pub fn rising_topics(analyzer: &mut Analyzer, messages: &[TopicMessage]) -> Vec<
         .collect()
 }
 
-/// Whether `text` uses any of `terms` (the drill-down behind a topic).
-pub fn mentions_any(analyzer: &mut Analyzer, text: &str, terms: &[String]) -> bool {
-    words(analyzer, text).any(|(term, _)| terms.contains(&term))
-}
-
-/// The analyzer's terms of `text` with the words they came from;
-/// numbers and very short words name no topic.
-fn words(analyzer: &mut Analyzer, text: &str) -> impl Iterator<Item = (String, String)> {
-    analyzer
-        .terms_with_words(text)
-        .into_iter()
-        .filter(|(term, _)| term.chars().count() >= 3 && !term.chars().any(|c| c.is_ascii_digit()))
-}
-
-fn most_written(term: &Term) -> String {
+fn most_written(term: &TermDetail) -> String {
     term.surfaces
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
@@ -188,25 +187,55 @@ fn most_written(term: &Term) -> String {
         .unwrap_or_default()
 }
 
-/// The newest messages that used the lead word, one per conversation.
-fn examples(messages: &[TopicMessage], lead: &Term) -> Vec<TopicExample> {
-    let mut seen = HashSet::new();
-    lead.used_in
-        .iter()
-        .rev()
-        .map(|&index| &messages[index])
-        .filter(|message| seen.insert(message.session.as_str()))
-        .take(MAX_EXAMPLES)
-        .map(|message| TopicExample {
-            session: message.session.clone(),
-            text: message.text.clone(),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::storage::topic_days::{CustomerMessage, WordUses, details};
+
+    struct TopicMessage {
+        session: String,
+        current: bool,
+        text: String,
+    }
+
+    /// The topics of `messages` (in the order written), counted in memory
+    /// the way storage counts a stretch of time that is not kept.
+    fn rising_topics(messages: &[TopicMessage]) -> Vec<RisingTopic> {
+        let mut words = word_counter();
+        let mut count = |current: bool| {
+            let written = messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.current == current)
+                .map(|(i, m)| CustomerMessage {
+                    session: m.session.clone(),
+                    at_ms: i as i64,
+                    seq: i as i64,
+                    text: m.text.clone(),
+                });
+            WordUses::count(written, &mut words)
+        };
+        let uses = [count(false), count(true)];
+        let mut period = PeriodWords::default();
+        period.add(&uses[0], false);
+        period.add(&uses[1], true);
+        let terms = candidates(&period);
+        let detail = |u: &WordUses| {
+            let picked: HashMap<_, _> = u
+                .terms
+                .iter()
+                .filter(|(t, _)| terms.contains(t))
+                .map(|(t, u)| (t.clone(), u.clone()))
+                .collect();
+            details([(u.sessions.as_slice(), picked)], |_, seq| {
+                Ok(messages[seq as usize].text.clone())
+            })
+            .unwrap()
+        };
+        topics(&period, &[detail(&uses[0]), detail(&uses[1])])
+    }
 
     fn message(session: usize, current: bool, text: &str) -> TopicMessage {
         TopicMessage {
@@ -239,7 +268,7 @@ mod tests {
             messages.push(message(i, true, "The lid of my teapot arrived cracked"));
         }
         messages.push(message(300, true, "Cracked lids again?"));
-        let topics = rising_topics(&mut Analyzer::default(), &messages);
+        let topics = rising_topics(&messages);
         assert_eq!(topics.len(), 1, "{topics:#?}");
         let topic = &topics[0];
         assert_eq!((topic.conversations, topic.previous), (7, 0));
@@ -251,7 +280,7 @@ mod tests {
         );
         assert!(topic.label.contains("cracked"), "{}", topic.label);
         // Newest first, one per conversation, at most three.
-        assert_eq!(topic.examples.len(), MAX_EXAMPLES);
+        assert_eq!(topic.examples.len(), crate::storage::topic_days::EXAMPLES);
         assert_eq!(topic.examples[0].session, "s300");
         assert_eq!(topic.examples[1].session, "s205");
     }
@@ -260,7 +289,7 @@ mod tests {
     fn a_word_that_grows_only_with_traffic_is_not_rising() {
         let mut messages = steady(0, 10, false);
         messages.extend(steady(100, 40, true));
-        assert!(rising_topics(&mut Analyzer::default(), &messages).is_empty());
+        assert!(rising_topics(&messages).is_empty());
     }
 
     #[test]
@@ -270,7 +299,7 @@ mod tests {
         for i in 200..200 + MIN_CONVERSATIONS - 1 {
             messages.push(message(i, true, "the teapot lid is cracked"));
         }
-        assert!(rising_topics(&mut Analyzer::default(), &messages).is_empty());
+        assert!(rising_topics(&messages).is_empty());
     }
 
     #[test]
@@ -278,14 +307,22 @@ mod tests {
         let messages: Vec<_> = (0..10)
             .map(|i| message(i, true, "the teapot lid is cracked"))
             .collect();
-        assert!(rising_topics(&mut Analyzer::default(), &messages).is_empty());
+        assert!(rising_topics(&messages).is_empty());
     }
 
     #[test]
-    fn the_drill_down_matches_any_form_of_a_topics_words() {
+    fn any_form_of_a_word_counts_as_the_word_and_numbers_are_no_words() {
         let mut analyzer = Analyzer::default();
-        let terms = vec!["lid".to_owned()];
-        assert!(mentions_any(&mut analyzer, "Both LIDS were broken", &terms));
-        assert!(!mentions_any(&mut analyzer, "the teapot was fine", &terms));
+        let mut terms = |text| words(&mut analyzer, text);
+        assert!(
+            terms("Both LIDS were broken")
+                .iter()
+                .any(|(t, w)| t == "lid" && w == "lids")
+        );
+        assert!(
+            terms("order 12345 is late")
+                .iter()
+                .all(|(t, _)| t != "12345")
+        );
     }
 }

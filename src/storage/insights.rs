@@ -111,20 +111,27 @@ impl Store {
     /// conversations are over), newest first, one day per hold of the
     /// connection so chat never waits long behind it: the first look at a
     /// long period then reads kept days instead of counting a year (a day
-    /// without conversations costs nothing to count). Returns how many
-    /// days were counted.
-    pub async fn keep_insight_days(
+    /// without conversations costs nothing to count). With the sums, the
+    /// day's conversation list and the words its customers used (`words`:
+    /// a text's terms, see `topic_days`). Returns how many days' sums were
+    /// counted.
+    pub async fn keep_insight_days<W>(
         &self,
         days: i64,
         judging: Judging,
-    ) -> Result<usize, StoreError> {
+        words: W,
+    ) -> Result<usize, StoreError>
+    where
+        W: FnMut(&str) -> Vec<(String, String)> + Send + Clone + 'static,
+    {
         let today = judging.now_ms.div_euclid(DAY_MS);
         let busy: Vec<i64> = self
             .run(move |conn| {
                 let mut stmt = conn.prepare(
                     "SELECT DISTINCT created_at_ms / 86400000 AS day FROM sessions
                      WHERE created_at_ms >= ?1 AND created_at_ms < ?2
-                       AND day NOT IN (SELECT day FROM insight_days WHERE abandoned_after_ms = ?3)
+                       AND day NOT IN (SELECT day FROM insight_days WHERE abandoned_after_ms = ?3
+                                       AND conversations IS NOT NULL AND sessions IS NOT NULL)
                      ORDER BY day DESC",
                 )?;
                 let days = stmt
@@ -142,6 +149,7 @@ impl Store {
             .await?;
         let mut counted = 0;
         for day in busy {
+            let mut words = words.clone();
             let fresh = self
                 .run(move |conn| {
                     // Counted and kept in one write transaction: a change
@@ -151,6 +159,10 @@ impl Store {
                     if fresh {
                         day_tally(&tx, day, judging)?;
                     }
+                    // With its sums, the day's list and words (kept only
+                    // if the sums were: all its conversations are over).
+                    day_rows(&tx, day, judging)?;
+                    super::topic_days::keep_day_terms(&tx, day, &mut words)?;
                     tx.commit()?;
                     Ok::<_, StoreError>(fresh)
                 })
@@ -522,7 +534,7 @@ fn most_first(counts: HashMap<String, i64>, limit: usize) -> Vec<Count> {
 }
 
 /// One conversation of a period, as the insights export lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ConversationRow {
     pub session: String,
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
@@ -531,7 +543,7 @@ pub struct ConversationRow {
     pub person_joined: bool,
     pub flag_reason: Option<String>,
     /// How it ended (`resolved_by_bot`, `abandoned`, … or `open`).
-    pub outcome: &'static str,
+    pub outcome: ConversationOutcome,
     pub rating: Option<i64>,
     pub rating_comment: Option<String>,
     /// Mean sentiment score of the customer's messages (-1..1).
@@ -568,7 +580,7 @@ impl ConversationFilter {
                 .as_deref()
                 .is_none_or(|w| list.split(',').any(|item| item == w))
         };
-        self.outcome.is_none_or(|o| o.as_str() == row.outcome)
+        self.outcome.is_none_or(|o| o == row.outcome)
             && self
                 .flag_reason
                 .as_deref()
@@ -594,50 +606,67 @@ impl Store {
         to_ms: i64,
         judging: Judging,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        self.run(move |conn| conversation_rows(conn, IN_PERIOD, params![from_ms, to_ms], judging))
+        self.run(move |conn| period_rows(conn, from_ms, to_ms, judging))
             .await
     }
 }
 
-/// One customer message of a period or of the one before, for rising
-/// topics.
-#[derive(Debug, Clone)]
-pub struct TopicMessage {
-    pub session: String,
-    /// In the period asked for (else the one before).
-    pub current: bool,
-    pub text: String,
+/// The conversations of `[from_ms, to_ms)`: whole days' from `day_rows`,
+/// the parts of a day at either end listed afresh.
+fn period_rows(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    judging: Judging,
+) -> Result<Vec<ConversationRow>, StoreError> {
+    let counted =
+        |from: i64, to: i64| conversation_rows(conn, IN_PERIOD, params![from, to], judging);
+    let first_day = (from_ms + DAY_MS - 1).div_euclid(DAY_MS);
+    let end_day = to_ms.div_euclid(DAY_MS);
+    if first_day > end_day {
+        return counted(from_ms, to_ms);
+    }
+    let mut rows = counted(from_ms, first_day * DAY_MS)?;
+    for day in first_day..end_day {
+        rows.extend(day_rows(conn, day, judging)?);
+    }
+    rows.extend(counted(end_day * DAY_MS, to_ms)?);
+    Ok(rows)
 }
 
-impl Store {
-    /// The customer messages of conversations started in `[from_ms, to_ms)`,
-    /// in the order they were written, each with its conversation and
-    /// whether that conversation started at or after `current_from_ms` (the
-    /// period asked for) or before it (the one it is compared with).
-    pub async fn insight_topic_messages(
-        &self,
-        from_ms: i64,
-        current_from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<TopicMessage>, StoreError> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT s.id, s.created_at_ms >= ?2, c.text
-                 FROM sessions s JOIN messages c ON c.session_id = s.id AND c.role = 'customer'
-                 WHERE s.created_at_ms >= ?1 AND s.created_at_ms < ?3
-                 ORDER BY c.created_at_ms, s.id, c.seq",
-            )?;
-            let rows = stmt.query_map(params![from_ms, current_from_ms, to_ms], |r| {
-                Ok(TopicMessage {
-                    session: r.get(0)?,
-                    current: r.get(1)?,
-                    text: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+/// The conversations started on UTC day `day`: kept with the day's sums
+/// once asked for, or listed (and kept, when the day's sums are).
+fn day_rows(
+    conn: &Connection,
+    day: i64,
+    judging: Judging,
+) -> Result<Vec<ConversationRow>, StoreError> {
+    let kept: Option<Option<String>> = conn
+        .query_row(
+            "SELECT conversations FROM insight_days WHERE day = ?1 AND abandoned_after_ms = ?2",
+            params![day, judging.abandoned_after_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(Some(json)) = &kept {
+        return serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("insight day {day}: {e}")));
     }
+    let rows = conversation_rows(
+        conn,
+        IN_PERIOD,
+        params![day * DAY_MS, (day + 1) * DAY_MS],
+        judging,
+    )?;
+    if kept.is_some() {
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| StoreError::Corrupt(format!("insight day {day}: {e}")))?;
+        conn.execute(
+            "UPDATE insight_days SET conversations = ?2 WHERE day = ?1",
+            params![day, json],
+        )?;
+    }
+    Ok(rows)
 }
 
 /// The conversations `which` selects (SQL over sessions aliased `s`, with
@@ -679,7 +708,7 @@ pub(super) fn conversation_rows(
             customer_messages: r.get(2)?,
             person_joined: r.get(3)?,
             flag_reason: r.get(4)?,
-            outcome: outcomes::outcome_of(&outcomes::read_facts(r, 12)?, judging).as_str(),
+            outcome: outcomes::outcome_of(&outcomes::read_facts(r, 12)?, judging),
             rating: r.get(5)?,
             rating_comment: r.get(6)?,
             sentiment: r.get(7)?,
@@ -740,6 +769,12 @@ mod tests {
         .unwrap();
     }
 
+    fn split_words(text: &str) -> Vec<(String, String)> {
+        text.split_whitespace()
+            .map(|w| (w.to_owned(), w.to_owned()))
+            .collect()
+    }
+
     fn kept_days(conn: &Connection) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM insight_days", [], |r| r.get(0))
             .unwrap()
@@ -794,6 +829,9 @@ mod tests {
         };
         let want = fresh(&conn);
         assert_eq!(want.conversations, 4);
+        let week = [now - 7 * DAY_MS, now];
+        let want_rows = conversation_rows(&conn, IN_PERIOD, week, judging).unwrap();
+        assert_eq!(want_rows.len(), 4);
         assert_eq!(
             want.top_intents[0],
             Count {
@@ -808,6 +846,18 @@ mod tests {
         let warm = figures(&conn, now - 7 * DAY_MS, now, judging).unwrap();
         assert_eq!(cold, warm);
         assert_eq!(undaily(cold), want);
+        // The list of a period: listed and kept with the days, read back.
+        let rows = || period_rows(&conn, now - 7 * DAY_MS, now, judging).unwrap();
+        assert_eq!(rows(), want_rows);
+        let kept_lists: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM insight_days WHERE conversations IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept_lists, 6);
+        assert_eq!(rows(), want_rows);
 
         // The customer of day 98 writes again: that day is dropped, and
         // the figures say so.
@@ -821,6 +871,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kept_days(&conn), 5);
+        let listed = rows();
+        assert_eq!(
+            listed,
+            conversation_rows(&conn, IN_PERIOD, week, judging).unwrap()
+        );
+        assert!(listed[1].intents.split(',').any(|i| i == "complaint"));
         let after = undaily(figures(&conn, now - 7 * DAY_MS, now, judging).unwrap());
         assert_eq!(after, fresh(&conn));
         assert!(after.top_intents.iter().any(|c| c.name == "complaint"));
@@ -881,9 +937,31 @@ mod tests {
             conversation(&conn, "d", now - HOUR_MS, "track_order", 0.0, None);
         }
         // The past days with conversations; today is never whole.
-        assert_eq!(store.keep_insight_days(10, judging).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .keep_insight_days(10, judging, split_words)
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(kept_days(&store.lock()), 2);
-        assert_eq!(store.keep_insight_days(10, judging).await.unwrap(), 0);
+        let with_lists_and_words: i64 = store
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM insight_days
+                 WHERE conversations IS NOT NULL AND sessions IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(with_lists_and_words, 2);
+        assert_eq!(
+            store
+                .keep_insight_days(10, judging, split_words)
+                .await
+                .unwrap(),
+            0
+        );
 
         // A look at the week keeps its empty days too; history moved into
         // one of them drops it, and the day it left.

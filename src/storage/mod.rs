@@ -24,6 +24,7 @@ pub mod privacy;
 pub mod profiles;
 mod schema;
 pub mod shop_records;
+pub mod topic_days;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

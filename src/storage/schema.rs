@@ -219,6 +219,22 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM insight_days
         WHERE day IN (OLD.created_at_ms / 86400000, NEW.created_at_ms / 86400000);
     END;",
+    // v18: beside a kept day's sums, its conversations as the insights list
+    // them and the words its customers used (storage/topic_days.rs), kept
+    // once asked for and dropped with the day, so a month's drill-down,
+    // CSV and rising topics read rows instead of every message again.
+    "ALTER TABLE insight_days ADD COLUMN conversations TEXT;
+    ALTER TABLE insight_days ADD COLUMN sessions TEXT;
+    CREATE TABLE insight_day_terms (
+        day INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        conversations INTEGER NOT NULL,
+        uses TEXT NOT NULL,
+        PRIMARY KEY (day, term)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER insight_day_terms_dropped AFTER DELETE ON insight_days BEGIN
+        DELETE FROM insight_day_terms WHERE day = OLD.day;
+    END;",
 ];
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
