@@ -132,7 +132,7 @@ pub struct ConfigLayer {
     #[arg(long, env = "FRONTDESK_DEVICE", global = true, value_enum)]
     /// Where the model runs [default: cpu]
     pub device: Option<DeviceKind>,
-    /// Bearer token for the knowledge-base admin API under /api/admin (unset: it is off)
+    /// Bearer token for the knowledge-base admin API under /api/admin (unset: it is off) [default: unset]
     #[arg(
         long,
         env = "FRONTDESK_ADMIN_TOKEN",
@@ -597,6 +597,43 @@ mod tests {
             format!("{:?}", Config::resolve(layer).unwrap()),
             format!("{:?}", Config::resolve(ConfigLayer::default()).unwrap())
         );
+    }
+
+    /// Each setting's help ends with its default, `[default: X]`: given
+    /// explicitly, X resolves to exactly what leaving it out does, so the
+    /// help cannot drift from `Config::resolve` either.
+    #[test]
+    fn the_help_shows_every_settings_default() {
+        use clap::{Args, FromArgMatches};
+        // Defaults that are no value: the setting is off or open.
+        const NO_VALUE: [&str; 3] = ["unset", "none", "any"];
+        let command = ConfigLayer::augment_args(clap::Command::new("frontdesk"));
+        let default = format!("{:?}", Config::resolve(ConfigLayer::default()).unwrap());
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let value = help
+                .strip_suffix(']')
+                .and_then(|h| h.rsplit_once("[default: "))
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| {
+                    panic!("the help of {id} does not end with its default: {help}")
+                });
+            if NO_VALUE.iter().any(|n| value.starts_with(n)) {
+                continue;
+            }
+            let long = format!("--{}", arg.get_long().expect("settings are long flags"));
+            let matches = command
+                .clone()
+                .try_get_matches_from(["frontdesk", long.as_str(), value])
+                .unwrap_or_else(|e| panic!("{id}'s default {value:?} does not parse: {e}"));
+            let layer = ConfigLayer::from_arg_matches(&matches).unwrap();
+            assert_eq!(
+                format!("{:?}", Config::resolve(layer).unwrap()),
+                default,
+                "{id}: the help says the default is {value}"
+            );
+        }
     }
 
     #[test]
