@@ -15,6 +15,7 @@ pub mod generation;
 pub mod http;
 pub mod insights;
 pub mod knowledge;
+pub mod language;
 pub mod limits;
 pub mod metrics;
 pub mod models;

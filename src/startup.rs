@@ -25,6 +25,8 @@ impl Application {
     /// Loads the model named by the config (fetching the default one if it
     /// is missing) and starts listening.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        // The shop's words, before anything that reads them.
+        crate::language::install(&config.knowledge)?;
         let generator = load_generator(&config).await?;
         let understanding = load_understanding(&config).await?;
         Application::with_models(

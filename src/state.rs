@@ -29,6 +29,8 @@ pub enum StartupError {
     #[error(transparent)]
     Texts(#[from] crate::answer::texts::TextsError),
     #[error(transparent)]
+    Language(#[from] crate::language::LanguageError),
+    #[error(transparent)]
     DemoOrders(#[from] crate::orders::demo_shop::DemoOrdersError),
     #[error("cannot use {path}: {source}")]
     Io {
@@ -84,6 +86,7 @@ impl AppState {
             let path = path.to_path_buf();
             move |source| StartupError::Io { path, source }
         };
+        crate::language::install(&config.knowledge)?;
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
         let store = Store::open(&config.database_path())?;
         // `knowledge/` seeds an empty store; after that the store is the

@@ -182,12 +182,6 @@ pub fn without_details(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Two-letter words that follow a number without being a postcode's letters.
-const NOT_POSTCODE_LETTERS: &[&str] = &[
-    "is", "in", "on", "at", "to", "of", "or", "an", "as", "it", "be", "by", "my", "no", "so", "up",
-    "we", "me", "he", "do", "go", "if", "am",
-];
-
 /// Order numbers ("LO-12345678", "order #10482") and e-mail addresses in a message.
 pub fn extract_slots(text: &str) -> Slots {
     let order_number = ORDER_NUMBER.captures(text).and_then(|c| {
@@ -204,7 +198,10 @@ pub fn extract_slots(text: &str) -> Slots {
     // a word ("1234 is my order").
     let letters_ok = |letters: &str| {
         letters.chars().all(|ch| ch.is_ascii_uppercase())
-            || !NOT_POSTCODE_LETTERS.contains(&letters.to_ascii_lowercase().as_str())
+            || !crate::language::words()
+                .dialogue
+                .not_postcode_letters
+                .contains(&letters.to_ascii_lowercase())
     };
     let named = NAMED_POSTCODE.captures(text).map(|c| {
         match c.get(2).map(|m| m.as_str()).filter(|l| letters_ok(l)) {
@@ -225,61 +222,10 @@ pub fn extract_slots(text: &str) -> Slots {
     }
 }
 
-const YES: &[&str] = &[
-    "yes",
-    "yeah",
-    "yep",
-    "yup",
-    "sure",
-    "ok",
-    "okay",
-    "please",
-    "y",
-    "ja",
-    "yes please",
-    "ok please",
-    "go ahead",
-    "connect me",
-    "yes connect me",
-    "that would be great",
-    "absolutely",
-    "definitely",
-    "alright",
-    "fine",
-];
-const NO: &[&str] = &[
-    "no",
-    "nope",
-    "nah",
-    "no thanks",
-    "no thank you",
-    "not now",
-    "not needed",
-    "no need",
-    "never mind",
-    "nevermind",
-    "i'm good",
-    "im good",
-    "all good",
-    "that's all",
-    "thats all",
-];
-const ALL: &[&str] = &[
-    "all",
-    "all of them",
-    "everything",
-    "both",
-    "all items",
-    "all the items",
-    "the whole order",
-    "whole order",
-];
 /// Words an answer naming items may have ("the mugs and the throw please").
 const MAX_ITEM_ANSWER_WORDS: usize = 12;
 
 // "one" alone means the first; in "the second one" it means nothing.
-const FIRST: &[&str] = &["first", "1", "former", "top"];
-const SECOND: &[&str] = &["second", "2", "two", "latter", "other", "last"];
 
 /// Whether `text` answers `offer` (whose buttons are `labels`), and how. A
 /// message that says more than an answer ("yes, and how much is
@@ -294,13 +240,13 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
     match offer {
         Offer::Person | Offer::CancelOrder { .. } | Offer::StartReturn { .. } => {
             if button == Some(1)
-                || NO.contains(&norm.as_str())
+                || crate::language::words().dialogue.no.contains(&norm)
                 || (words.len() <= 4 && words[0] == "no")
             {
                 Some(OfferAnswer::No)
             } else if button == Some(0)
-                || YES.contains(&norm.as_str())
-                || (words.len() <= 5 && YES.contains(&words[0]))
+                || crate::language::words().dialogue.yes.contains(&norm)
+                || (words.len() <= 5 && crate::language::words().dialogue.yes.contains(words[0]))
             {
                 Some(OfferAnswer::Yes)
             } else {
@@ -314,10 +260,10 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
                 Some(_) => return all(),
                 None => {}
             }
-            if ALL.contains(&norm.as_str()) {
+            if crate::language::words().dialogue.all.contains(&norm) {
                 return all();
             }
-            if NO.contains(&norm.as_str()) {
+            if crate::language::words().dialogue.no.contains(&norm) {
                 return Some(OfferAnswer::No);
             }
             if words.len() > MAX_ITEM_ANSWER_WORDS {
@@ -342,8 +288,9 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
             if norm == "one" {
                 return Some(OfferAnswer::Pick(0));
             }
-            let has = |list: &[&str]| list.iter().any(|w| words.contains(w));
-            match (has(FIRST), has(SECOND)) {
+            let has = |list: &crate::language::Words| list.iter().any(|w| words.contains(&w));
+            let dialogue = &crate::language::words().dialogue;
+            match (has(&dialogue.first), has(&dialogue.second)) {
                 (true, false) => return Some(OfferAnswer::Pick(0)),
                 (false, true) => return Some(OfferAnswer::Pick(1)),
                 _ => {}
@@ -364,7 +311,7 @@ pub fn answer_to_offer(text: &str, offer: &Offer, labels: &[String]) -> Option<O
                 .collect();
             match matching.as_slice() {
                 [i] => Some(OfferAnswer::Pick(*i)),
-                _ if NO.contains(&norm.as_str()) => Some(OfferAnswer::No),
+                _ if crate::language::words().dialogue.no.contains(&norm) => Some(OfferAnswer::No),
                 _ => None,
             }
         }

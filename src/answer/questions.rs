@@ -25,47 +25,17 @@ pub fn content_terms(text: &str) -> usize {
     Analyzer::default().distinct_terms(text).len()
 }
 
-const QUESTION_WORDS: &[&str] = &[
-    "how", "what", "when", "where", "which", "who", "why", "do", "does", "did", "can", "could",
-    "is", "are", "will", "would", "should", "may",
-];
-
-/// Words a yes/no question starts with ("can I pay with…?", "do you…?").
-const YES_NO_STARTS: &[&str] = &[
-    "can", "could", "do", "does", "is", "are", "will", "would", "may",
-];
-
 /// Whether the question asks yes or no (about an option, a service).
 pub fn is_yes_no(text: &str) -> bool {
     text.split(|c: char| !c.is_alphanumeric())
         .find(|w| !w.is_empty())
-        .is_some_and(|w| YES_NO_STARTS.contains(&w.to_lowercase().as_str()))
+        .is_some_and(|w| {
+            crate::language::words()
+                .questions
+                .yes_no_starts
+                .contains(&w.to_lowercase())
+        })
 }
-
-/// Words a question about the team starts with ("do real people work
-/// there?", "how fast does someone reply?"); "can I…" asks for something.
-const ABOUT_WORDS: &[&str] = &[
-    "how", "what", "when", "who", "why", "do", "does", "are", "is",
-];
-/// Words that ask for a person rather than about one.
-const ASKING_FOR_ONE: &[&str] = &[
-    "talk",
-    "speak",
-    "chat with",
-    "chat to",
-    "connect",
-    "transfer",
-    "put me",
-    "get me",
-    "give me",
-    "hand me",
-    "want",
-    "need",
-    "help me",
-    "take over",
-    "reach",
-    "contact",
-];
 
 /// Whether a message that mentions people asks about them rather than for
 /// one of them.
@@ -75,15 +45,16 @@ pub fn asks_about_people(text: &str) -> bool {
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .find(|w| !w.is_empty())
         .unwrap_or("");
-    ABOUT_WORDS.contains(&first) && !ASKING_FOR_ONE.iter().any(|w| lower.contains(w))
+    crate::language::words()
+        .questions
+        .about_words
+        .contains(first)
+        && !crate::language::words()
+            .questions
+            .asking_for_one
+            .iter()
+            .any(|w| lower.contains(w))
 }
-
-/// Words that continue the previous question rather than start a new one.
-const CONTINUATIONS: &[&str] = &["and", "also", "what about", "how about", "and if", "but"];
-/// Words that point back at what was just discussed.
-const ANAPHORA: &[&str] = &[
-    "it", "that", "this", "them", "they", "there", "those", "these", "one",
-];
 
 /// Whether a message continues the conversation's topic ("and to Belgium?",
 /// "is it free?") rather than asking something new.
@@ -97,10 +68,14 @@ pub fn is_follow_up(text: &str) -> bool {
         return false;
     }
     let terms = content_terms(text);
-    let continues = CONTINUATIONS
+    let continues = crate::language::words()
+        .questions
+        .continuations
         .iter()
         .any(|c| lower.starts_with(&format!("{c} ")));
-    let points_back = words.iter().any(|w| ANAPHORA.contains(w));
+    let points_back = words
+        .iter()
+        .any(|w| crate::language::words().questions.anaphora.contains(w));
     continues && terms <= 4 || points_back && terms <= 1 || terms <= 1 && words.len() <= 6
 }
 
@@ -130,8 +105,10 @@ pub fn split(text: &str) -> Vec<String> {
                 lower.match_indices(sep).find_map(|(at, _)| {
                     let after = lower[at + sep.len()..].trim_start();
                     let first = after.split_whitespace().next().unwrap_or("");
-                    QUESTION_WORDS
-                        .contains(&first)
+                    crate::language::words()
+                        .questions
+                        .question_words
+                        .contains(first)
                         .then_some((at, at + sep.len()))
                 })
             });

@@ -88,37 +88,13 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 static WORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z'&-]*").expect("valid regex"));
 
-const NUMBER_WORDS: &[(&str, &str)] = &[
-    ("one", "1"),
-    ("two", "2"),
-    ("three", "3"),
-    ("four", "4"),
-    ("five", "5"),
-    ("six", "6"),
-    ("seven", "7"),
-    ("eight", "8"),
-    ("nine", "9"),
-    ("ten", "10"),
-    ("eleven", "11"),
-    ("twelve", "12"),
-    ("fourteen", "14"),
-    ("fifteen", "15"),
-    ("twenty", "20"),
-    ("thirty", "30"),
-    ("forty", "40"),
-    ("fifty", "50"),
-    ("sixty", "60"),
-    ("hundred", "100"),
-];
-
-/// Capitalised words that are not claims.
-const COMMON_CAPITALS: &[&str] = &["I", "I'm", "I'll", "I'd", "I've", "OK", "Hi", "Hello"];
-
 /// Replaces number words by digits so "five days" and "5 days" compare equal.
 fn digits_for_words(text: &str) -> String {
     WORD.replace_all(text, |c: &regex::Captures<'_>| {
         let word = &c[0];
-        NUMBER_WORDS
+        crate::language::words()
+            .grounding
+            .number_words
             .iter()
             .find(|(w, _)| w.eq_ignore_ascii_case(word))
             .map(|(_, d)| d.to_string())
@@ -191,7 +167,10 @@ pub fn facts(text: &str) -> Vec<Fact> {
         if !word.is_empty()
             && !sentence_start
             && word.chars().next().is_some_and(char::is_uppercase)
-            && !COMMON_CAPITALS.contains(&word)
+            && !crate::language::words()
+                .grounding
+                .common_capitals
+                .contains(word)
         {
             out.push(Fact::Name(word.to_string()));
         }
@@ -282,14 +261,15 @@ pub fn check(reply: &str, sources: &[&str], question: &str) -> Verdict {
     }
 }
 
-const NEGATIONS: &[&str] = &[
-    "no", "not", "never", "cannot", "can't", "don't", "doesn't", "won't", "isn't", "aren't",
-    "unable", "nothing", "none",
-];
-
 fn is_negated(text: &str) -> bool {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .any(|w| NEGATIONS.iter().any(|n| n.eq_ignore_ascii_case(w)))
+        .any(|w| {
+            crate::language::words()
+                .grounding
+                .negations
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(w))
+        })
 }
 
 /// Splits passage text into sentences, dropping list markers.
@@ -367,17 +347,10 @@ fn has_wanted_fact(text: &str, wanted: Wanted) -> bool {
 }
 
 fn is_wanted(fact: &Fact, wanted: Wanted) -> bool {
-    const DURATIONS: &[&str] = &[
-        "minute",
-        "hour",
-        "day",
-        "business day",
-        "week",
-        "month",
-        "year",
-    ];
     match (fact, wanted) {
-        (Fact::Quantity { unit: Some(u), .. }, Wanted::Duration) => DURATIONS.contains(&u.as_str()),
+        (Fact::Quantity { unit: Some(u), .. }, Wanted::Duration) => {
+            crate::language::words().grounding.durations.contains(u)
+        }
         (Fact::Quantity { unit: Some(u), .. }, Wanted::Amount) => u == "€" || u == "%",
         _ => false,
     }

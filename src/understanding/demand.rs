@@ -399,10 +399,6 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DemandCat
     })
 }
 
-/// Words that join two clauses which may feel differently ("lovely, but
-/// overpriced").
-const CONTRASTS: &[&str] = &["but", "however", "although", "though", "except", "yet"];
-
 /// The message cut into clauses: at sentence ends and semicolons, and
 /// before a contrasting word.
 pub fn clauses(text: &str) -> Vec<String> {
@@ -413,7 +409,12 @@ pub fn clauses(text: &str) -> Vec<String> {
             let bare = word
                 .trim_matches(|c: char| !c.is_alphanumeric())
                 .to_lowercase();
-            if CONTRASTS.contains(&bare.as_str()) && !current.is_empty() {
+            if crate::language::words()
+                .understanding
+                .contrasts
+                .contains(&bare)
+                && !current.is_empty()
+            {
                 out.push(current.join(" "));
                 current.clear();
             }

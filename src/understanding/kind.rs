@@ -36,24 +36,6 @@ impl MessageKind {
     }
 }
 
-/// Words a question starts with.
-const QUESTION_WORDS: &[&str] = &[
-    "how", "what", "when", "where", "why", "which", "who", "can", "could", "do", "does", "did",
-    "is", "are", "will", "would", "should", "may", "have", "has", "any",
-];
-
-/// Words that ask for something to be done.
-const REQUEST_CUES: &[&str] = &[
-    "please",
-    "pls",
-    "plz",
-    "i want",
-    "i'd like",
-    "i would like",
-    "i need",
-    "i wish to",
-];
-
 /// The kind of `text`, with a confidence (0–1). A strongly felt message is
 /// a complaint or praise even when it asks something ("why is nobody
 /// answering?!"); otherwise the wording decides.
@@ -64,7 +46,10 @@ pub fn kind_of(text: &str, sentiment: &Sentiment) -> (MessageKind, f32) {
         .find(|w| !w.is_empty())
         .unwrap_or("");
     let asks = lower.ends_with('?') || lower.contains("?");
-    let question_word = QUESTION_WORDS.contains(&first);
+    let question_word = crate::language::words()
+        .understanding
+        .question_words
+        .contains(first);
     let strength = sentiment.score.abs().min(1.0);
     match sentiment.label {
         SentimentLabel::Negative if !asks || strength >= 0.6 => {
@@ -76,7 +61,12 @@ pub fn kind_of(text: &str, sentiment: &Sentiment) -> (MessageKind, f32) {
     if asks || question_word {
         return (MessageKind::Question, if asks { 0.9 } else { 0.7 });
     }
-    if REQUEST_CUES.iter().any(|cue| lower.contains(cue)) {
+    if crate::language::words()
+        .understanding
+        .request_cues
+        .iter()
+        .any(|cue| lower.contains(cue))
+    {
         return (MessageKind::Request, 0.7);
     }
     (MessageKind::Feedback, 0.5)

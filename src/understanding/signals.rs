@@ -25,31 +25,22 @@ fn words(pattern: &str) -> Regex {
     Regex::new(&format!(r"(?i)\b(?:{pattern})\b")).expect("signal pattern")
 }
 
-static PROFANITY: LazyLock<Regex> = LazyLock::new(|| {
-    words(
-        r"f+u+c+k\w*|shit\w*|crap|damn\w*|bloody|wtf|bullshit|ass(?:hole)?s?|bastards?|piss(?:ed)?|sucks?|screw (?:you|this)|hell",
-    )
-});
-static ANGER: LazyLock<Regex> = LazyLock::new(|| {
-    words(
-        r"furious|angry|livid|outraged|fuming|unacceptable|ridiculous|disgrace(?:ful)?|pathetic|useless|scam|rip[- ]?off|fed up|sick of|had it|joke|nightmare|incompetent|worst|hate",
-    )
-});
+static PROFANITY: LazyLock<Regex> =
+    LazyLock::new(|| words(&crate::language::words().understanding.signals.profanity));
+static ANGER: LazyLock<Regex> =
+    LazyLock::new(|| words(&crate::language::words().understanding.signals.anger));
 static REPEATED: LazyLock<Regex> = LazyLock::new(|| {
     words(
-        r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time|again|still (?:no|not|nothing|waiting|haven'?t|hasn'?t|didn'?t)|keep (?:asking|telling|getting|calling|waiting)|already (?:asked|told|called|wrote|written|sent|explained)|how many times|(?:several|many|multiple|\d+) times|for (?:weeks|days|ages)|no one (?:answers|replies|responds|helps)|nobody (?:answers|replies|responds|helps|cares)",
+        &crate::language::words()
+            .understanding
+            .signals
+            .repeated_failure,
     )
 });
-static CANCEL: LazyLock<Regex> = LazyLock::new(|| {
-    words(
-        r"cancel (?:my account|everything|all my orders|my membership)|(?:shop|buy|order|go) (?:elsewhere|somewhere else)|never (?:order|buy|shop)\w* (?:here |from you )?again|never again|take my business|charge ?back|dispute (?:the|this) (?:charge|payment)|lawyer|legal action|sue you|report you|consumer (?:protection|authority)|(?:one|1)[- ]star review|close my account",
-    )
-});
-static HUMAN: LazyLock<Regex> = LazyLock::new(|| {
-    words(
-        r"(?:real|actual|live) (?:person|human|agent|people)|(?:speak|talk|chat) (?:to|with) (?:a |an |the |some)?(?:one|body|human|person|agent|manager|supervisor|representative|employee|operator|staff)|human (?:please|being|agent)|(?:get|give|put|transfer|connect) me (?:to |through to |with )?(?:a |an )?(?:human|person|agent|manager|representative)|not a (?:bot|robot)",
-    )
-});
+static CANCEL: LazyLock<Regex> =
+    LazyLock::new(|| words(&crate::language::words().understanding.signals.cancel_threat));
+static HUMAN: LazyLock<Regex> =
+    LazyLock::new(|| words(&crate::language::words().understanding.signals.human_request));
 
 /// Finds the signals in one message. `compound` is the lexicon's tone in
 /// [-1, 1]; a very negative tone counts as anger.
