@@ -5,14 +5,19 @@
 
 use crate::storage::FlagReason;
 use crate::storage::{ReplyKind, Role, StoredMessage};
-use crate::understanding::catalogue::OUT_OF_SCOPE;
+use crate::understanding::catalogue::{Catalogue, IntentAction};
 use crate::understanding::signals::Signal;
 
-/// Intents that say nothing about what the customer needs.
-const SMALLTALK: &[&str] = &["greeting", "thanks", "goodbye", OUT_OF_SCOPE];
 const QUOTE_CHARS: usize = 160;
 
-pub fn summarize(messages: &[StoredMessage], reason: FlagReason) -> String {
+/// `catalogue`: the intents, whose action says which say nothing about what
+/// the customer needs (a fixed reply, as to a greeting, or a decline).
+pub fn summarize(messages: &[StoredMessage], reason: FlagReason, catalogue: &Catalogue) -> String {
+    let says_nothing = |name: &str| {
+        catalogue
+            .get(name)
+            .is_some_and(|i| matches!(i.action, IntentAction::Reply | IntentAction::Decline))
+    };
     let customer: Vec<&StoredMessage> = messages
         .iter()
         .filter(|m| m.role == Role::Customer)
@@ -20,7 +25,7 @@ pub fn summarize(messages: &[StoredMessage], reason: FlagReason) -> String {
     let is_smalltalk = |m: &&&StoredMessage| {
         m.understood
             .as_ref()
-            .is_some_and(|u| SMALLTALK.contains(&u.intent.name.as_str()))
+            .is_some_and(|u| says_nothing(&u.intent.name))
     };
     let mut lines = vec![format!("Flagged: {}.", describe(reason))];
     if let Some(first) = customer.iter().find(|m| !is_smalltalk(m)) {
@@ -29,7 +34,7 @@ pub fn summarize(messages: &[StoredMessage], reason: FlagReason) -> String {
     let mut intents: Vec<&str> = Vec::new();
     for u in customer.iter().filter_map(|m| m.understood.as_ref()) {
         let name = u.intent.name.as_str();
-        if !SMALLTALK.contains(&name) && !intents.contains(&name) {
+        if !says_nothing(name) && !intents.contains(&name) {
             intents.push(name);
         }
     }
@@ -211,6 +216,10 @@ mod tests {
         }
     }
 
+    fn shipped() -> Catalogue {
+        Catalogue::load_dir(std::path::Path::new("knowledge/intents")).unwrap()
+    }
+
     #[test]
     fn says_what_the_customer_wants_and_what_was_tried() {
         let messages = vec![
@@ -228,7 +237,7 @@ mod tests {
             ),
             bot(ReplyKind::Handoff, &[]),
         ];
-        insta::assert_snapshot!(summarize(&messages, FlagReason::AskedForHuman), @r"
+        insta::assert_snapshot!(summarize(&messages, FlagReason::AskedForHuman, &shipped()), @r"
         Flagged: asked for a person.
         Wants: “where is my order 1234?”
         Topics: track_order, contact_human_agent.
@@ -245,6 +254,7 @@ mod tests {
         let summary = summarize(
             &[customer(&long, "complaint", -0.9, vec![])],
             FlagReason::StronglyNegative,
+            &shipped(),
         );
         assert!(summary.contains("…”"), "{summary}");
         assert!(!summary.contains("Last said"), "{summary}");

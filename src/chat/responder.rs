@@ -364,7 +364,9 @@ async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
         }
     }
     let summary = match state.store.transcript(live.id).await {
-        Ok(messages) => super::handoff_note::summarize(&messages, reason),
+        Ok(messages) => {
+            super::handoff_note::summarize(&messages, reason, state.understanding.catalogue())
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the conversation to summarise it");
             return;

@@ -21,7 +21,7 @@ use crate::chat::protocol::HistoryEntry;
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
 use crate::storage::outcomes::Judging;
-use crate::storage::{ConversationSummary, Flag, Role, StoreError};
+use crate::storage::{ConversationListRow, Flag, Role, StoreError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let json = web::JsonConfig::default()
@@ -103,7 +103,7 @@ pub struct ConversationView {
 
 pub async fn view(
     state: &AppState,
-    s: ConversationSummary,
+    s: ConversationListRow,
 ) -> Result<ConversationView, StoreError> {
     let live = state.hub.get(s.session_id);
     let sentiment_trend = match &live {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ConversationSummary, Role, Store, StoreError, StoredMessage, next_seq, now_ms, read_flag,
+    ConversationListRow, Role, Store, StoreError, StoredMessage, next_seq, now_ms, read_flag,
 };
 
 /// Something that happened to a conversation, stored in its transcript.
@@ -126,11 +126,11 @@ impl From<rusqlite::Error> for HandoverError {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms, m.role, s.status, s.agent, s.outcome, s.summary, s.customer_id, s.customer_email";
+const LIST_ROW_COLUMNS: &str = "s.id, s.created_at_ms, s.flag_reason, s.flagged_at_ms, m.text, m.created_at_ms, m.role, s.status, s.agent, s.outcome, s.summary, s.customer_id, s.customer_email";
 
-fn read_summary(
+fn read_list_row(
     r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<Result<ConversationSummary, StoreError>> {
+) -> rusqlite::Result<Result<ConversationListRow, StoreError>> {
     let id: String = r.get(0)?;
     let created_at_ms: i64 = r.get(1)?;
     let reason: Option<String> = r.get(2)?;
@@ -147,7 +147,7 @@ fn read_summary(
     Ok((|| {
         let corrupt = |e: String| StoreError::Corrupt(e);
         let json = |s: &str| serde_json::Value::String(s.to_string());
-        Ok(ConversationSummary {
+        Ok(ConversationListRow {
             session_id: Uuid::parse_str(&id).map_err(|e| corrupt(e.to_string()))?,
             created_at_ms,
             flag: read_flag(reason.zip(at))?,
@@ -340,16 +340,16 @@ impl Store {
     pub async fn conversations(
         &self,
         limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    ) -> Result<Vec<ConversationListRow>, StoreError> {
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {SUMMARY_COLUMNS} FROM sessions s
+                "SELECT {LIST_ROW_COLUMNS} FROM sessions s
                  LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq
                  ORDER BY (s.flag_reason IS NULL OR s.status = 'closed'),
                           COALESCE(s.last_at_ms, s.created_at_ms) DESC
                  LIMIT ?1"
             ))?;
-            let rows = stmt.query_map([limit as i64], read_summary)?;
+            let rows = stmt.query_map([limit as i64], read_list_row)?;
             rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
                 .collect()
         })
@@ -360,16 +360,16 @@ impl Store {
     pub async fn conversation(
         &self,
         session: Uuid,
-    ) -> Result<Option<ConversationSummary>, StoreError> {
+    ) -> Result<Option<ConversationListRow>, StoreError> {
         self.run(move |conn| {
             conn.query_row(
                 &format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM sessions s
+                    "SELECT {LIST_ROW_COLUMNS} FROM sessions s
                      LEFT JOIN messages m ON m.session_id = s.id AND m.seq = s.last_seq
                      WHERE s.id = ?1"
                 ),
                 [session.to_string()],
-                read_summary,
+                read_list_row,
             )
             .optional()?
             .transpose()

@@ -229,7 +229,7 @@ pub struct Flag {
 
 /// One conversation as the console lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConversationSummary {
+pub struct ConversationListRow {
     pub session_id: Uuid,
     pub created_at_ms: i64,
     pub flag: Option<Flag>,
@@ -238,7 +238,9 @@ pub struct ConversationSummary {
     /// Who wrote the last message.
     pub last_role: Option<Role>,
     pub handler: conversations::Handler,
-    /// What the bot gathered for the agent when it flagged the conversation.
+    /// The hand-off note: what the bot gathered for the agent when it
+    /// flagged the conversation (`chat::handoff_note`; "summary" means
+    /// only this).
     pub summary: Option<String>,
     /// Who the shop's site says the customer is.
     pub customer: Option<shop_records::Customer>,
