@@ -81,37 +81,12 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
         time_overview(&store, &name, args.runs, (now, days), judging).await?;
     }
     for days in [7, 30] {
-        let span = days * DAY_MS;
-        time(
-            &format!("conversations.csv, {days} days"),
-            args.runs,
-            || async {
-                store
-                    .insight_conversations(now - span, now, judging)
-                    .await?;
-                Ok(())
-            },
-        )
-        .await?;
+        let name = format!("conversations.csv, {days} days");
+        time_list(&store, &name, args.runs, (now, days), judging).await?;
     }
     for days in [7, 30] {
-        let span = days * DAY_MS;
-        time(
-            &format!("rising topics, {days} days against the {days} before"),
-            args.runs,
-            || async {
-                let (period, details) = store
-                    .period_words(
-                        (now - 2 * span, now - span, now),
-                        topics::word_counter(),
-                        topics::candidates,
-                    )
-                    .await?;
-                topics::topics(&period, &details);
-                Ok(())
-            },
-        )
-        .await?;
+        let name = format!("rising topics, {days} days against the {days} before");
+        time_topics(&store, &name, args.runs, (now, days)).await?;
     }
     for days in [7, 30] {
         let span = days * DAY_MS;
@@ -159,33 +134,10 @@ pub async fn run(args: InsightsBenchArgs) -> anyhow::Result<()> {
     // The keeper keeps each day's conversation list and words too.
     for days in [30, 90] {
         let span = days * DAY_MS;
-        time(
-            &format!("conversations.csv, {days} days, after the day keeper"),
-            args.runs,
-            || async {
-                store
-                    .insight_conversations(now - span, now, judging)
-                    .await?;
-                Ok(())
-            },
-        )
-        .await?;
-        time(
-            &format!("rising topics, {days} days, after the day keeper"),
-            args.runs,
-            || async {
-                let (period, details) = store
-                    .period_words(
-                        (now - 2 * span, now - span, now),
-                        topics::word_counter(),
-                        topics::candidates,
-                    )
-                    .await?;
-                topics::topics(&period, &details);
-                Ok(())
-            },
-        )
-        .await?;
+        let name = format!("conversations.csv, {days} days, after the day keeper");
+        time_list(&store, &name, args.runs, (now, days), judging).await?;
+        let name = format!("rising topics, {days} days, after the day keeper");
+        time_topics(&store, &name, args.runs, (now, days)).await?;
         time(
             &format!("topic drill-down, {days} days, after the day keeper"),
             args.runs,
@@ -227,6 +179,39 @@ async fn time_overview(
         store
             .insight_figures(now - 2 * span, now - span, judging)
             .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Times the conversation list of a period of `days` ending at `now` (what
+/// the drill-downs and the CSV filter).
+async fn time_list(
+    store: &Store,
+    name: &str,
+    runs: usize,
+    (now, days): (i64, i64),
+    judging: Judging,
+) -> anyhow::Result<()> {
+    let span = days * DAY_MS;
+    time(name, runs, || async {
+        store
+            .insight_conversations(now - span, now, judging)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Times the rising topics of a period of `days` ending at `now`.
+async fn time_topics(
+    store: &Store,
+    name: &str,
+    runs: usize,
+    (now, days): (i64, i64),
+) -> anyhow::Result<()> {
+    time(name, runs, || async {
+        topics::rising_topics(store, now, days * DAY_MS).await?;
         Ok(())
     })
     .await

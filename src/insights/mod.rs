@@ -177,17 +177,7 @@ async fn rising_topics(
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, span) = query.span_ms()?;
-    // Past days' counts are kept; the rest is tokenised on storage's
-    // blocking thread, off the executor.
-    let (period, details) = state
-        .store
-        .period_words(
-            (to - 2 * span, to - span, to),
-            topics::word_counter(),
-            topics::candidates,
-        )
-        .await?;
-    let topics = topics::topics(&period, &details);
+    let topics = topics::rising_topics(&state.store, to, span).await?;
     Ok(HttpResponse::Ok().json(json!({
         "days": query.days,
         "topics": topics,

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::knowledge::Analyzer;
 use crate::storage::topic_days::{PeriodDetails, PeriodWords, TermDetail};
+use crate::storage::{Store, StoreError};
 
 /// A group of words that rose together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,6 +103,25 @@ fn rising(period: &PeriodWords) -> Vec<(&String, f64)> {
     rising.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
     rising.truncate(MAX_CANDIDATES);
     rising.into_iter().map(|(w, _, score)| (w, score)).collect()
+}
+
+/// The rising topics of `[to_ms - span_ms, to_ms)` against the `span_ms`
+/// before it: storage counts the words (kept days read back, the rest
+/// tokenised on its blocking thread, off the executor), this file chooses
+/// and groups them.
+pub async fn rising_topics(
+    store: &Store,
+    to_ms: i64,
+    span_ms: i64,
+) -> Result<Vec<RisingTopic>, StoreError> {
+    let (period, details) = store
+        .period_words(
+            (to_ms - 2 * span_ms, to_ms - span_ms, to_ms),
+            word_counter(),
+            candidates,
+        )
+        .await?;
+    Ok(topics(&period, &details))
 }
 
 /// The terms whose details `topics` needs.
