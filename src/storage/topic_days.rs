@@ -313,19 +313,24 @@ fn day_kept(conn: &Connection, day: i64) -> Result<Option<bool>, StoreError> {
         .optional()?)
 }
 
+/// Keeps a day's words: all of them in one statement, so a look at a
+/// period outside any transaction writes (and syncs) once per day, not
+/// once per word; `sessions` is set last, and a day without it is counted
+/// and kept again.
 fn keep(conn: &Connection, day: i64, uses: &WordUses) -> Result<(), StoreError> {
     conn.execute("DELETE FROM insight_day_terms WHERE day = ?1", params![day])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO insight_day_terms (day, term, conversations, uses) VALUES (?1, ?2, ?3, ?4)",
+    let rows: Vec<(&String, usize, &TermUse)> = uses
+        .terms
+        .iter()
+        .map(|(term, term_use)| (term, term_use.conversations.len(), term_use))
+        .collect();
+    conn.execute(
+        "INSERT INTO insight_day_terms (day, term, conversations, uses)
+         SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                json_extract(value, '$[2]')
+         FROM json_each(?2)",
+        params![day, to_json(&rows)?],
     )?;
-    for (term, term_use) in &uses.terms {
-        insert.execute(params![
-            day,
-            term,
-            term_use.conversations.len() as i64,
-            to_json(term_use)?
-        ])?;
-    }
     conn.execute(
         "UPDATE insight_days SET sessions = ?2 WHERE day = ?1",
         params![day, to_json(&uses.sessions)?],
