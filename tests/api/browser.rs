@@ -113,9 +113,27 @@ impl Browser {
     /// between finding and clicking (the console's list redraws on every
     /// event).
     pub async fn click(&self, css: &str) {
+        self.click_found(css, || self.find(css)).await
+    }
+
+    /// `click` for an element only an XPath names (by its text).
+    pub async fn click_xpath(&self, xpath: &str) {
+        self.click_found(xpath, || async {
+            self.client.find(Locator::XPath(xpath)).await.unwrap()
+        })
+        .await
+    }
+
+    /// Clicks what `find` finds, finding it again when the page redrew it
+    /// between the two (a stale element).
+    async fn click_found<F, Fut>(&self, what: &str, find: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = fantoccini::elements::Element>,
+    {
         let started = Instant::now();
         loop {
-            match self.find(css).await.click().await {
+            match find().await.click().await {
                 Ok(()) => return,
                 Err(fantoccini::error::CmdError::Standard(e))
                     if e.error == fantoccini::error::ErrorStatus::StaleElementReference
@@ -123,7 +141,7 @@ impl Browser {
                 {
                     continue;
                 }
-                Err(e) => panic!("could not click {css}: {e}"),
+                Err(e) => panic!("could not click {what}: {e}"),
             }
         }
     }
@@ -569,15 +587,8 @@ async fn a_closed_conversation_asks_for_a_rating_and_the_insights_page_counts_it
         .text_where("#actions", |t| t.contains("Close · resolved"))
         .await;
     console
-        .client
-        .find(fantoccini::Locator::XPath(
-            "//*[@id='actions']/button[contains(., 'Close · resolved')]",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .click_xpath("//*[@id='actions']/button[contains(., 'Close · resolved')]")
+        .await;
 
     // The widget asks how it went; four stars and a word.
     customer
