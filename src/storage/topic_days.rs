@@ -284,19 +284,17 @@ enum Counted {
 /// A kept day's words are read from `insight_day_terms`; any other stretch
 /// is counted, and kept when it is a day whose figures are kept.
 fn counted(conn: &Connection, stretch: Stretch, words: &mut Words) -> Result<Counted, StoreError> {
-    let (from, to) = match stretch {
-        Stretch::Live(from, to) => (from, to),
-        Stretch::Day(day) => {
-            if day_kept(conn, day)? == Some(true) {
-                return Ok(Counted::Kept(day));
-            }
-            (day * DAY_MS, (day + 1) * DAY_MS)
-        }
+    let (from, to, keep_day) = match stretch {
+        Stretch::Live(from, to) => (from, to, None),
+        Stretch::Day(day) => match day_kept(conn, day)? {
+            Some(true) => return Ok(Counted::Kept(day)),
+            // The day's sums are kept: its words are kept with them.
+            Some(false) => (day * DAY_MS, (day + 1) * DAY_MS, Some(day)),
+            None => (day * DAY_MS, (day + 1) * DAY_MS, None),
+        },
     };
     let uses = WordUses::count(messages(conn, from, to)?, words);
-    if let Stretch::Day(day) = stretch
-        && day_kept(conn, day)?.is_some()
-    {
+    if let Some(day) = keep_day {
         keep(conn, day, &uses)?;
     }
     Ok(Counted::Live(uses))
