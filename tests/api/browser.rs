@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::admin::spawn_admin_app;
-use crate::helpers::{TestApp, repo_path, spawn_app};
+use crate::helpers::{AppOptions, TestApp, repo_path, spawn_app, spawn_app_with};
 use frontdesk::storage::agents::Role;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -717,4 +717,96 @@ async fn a_question_the_bot_could_not_answer_opens_as_a_new_article_from_the_ins
             .contains("write=")
     );
     owner.screenshot("admin-article-for-a-gap.png").await;
+}
+
+/// A rising topic on the insights page: this week's customers write about
+/// something last week's did not, and its label lists their conversations.
+#[tokio::test]
+async fn a_rising_topic_on_the_insights_page_lists_its_conversations() {
+    const PASSWORD: &str = "the owner's long password";
+    // Thirteen customers from one address within seconds.
+    let app = spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.sessions_per_minute = 600;
+                c.messages_per_minute = 600;
+            },
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await;
+    app.add_account("Olga", PASSWORD, Role::Admin);
+    let mut open = Vec::new();
+    let mut last_week = Vec::new();
+    for (i, text) in [
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "where is my parcel?",
+        "the lid of my teapot arrived cracked",
+        "my teapot lid is cracked, what now?",
+        "Cracked lid on the teapot I got today",
+        "teapot lid came cracked",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut ws = app.connect().await;
+        let session = ws.start_session().await;
+        ws.ask("q1", text).await;
+        open.push(ws);
+        if i < 3 {
+            last_week.push(session);
+        }
+    }
+    // Three of the parcel questions were asked eight days ago: the period
+    // before the page's default last 7 days.
+    let db = rusqlite::Connection::open(app.data_dir.path().join("frontdesk.sqlite3")).unwrap();
+    for session in &last_week {
+        db.execute(
+            "UPDATE sessions SET created_at_ms = created_at_ms - 691200000 WHERE id = ?1",
+            [session],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE messages SET created_at_ms = created_at_ms - 691200000 WHERE session_id = ?1",
+            [session],
+        )
+        .unwrap();
+    }
+
+    let owner = Browser::console_signed_in(&app, "Olga", PASSWORD).await;
+    owner.text_where("#me", |t| t.contains("Olga")).await;
+    owner.client.goto(&app.url("/insights.html")).await.unwrap();
+    owner
+        .text_where("#topics", |t| {
+            t.contains("teapot")
+                && t.contains("4 conversations, 0 in the period before")
+                && t.contains("teapot lid came cracked")
+        })
+        .await;
+    owner
+        .client
+        .execute(
+            "document.getElementById('topics').scrollIntoView(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    owner.screenshot("insights-rising-topics.png").await;
+    owner.click("#topics button.link").await;
+    owner
+        .text_where("#list", |t| {
+            t.contains("Rising: ") && t.contains("4 conversations.")
+        })
+        .await;
+    owner
+        .screenshot("insights-rising-topic-drill-down.png")
+        .await;
 }
