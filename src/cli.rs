@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigLayer};
 use crate::evaluation::understanding as evaluate;
-use crate::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
+use crate::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
 use crate::startup::Application;
 use crate::storage::agents::Role;
 
@@ -189,8 +189,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::FetchModels => {
-            models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
-            models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+            model_files::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
+            model_files::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
         }
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => match args.what {
@@ -380,7 +380,7 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 /// Knowledge-base tools work on the server's database (seeding it from
 /// `knowledge/` when it is empty, as the server does).
 async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
-    use crate::knowledge::live::KnowledgeBase;
+    use crate::knowledge::base::KnowledgeBase;
     let understanding = crate::startup::load_understanding(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)?;

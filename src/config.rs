@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::models::{DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE};
+use crate::model_files::{DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE};
 
 /// Who writes the words of an answer from the knowledge base.
 #[derive(

@@ -41,8 +41,8 @@ pub fn serve(
         });
     }
     let max_upload = state.config.max_upload_bytes;
-    let console = Arc::new(crate::console::live::ConsoleHub::default());
-    crate::console::live::follow(&state, console.clone());
+    let console = Arc::new(crate::console::feed::ConsoleHub::default());
+    crate::console::feed::follow(&state, console.clone());
     let console = web::Data::from(console);
     let data = web::Data::from(state);
     let demo_shop = demo_shop.map(web::Data::from);

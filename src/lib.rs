@@ -18,7 +18,7 @@ pub mod knowledge;
 pub mod language;
 pub mod limits;
 pub mod metrics;
-pub mod models;
+pub mod model_files;
 pub mod orders;
 pub mod origin;
 pub mod privacy;

@@ -7,7 +7,7 @@ use actix_web::dev::{Server, ServerHandle};
 
 use crate::config::Config;
 use crate::generation::{Admission, MistralGenerator, ModelError};
-use crate::models::{
+use crate::model_files::{
     self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE,
 };
 use crate::orders::demo_shop::{self, DemoShop};
@@ -134,7 +134,7 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
             .file_name()
             .is_some_and(|f| f == DEFAULT_MODEL_FILE)
         {
-            models::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
+            model_files::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
         } else {
             return Err(ModelError::NotFound(config.model.clone()).into());
         }
@@ -163,7 +163,7 @@ pub async fn load_understanding(config: &Config) -> Result<Arc<Understanding>, S
             .file_name()
             .is_some_and(|f| f == DEFAULT_ENCODER_DIR)
     {
-        models::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+        model_files::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
     }
     let config = config.clone();
     let understanding = tokio::task::spawn_blocking(move || Understanding::load(&config))

@@ -7,7 +7,7 @@ use crate::chat::SessionHub;
 use crate::chat::events::ConversationEvents;
 use crate::config::Config;
 use crate::generation::TextGenerator;
-use crate::knowledge::live::KnowledgeBase;
+use crate::knowledge::base::KnowledgeBase;
 use crate::knowledge::{self, ArticleError, RetrievalError};
 use crate::storage::{Store, StoreError};
 use crate::understanding::{Understanding, UnderstandingError};
@@ -19,7 +19,7 @@ pub enum StartupError {
     #[error(transparent)]
     Model(#[from] crate::generation::ModelError),
     #[error(transparent)]
-    Fetch(#[from] crate::models::FetchError),
+    Fetch(#[from] crate::model_files::FetchError),
     #[error(transparent)]
     Understanding(#[from] UnderstandingError),
     #[error("cannot open the database: {0}")]

@@ -19,7 +19,7 @@ use frontdesk::generation::{
     prompt,
 };
 use frontdesk::knowledge::Passage;
-use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
+use frontdesk::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
 use mistralrs::core::{padded_decode, prefix_cache_budget};
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -40,7 +40,7 @@ async fn load(prefix_cache_mb: u32) -> MistralGenerator {
 /// The default model, decoding up to `running` customers' replies at once.
 async fn load_running(prefix_cache_mb: u32, running: usize) -> MistralGenerator {
     let model = repo_path("models").join(DEFAULT_MODEL_FILE);
-    models::ensure(&DEFAULT_CHAT_MODEL, &model)
+    model_files::ensure(&DEFAULT_CHAT_MODEL, &model)
         .await
         .expect("fetch the default model");
     MistralGenerator::load(

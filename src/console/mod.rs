@@ -5,7 +5,7 @@
 
 pub mod actions;
 pub mod auth;
-pub mod live;
+pub mod feed;
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/login", web::post().to(auth::login))
             .route("/logout", web::post().to(auth::logout))
             .route("/me", web::get().to(auth::me))
-            .route("/ws", web::get().to(live::route))
+            .route("/ws", web::get().to(feed::route))
             .route("/conversations", web::get().to(conversations))
             .route("/conversations/{id}", web::get().to(conversation))
             .route(

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 mod analyzer;
 mod article;
+pub mod base;
 pub mod dense;
 pub mod import;
 mod index;
 pub mod links;
-pub mod live;
 pub mod retriever;
 pub mod spelling;
 

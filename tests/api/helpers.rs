@@ -12,7 +12,7 @@ use frontdesk::answer::compose::AnswerStyle;
 use frontdesk::chat::identity;
 use frontdesk::config::{Config, DeviceKind};
 use frontdesk::generation::{Admission, MistralGenerator, ScriptedGenerator, TextGenerator};
-use frontdesk::models::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
+use frontdesk::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
 use frontdesk::startup::{Application, load_understanding};
 use frontdesk::state::{AppState, Models};
 use frontdesk::understanding::Understanding;
@@ -48,7 +48,7 @@ fn shared() -> &'static Shared {
             frontdesk::telemetry::init(frontdesk::config::LogFormat::Text);
             let runtime = tokio::runtime::Runtime::new().expect("runtime");
             let (generator, understanding) = runtime.block_on(async {
-                models::ensure(&DEFAULT_CHAT_MODEL, &model_path())
+                model_files::ensure(&DEFAULT_CHAT_MODEL, &model_path())
                     .await
                     .expect("fetch the default model");
                 // The trained models are cached under target/, so only the

@@ -216,7 +216,7 @@ fn the_int8_encoder_agrees_with_the_f32_reference() {
 
     let understanding = understanding();
     let encoder = understanding.encoder();
-    let dir = repo_path("models").join(frontdesk::models::DEFAULT_ENCODER_DIR);
+    let dir = repo_path("models").join(frontdesk::model_files::DEFAULT_ENCODER_DIR);
     let config: Config =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     // SAFETY: the model file is not modified while the test runs.
