@@ -43,6 +43,7 @@ pub fn serve(
     let max_upload = state.config.max_upload_bytes;
     let console = Arc::new(crate::console::feed::ConsoleHub::default());
     crate::console::feed::follow(&state, console.clone());
+    crate::insights::gap_recorder::follow(&state);
     let console = web::Data::from(console);
     let data = web::Data::from(state);
     let demo_shop = demo_shop.map(web::Data::from);

@@ -1,17 +1,37 @@
 //! What happens in conversations, published once for whoever listens: the
-//! agent console's feed today, insights or another replica later. Events
-//! flow one way: the conversation publishes and never calls its listeners.
+//! agent console's feed and the knowledge-gap recorder today, insights or
+//! another replica later. Events flow one way: the conversation publishes
+//! and never calls its listeners.
+
+use std::sync::Arc;
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::storage::gaps::GapReason;
+
 /// One change to a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ConversationEvent {
     /// A message was stored or newly understood (`seq`), or the
     /// conversation itself changed (`seq` is `None`): flagged, taken over,
     /// handed back, closed, connected or left.
     Changed { session: Uuid, seq: Option<i64> },
+    /// A reply showed a hole in the knowledge base.
+    Unanswered(Arc<Unanswered>),
+}
+
+/// A question the bot answered badly or not at all.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub session: Uuid,
+    pub reason: GapReason,
+    /// As the customer wrote it (for a hand-off: the question before it).
+    pub question: String,
+    /// The best passage's similarity, when there was one.
+    pub best: Option<f32>,
+    /// The question's embedding, when it was at hand.
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// The bus. A listener that falls more than its capacity behind misses
@@ -31,10 +51,17 @@ impl Default for ConversationEvents {
 impl ConversationEvents {
     /// Says that `session` changed (at `seq`, when a message did).
     pub fn changed(&self, session: Uuid, seq: Option<i64>) {
+        self.publish(ConversationEvent::Changed { session, seq });
+    }
+
+    /// Says that a reply left a question unanswered.
+    pub fn unanswered(&self, gap: Unanswered) {
+        self.publish(ConversationEvent::Unanswered(Arc::new(gap)));
+    }
+
+    fn publish(&self, event: ConversationEvent) {
         // No listener is fine: nothing is waiting for it.
-        let _ = self
-            .sender
-            .send(ConversationEvent::Changed { session, seq });
+        let _ = self.sender.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<ConversationEvent> {

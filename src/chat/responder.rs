@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::events::Unanswered;
 use super::protocol::{ErrorCode, ServerFrame};
 use super::session::LiveSession;
 use crate::answer::compose::{ComposeError, Generation, compose};
@@ -229,8 +230,17 @@ pub async fn answer(
     }
     let best = decision.evidence.best_similarity;
     if let Some((reason, text)) = gap_of(&state, kind, best, &question.text, previous_question) {
-        let embedding = understood.as_ref().map(|u| u.embedding.clone());
-        record_gap(&state, live.id, reason, text, best, embedding).await;
+        state.events.unanswered(Unanswered {
+            session: live.id,
+            reason,
+            question: text,
+            best,
+            // A hand-off's gap is the question before it, not yet embedded.
+            embedding: understood
+                .as_ref()
+                .filter(|_| reason != GapReason::HandedOff)
+                .map(|u| u.embedding.clone()),
+        });
     }
     live.push_turns([
         ChatTurn {
@@ -396,30 +406,5 @@ fn gap_of(
             Some((GapReason::LowScore, question.to_string()))
         }
         _ => None,
-    }
-}
-
-async fn record_gap(
-    state: &AppState,
-    session: Uuid,
-    reason: GapReason,
-    text: String,
-    best: Option<f32>,
-    embedding: Option<Vec<f32>>,
-) {
-    // A hand-off is about the earlier question, whose embedding is not at hand.
-    let embedding = match (reason, embedding) {
-        (GapReason::HandedOff, _) | (_, None) => state.understanding.embed(&text).await.ok(),
-        (_, Some(e)) => Some(e),
-    };
-    // Every admin reads the gaps: a customer's e-mail address or card
-    // number in a question stays in their conversation only.
-    let text = crate::privacy::redact(&text).into_owned();
-    if let Err(e) = state
-        .store
-        .record_gap(session, text, reason, best, embedding)
-        .await
-    {
-        tracing::error!(error = %e, "cannot record a knowledge-base gap");
     }
 }

@@ -65,6 +65,7 @@ pub fn follow(state: &Arc<AppState>, hub: Arc<ConsoleHub>) {
         loop {
             let (session, seq) = match events.recv().await {
                 Ok(ConversationEvent::Changed { session, seq }) => (session, seq),
+                Ok(ConversationEvent::Unanswered(_)) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the console feed fell behind the conversations");
                     continue;

@@ -3,6 +3,7 @@
 //! customers rated them, what they asked and how they felt, for a period
 //! and the one before it.
 
+pub mod gap_recorder;
 pub mod topics;
 
 use std::collections::HashSet;

@@ -60,6 +60,8 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
 }
 
 impl Store {
+    /// Keeps a gap of a conversation that still exists (one erased or
+    /// retired since the reply keeps nothing of it). Returns whether it did.
     pub async fn record_gap(
         &self,
         session_id: Uuid,
@@ -67,11 +69,11 @@ impl Store {
         reason: GapReason,
         score: Option<f32>,
         embedding: Option<Vec<f32>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.run(move |conn| {
-            conn.execute(
+            let kept = conn.execute(
                 "INSERT INTO gaps (session_id, question, reason, score, embedding, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
                 params![
                     session_id.to_string(),
                     question,
@@ -81,7 +83,7 @@ impl Store {
                     now_ms()
                 ],
             )?;
-            Ok(())
+            Ok(kept == 1)
         })
         .await
     }

@@ -496,6 +496,7 @@ async fn unanswered_questions_are_grouped_into_gaps() {
             reply.reply
         );
     }
+    app.gaps_recorded(3).await;
     let (status, gaps) = Admin::new(&app).call(Method::GET, "/gaps", None).await;
     assert_eq!(status, 200);
     assert_eq!(gaps["questions"], 3);

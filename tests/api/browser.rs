@@ -665,6 +665,7 @@ async fn a_question_the_bot_could_not_answer_opens_as_a_new_article_from_the_ins
     ws.start_session().await;
     ws.ask("g1", "Do you offer engraving on jewellery?").await;
     ws.ask("g2", "do you offer engraving on rings?").await;
+    app.gaps_recorded(2).await;
 
     let owner = Browser::console_signed_in(&app, "Olga", PASSWORD).await;
     owner.text_where("#me", |t| t.contains("Olga")).await;

@@ -191,6 +191,24 @@ pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
 }
 
 impl TestApp {
+    /// Waits until at least `n` knowledge-base gaps are stored: the gap
+    /// recorder hears them on the event bus after the reply.
+    pub async fn gaps_recorded(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let gaps = self.state.store.recent_gaps(1000).await.unwrap();
+            if gaps.len() >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} gaps recorded",
+                gaps.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

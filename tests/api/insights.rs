@@ -644,6 +644,7 @@ async fn questions_the_bot_could_not_answer_in_a_period_are_grouped_with_their_w
         let kind = reply.reply["kind"].as_str().unwrap();
         assert!(kind == "no_answer" || kind == "declined", "{q}: {kind}");
     }
+    app.gaps_recorded(4).await;
     // The last question was asked two days ago: outside a one-day period.
     let db = rusqlite::Connection::open(app.data_dir.path().join("frontdesk.sqlite3")).unwrap();
     db.execute(

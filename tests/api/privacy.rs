@@ -28,6 +28,7 @@ async fn a_customer_is_exported_and_erased_by_e_mail_and_nothing_of_them_is_left
     other.ask("q1", "what is your return policy?").await;
 
     // The question nobody could answer is a gap, without the address.
+    app.gaps_recorded(1).await;
     let (_, gaps) = admin.call(Method::GET, "/gaps", None).await;
     assert!(gaps.to_string().contains("[email]"), "{gaps}");
     assert!(!gaps.to_string().contains(EMAIL), "{gaps}");
@@ -62,6 +63,26 @@ async fn a_customer_is_exported_and_erased_by_e_mail_and_nothing_of_them_is_left
     let jan_id = uuid::Uuid::parse_str(&jan_session).unwrap();
     assert!(store.conversation(jan_id).await.unwrap().is_none());
     assert!(store.transcript(jan_id).await.unwrap().is_empty());
+    assert!(
+        store
+            .recent_gaps(100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.session_id != jan_id)
+    );
+    // A gap heard on the event bus after the erasure keeps nothing.
+    let late = store
+        .record_gap(
+            jan_id,
+            "a question still on its way".into(),
+            frontdesk::storage::gaps::GapReason::NoAnswer,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!late);
     assert!(
         store
             .recent_gaps(100)
@@ -139,6 +160,7 @@ async fn conversations_past_the_retention_period_are_deleted_with_their_gaps() {
     let mut ws = app.connect().await;
     let session = ws.start_session().await;
     ws.ask("q1", "do you sell garden gnomes?").await;
+    app.gaps_recorded(1).await;
     let store = &app.state.store;
     let id = uuid::Uuid::parse_str(&session).unwrap();
     // Nothing is older than a day yet.

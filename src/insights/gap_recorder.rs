@@ -1,0 +1,51 @@
+//! Knowledge-base gaps: every question a reply left unanswered, heard on
+//! the conversation event bus, is kept for the admin page's Gaps tab and
+//! the insights page.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::broadcast;
+
+use crate::chat::events::{ConversationEvent, Unanswered};
+use crate::state::AppState;
+
+/// Records every gap published from now on. Ends when the state is
+/// dropped.
+pub fn follow(state: &Arc<AppState>) {
+    let mut events = state.events.subscribe();
+    let state: Weak<AppState> = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let gap = match events.recv().await {
+                Ok(ConversationEvent::Unanswered(gap)) => gap,
+                Ok(ConversationEvent::Changed { .. }) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the gap recorder fell behind the conversations");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(state) = state.upgrade() else { return };
+            record(&state, &gap).await;
+        }
+    });
+}
+
+async fn record(state: &AppState, gap: &Unanswered) {
+    // A hand-off is about the earlier question, whose embedding was not at
+    // hand.
+    let embedding = match &gap.embedding {
+        Some(e) => Some(e.clone()),
+        None => state.understanding.embed(&gap.question).await.ok(),
+    };
+    // Every admin reads the gaps: a customer's e-mail address or card
+    // number in a question stays in their conversation only.
+    let question = crate::privacy::redact(&gap.question).into_owned();
+    if let Err(e) = state
+        .store
+        .record_gap(gap.session, question, gap.reason, gap.best, embedding)
+        .await
+    {
+        tracing::error!(error = %e, "cannot record a knowledge-base gap");
+    }
+}
