@@ -408,7 +408,7 @@ async fn kb(config: Config, command: KbCommand) -> anyhow::Result<()> {
                     encoder,
                     catalogue: understanding.catalogue(),
                     products: understanding.product_catalogue(),
-                    rule: config.answerability(),
+                    rule: crate::knowledge::Answerability::from_config(&config),
                     texts: &texts,
                     // `kb search` has no shop to ask.
                     orders: false,

@@ -494,14 +494,6 @@ impl Config {
         self.data_dir.join("frontdesk.sqlite3")
     }
 
-    /// When a retrieved passage is good enough to answer from.
-    pub fn answerability(&self) -> crate::knowledge::Answerability {
-        crate::knowledge::Answerability {
-            min_relevance: self.min_relevance,
-            min_similarity: self.min_similarity,
-        }
-    }
-
     /// Passage embeddings, derived from the store and kept between runs.
     pub fn embedding_cache_path(&self) -> PathBuf {
         self.data_dir.join("index").join("passages.emb")

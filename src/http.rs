@@ -24,7 +24,7 @@ const WIDGET_JS: &str = include_str!("../static/widget.js");
 /// server plays the shop too.
 pub fn serve(
     state: Arc<AppState>,
-    demo_shop: Option<Arc<crate::orders::demo_shop::DemoShop>>,
+    demo_shop: Option<Arc<crate::demo_shop::DemoShop>>,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
     spawn_every(&state, Duration::from_secs(30), reap);
@@ -73,7 +73,7 @@ pub fn serve(
             .configure(|cfg| {
                 if let Some(shop) = demo_shop {
                     cfg.app_data(shop);
-                    crate::orders::demo_shop::routes(cfg);
+                    crate::demo_shop::routes(cfg);
                 }
             })
     })

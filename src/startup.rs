@@ -6,11 +6,11 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 
 use crate::config::Config;
+use crate::demo_shop::{self, DemoShop};
 use crate::generation::{Admission, MistralGenerator, ModelError};
 use crate::model_files::{
     self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE,
 };
-use crate::orders::demo_shop::{self, DemoShop};
 use crate::orders::{ConnectorConfig, ShopConnector};
 use crate::state::{AppState, Models, StartupError};
 use crate::understanding::Understanding;

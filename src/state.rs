@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::answer::Texts;
-use crate::chat::SessionHub;
-use crate::chat::events::ConversationEvents;
 use crate::config::Config;
+use crate::conversation::SessionHub;
+use crate::conversation::events::ConversationEvents;
 use crate::generation::TextGenerator;
 use crate::knowledge::base::KnowledgeBase;
 use crate::knowledge::{self, ArticleError, RetrievalError};
@@ -31,7 +31,7 @@ pub enum StartupError {
     #[error(transparent)]
     Language(#[from] crate::language::LanguageError),
     #[error(transparent)]
-    DemoOrders(#[from] crate::orders::demo_shop::DemoOrdersError),
+    DemoOrders(#[from] crate::demo_shop::DemoOrdersError),
     #[error("cannot use {path}: {source}")]
     Io {
         path: std::path::PathBuf,

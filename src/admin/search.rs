@@ -82,7 +82,7 @@ pub async fn hit_test(
             "why": plan.why,
         },
         "searched": decision.evidence.searched,
-        "rule": state.config.answerability(),
+        "rule": crate::knowledge::Answerability::from_config(&state.config),
         "passages": passages,
     })))
 }

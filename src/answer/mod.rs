@@ -5,6 +5,7 @@
 //! (`order_reply`). What the bot says around the sources is data (`texts`).
 
 pub mod compose;
+mod data_file;
 pub mod dialogue;
 pub mod order_reply;
 pub mod places;

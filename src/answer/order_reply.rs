@@ -4,7 +4,7 @@
 //! shop's answer, never from the model.
 
 use super::plan::{OrderRequest, Plan};
-use super::texts::{OrderTexts, ReturnTexts, Texts};
+use super::texts::{OrderTexts, Texts};
 use crate::orders::{ConnectorError, Order, OrderItem, OrderStatus, ShopConnector, named_items};
 use crate::storage::Offer;
 use crate::storage::conversations::ConversationEvent;
@@ -70,7 +70,7 @@ pub async fn look_up(
         }
         Ok(Answered::Return(receipt)) => {
             let r = &t.returns;
-            let items = list_items(&receipt.items, r);
+            let items = r.list_items(&receipt.items);
             let fill_return = |text: &str| {
                 fill(text)
                     .replace("{return}", &receipt.return_id)
@@ -164,19 +164,6 @@ fn is_open(order: &Order) -> bool {
         order.status,
         OrderStatus::Delivered | OrderStatus::Cancelled
     )
-}
-
-/// "1 × Linen throw and 4 × Stoneware mug".
-pub fn list_items(items: &[OrderItem], t: &ReturnTexts) -> String {
-    let each: Vec<String> = items
-        .iter()
-        .map(|i| format!("{} × {}", i.quantity, i.name))
-        .collect();
-    match each.split_last() {
-        None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} {} {last}", rest.join(", "), t.and),
-    }
 }
 
 /// The order's status, then its tracking link and delivery window when the

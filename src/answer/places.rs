@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::texts::{TextsError, read_optional};
+use super::data_file::{TextsError, read_optional};
 
 const SHIPPED: &str = include_str!("../../knowledge/places.yaml");
 

@@ -159,7 +159,7 @@ impl Plan {
         let t = &texts.orders.returns;
         self.tail = Some(
             t.confirm
-                .replace("{items}", &super::order_reply::list_items(&items, t))
+                .replace("{items}", &t.list_items(&items))
                 .replace("{order}", order_number),
         );
         self.set_offer(

@@ -6,6 +6,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::orders::OrderItem;
+
+pub use super::data_file::TextsError;
+use super::data_file::read_optional;
 use super::places::Places;
 
 /// The shipped wording, also the fallback for a knowledge folder without one.
@@ -138,20 +142,6 @@ impl OrderTexts {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TextsError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {source}")]
-    Invalid {
-        path: std::path::PathBuf,
-        source: serde_yaml_ng::Error,
-    },
-}
-
 impl Texts {
     /// `replies.yaml` from `knowledge_dir`, or the shipped wording.
     pub fn load(knowledge_dir: &Path) -> Result<Texts, TextsError> {
@@ -194,16 +184,18 @@ impl Texts {
     }
 }
 
-/// A data file of the knowledge folder, or `None` when the shop has none
-/// (the shipped one applies).
-pub(super) fn read_optional(path: &Path) -> Result<Option<String>, TextsError> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(TextsError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+impl ReturnTexts {
+    /// "1 × Linen throw and 4 × Stoneware mug".
+    pub fn list_items(&self, items: &[OrderItem]) -> String {
+        let each: Vec<String> = items
+            .iter()
+            .map(|i| format!("{} × {}", i.quantity, i.name))
+            .collect();
+        match each.split_last() {
+            None => String::new(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} {} {last}", rest.join(", "), self.and),
+        }
     }
 }
 

@@ -1,12 +1,6 @@
-//! The customer chat: websocket protocol, live sessions, and answering.
+//! The customer chat: the widget's websocket and answering its messages.
+//! What a conversation is and holds lives in `conversation/`; this module
+//! serves it over the app's state.
 
-pub mod escalation;
-pub mod events;
-pub mod handoff_note;
-pub mod identity;
-pub mod protocol;
 pub mod responder;
-mod session;
 pub mod ws;
-
-pub use session::{LiveSession, Opened, SessionHub};

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::events::Unanswered;
-use super::protocol::{ErrorCode, ServerFrame};
-use super::session::LiveSession;
 use crate::answer::compose::{ComposeError, Generation, compose};
 use crate::answer::{Context, Decision, DialogueState, Input, decide};
+use crate::conversation::LiveSession;
+use crate::conversation::events::Unanswered;
+use crate::conversation::protocol::{ErrorCode, ServerFrame};
 use crate::generation::{ChatTurn, GenerationError, Speaker};
 use crate::state::AppState;
 use crate::storage::FlagReason;
@@ -66,7 +66,7 @@ pub async fn decide_reply(
             encoder: state.understanding.encoder(),
             catalogue: state.understanding.catalogue(),
             products: state.understanding.product_catalogue(),
-            rule: state.config.answerability(),
+            rule: crate::knowledge::Answerability::from_config(&state.config),
             texts: &state.texts,
             orders: state.orders.is_some(),
         };
@@ -374,9 +374,11 @@ async fn flag(state: &AppState, live: &LiveSession, reason: FlagReason) {
         }
     }
     let summary = match state.store.transcript(live.id).await {
-        Ok(messages) => {
-            super::handoff_note::summarize(&messages, reason, state.understanding.catalogue())
-        }
+        Ok(messages) => crate::conversation::handoff_note::summarize(
+            &messages,
+            reason,
+            state.understanding.catalogue(),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the conversation to summarise it");
             return;

@@ -10,12 +10,12 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::protocol::{
+use super::responder;
+use crate::api::ApiError;
+use crate::conversation::protocol::{
     ClientFrame, ErrorCode, FrameError, HistoryEntry, ServerFrame, parse_client_frame,
 };
-use super::responder;
-use super::session::{ConnectionGuard, LiveSession, Opened};
-use crate::api::ApiError;
+use crate::conversation::{ConnectionGuard, LiveSession, Opened};
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
 use crate::storage::shop_records::Customer;
@@ -315,7 +315,7 @@ impl Connection {
                         .identity_secret
                         .as_deref()
                         .map(str::as_bytes);
-                    match super::identity::verify(secret, &identity) {
+                    match crate::conversation::identity::verify(secret, &identity) {
                         Ok(customer) => self.customer = Some(Box::new(customer)),
                         Err(e) => {
                             // The chat goes on, as an anonymous visitor's.

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::auth::SignedIn;
 use super::parse_id;
 use crate::api::ApiError;
-use crate::chat::protocol::{HistoryEntry, ServerFrame, check_message_text};
+use crate::conversation::protocol::{HistoryEntry, ServerFrame, check_message_text};
 use crate::state::AppState;
 use crate::storage::StoredMessage;
 use crate::storage::conversations::{Handler, Outcome, Status};

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::auth::SignedIn;
 use super::{ConversationView, view};
-use crate::chat::events::ConversationEvent;
-use crate::chat::protocol::HistoryEntry;
+use crate::conversation::events::ConversationEvent;
+use crate::conversation::protocol::HistoryEntry;
 use crate::state::AppState;
 
 /// What an open console hears.

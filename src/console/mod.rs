@@ -16,8 +16,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::ApiError;
-use crate::chat::escalation::Escalation;
-use crate::chat::protocol::HistoryEntry;
+use crate::conversation::escalation::Escalation;
+use crate::conversation::protocol::HistoryEntry;
 use crate::state::AppState;
 use crate::storage::conversations::{Handler, Status};
 use crate::storage::outcomes::Judging;

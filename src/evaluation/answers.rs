@@ -12,8 +12,8 @@ use std::time::Duration;
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::chat::protocol::ServerFrame;
 use crate::chat::responder::{self, Question};
+use crate::conversation::protocol::ServerFrame;
 use crate::generation::grounding;
 use crate::state::AppState;
 use crate::storage::{Offer, ReplyKind};

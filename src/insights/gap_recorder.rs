@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast;
 
-use crate::chat::events::{ConversationEvent, Unanswered};
+use crate::conversation::events::{ConversationEvent, Unanswered};
 use crate::state::AppState;
 
 /// Records every gap published from now on. Ends when the state is

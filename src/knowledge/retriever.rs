@@ -82,6 +82,14 @@ pub struct Answerability {
 }
 
 impl Answerability {
+    /// The rule as the settings give it.
+    pub fn from_config(config: &crate::config::Config) -> Answerability {
+        Answerability {
+            min_relevance: config.min_relevance,
+            min_similarity: config.min_similarity,
+        }
+    }
+
     /// A passage answers when it clearly means the same thing as the
     /// question, or holds the question's words and is about the same topic.
     pub fn passes(&self, similarity: f32, relevance: f32) -> bool {

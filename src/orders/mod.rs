@@ -3,7 +3,6 @@
 //! speaks it, and the demo shop that serves it for the bundled demo.
 
 pub mod connector;
-pub mod demo_shop;
 pub mod signature;
 
 use serde::{Deserialize, Serialize};

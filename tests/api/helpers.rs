@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use frontdesk::answer::compose::AnswerStyle;
-use frontdesk::chat::identity;
 use frontdesk::config::{Config, DeviceKind};
+use frontdesk::conversation::identity;
 use frontdesk::generation::{Admission, MistralGenerator, ScriptedGenerator, TextGenerator};
 use frontdesk::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_MODEL_FILE};
 use frontdesk::startup::{Application, load_understanding};

@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod frames;
 mod helpers;
+mod imports;
 mod insights;
 mod limits;
 mod metrics;

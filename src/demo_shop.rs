@@ -10,10 +10,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use dashmap::DashMap;
 use serde::Deserialize;
 
-use super::signature::{
+use crate::orders::signature::{
     self, MAX_SKEW_SECS, NONCE_HEADER, SIGNATURE_HEADER, SignatureError, Signed, TIMESTAMP_HEADER,
 };
-use super::{
+use crate::orders::{
     DeliveryWindow, LookupRequest, Order, OrderItem, OrderStatus, ReturnReceipt, ReturnRequest,
     ShopError, ShopErrorCode,
 };
