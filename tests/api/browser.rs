@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::admin::spawn_admin_app;
-use crate::helpers::{AppOptions, TestApp, repo_path, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, repo_path, spawn_app, spawn_app_for_many_customers};
 use frontdesk::storage::agents::Role;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -726,17 +726,7 @@ async fn a_question_the_bot_could_not_answer_opens_as_a_new_article_from_the_ins
 async fn a_rising_topic_on_the_insights_page_lists_its_conversations() {
     const PASSWORD: &str = "the owner's long password";
     // Thirteen customers from one address within seconds.
-    let app = spawn_app_with(
-        AppOptions {
-            configure: |c| {
-                c.sessions_per_minute = 600;
-                c.messages_per_minute = 600;
-            },
-            ..AppOptions::default()
-        },
-        TempDir::new().unwrap(),
-    )
-    .await;
+    let app = spawn_app_for_many_customers().await;
     app.add_account("Olga", PASSWORD, Role::Admin);
     let mut open = Vec::new();
     let mut last_week = Vec::new();

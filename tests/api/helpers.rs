@@ -130,6 +130,22 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default(), TempDir::new().unwrap()).await
 }
 
+/// The server for a test whose many customers all come from one address
+/// within seconds: rate limits far above the defaults.
+pub async fn spawn_app_for_many_customers() -> TestApp {
+    spawn_app_with(
+        AppOptions {
+            configure: |c| {
+                c.sessions_per_minute = 600;
+                c.messages_per_minute = 600;
+            },
+            ..AppOptions::default()
+        },
+        TempDir::new().unwrap(),
+    )
+    .await
+}
+
 /// The server with a scripted model that writes every answer
 /// (`answer_style = "generated"`): fast, deterministic tests of the code
 /// around the model.

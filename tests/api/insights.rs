@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{AppOptions, TestApp, WsClient, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, WsClient, spawn_app, spawn_app_for_many_customers};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -524,17 +524,7 @@ async fn a_number_clicks_through_to_its_conversations() {
 #[tokio::test]
 async fn words_customers_suddenly_use_are_a_rising_topic_that_clicks_through() {
     // Thirteen customers from one address within seconds.
-    let app = spawn_app_with(
-        AppOptions {
-            configure: |c| {
-                c.sessions_per_minute = 600;
-                c.messages_per_minute = 600;
-            },
-            ..AppOptions::default()
-        },
-        tempfile::TempDir::new().unwrap(),
-    )
-    .await;
+    let app = spawn_app_for_many_customers().await;
     let token = agent(&app).await;
     let ask = |text: &'static str| {
         let app = &app;
