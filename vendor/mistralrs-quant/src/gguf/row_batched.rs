@@ -204,64 +204,48 @@ mod q8_0 {
     ) {
         let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
         for c in 0..columns {
-            let w = [&weight[c * blocks..(c + 1) * blocks]];
+            let w = &weight[c * blocks..(c + 1) * blocks];
             let out = &mut out[c * m..(c + 1) * m];
             let mut r = 0;
             while r + 4 <= m {
-                let sums = tile::<1, 4>(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]);
-                out[r..r + 4].copy_from_slice(&sums[0]);
+                out[r..r + 4].copy_from_slice(&tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
                 r += 4;
             }
             if r + 2 <= m {
-                let sums = tile::<1, 2>(w, [y(r), y(r + 1)]);
-                out[r..r + 2].copy_from_slice(&sums[0]);
+                out[r..r + 2].copy_from_slice(&tile(w, [y(r), y(r + 1)]));
                 r += 2;
             }
             if r < m {
-                out[r] = tile::<1, 1>(w, [y(r)])[0][0];
+                out[r] = tile(w, [y(r)])[0];
             }
         }
     }
 
-    /// Dots of `C` weight rows with `R` input rows. For each pair the very
+    /// Dots of one weight row with `R` input rows. For each pair the very
     /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
     /// of the scales, |w| times y signed like w, pairwise sums to i32, to
     /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
     /// the end.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const C: usize, const R: usize>(w: [&[Block]; C], y: [&[Block]; R]) -> [[f32; R]; C] {
-        let mut acc = [[_mm256_setzero_ps(); R]; C];
+    unsafe fn tile<const R: usize>(w: &[Block], y: [&[Block]; R]) -> [f32; R] {
+        let mut acc = [_mm256_setzero_ps(); R];
         let ones = _mm256_set1_epi16(1);
-        for b in 0..w[0].len() {
-            let mut yq = [_mm256_setzero_si256(); R];
-            let mut yd = [0f32; R];
+        for (b, block) in w.iter().enumerate() {
+            let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+            let wd = f16::to_f32(block.d);
+            let ax = _mm256_sign_epi8(wq, wq);
             for j in 0..R {
-                let block = y[j].get_unchecked(b);
-                yq[j] = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
-                yd[j] = f16::to_f32(block.d);
-            }
-            for i in 0..C {
-                let block = w[i].get_unchecked(b);
-                let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
-                let wd = f16::to_f32(block.d);
-                let ax = _mm256_sign_epi8(wq, wq);
-                for j in 0..R {
-                    let d = _mm256_set1_ps(wd * yd[j]);
-                    let sy = _mm256_sign_epi8(yq[j], wq);
-                    let dot = _mm256_maddubs_epi16(ax, sy);
-                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, dot));
-                    acc[i][j] = _mm256_fmadd_ps(d, q, acc[i][j]);
-                }
+                let yb = y[j].get_unchecked(b);
+                let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                let d = _mm256_set1_ps(wd * f16::to_f32(yb.d));
+                let sy = _mm256_sign_epi8(yq, wq);
+                let dot = _mm256_maddubs_epi16(ax, sy);
+                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, dot));
+                acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
             }
         }
-        let mut sums = [[0f32; R]; C];
-        for i in 0..C {
-            for j in 0..R {
-                sums[i][j] = hsum(acc[i][j]);
-            }
-        }
-        sums
+        acc.map(|a| hsum(a))
     }
 
     /// candle's `hsum_float_8`.
