@@ -312,9 +312,9 @@ fn day_kept(conn: &Connection, day: i64) -> Result<Option<bool>, StoreError> {
 }
 
 /// Keeps a day's words: all of them in one statement, so a look at a
-/// period outside any transaction writes (and syncs) once per day, not
-/// once per word; `sessions` is set last, and a day without it is counted
-/// and kept again.
+/// period outside any transaction writes (and syncs) three times per day
+/// (old rows out, words in, `sessions`), not once per word; `sessions` is
+/// set last, and a day without it is counted and kept again.
 fn keep(conn: &Connection, day: i64, uses: &WordUses) -> Result<(), StoreError> {
     conn.execute("DELETE FROM insight_day_terms WHERE day = ?1", params![day])?;
     let rows: Vec<(&String, usize, &TermUse)> = uses
