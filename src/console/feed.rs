@@ -2,7 +2,7 @@
 //! flag, a takeover), heard on the conversation event bus, is sent to
 //! every open console websocket.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -59,23 +59,15 @@ impl ConsoleHub {
 /// entry. Ends when the state is dropped; a console that misses a change
 /// reloads the list on reconnect.
 pub fn follow(state: &Arc<AppState>, hub: Arc<ConsoleHub>) {
-    let mut events = state.events.subscribe();
-    let state: Weak<AppState> = Arc::downgrade(state);
-    tokio::spawn(async move {
-        loop {
-            let (session, seq) = match events.recv().await {
-                Ok(ConversationEvent::Changed { session, seq }) => (session, seq),
-                Ok(ConversationEvent::Unanswered(_)) => continue,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "the console feed fell behind the conversations");
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+    state.events.listen("console feed", state, move |state, event| {
+        let hub = hub.clone();
+        async move {
+            let ConversationEvent::Changed { session, seq } = event else {
+                return;
             };
             if !hub.watched() {
-                continue;
+                return;
             }
-            let Some(state) = state.upgrade() else { return };
             if let Err(e) = publish_change(&state, &hub, session, seq).await {
                 tracing::warn!(error = %e, session = %crate::telemetry::session_ref(session), "cannot tell the console about a change");
             }

@@ -3,7 +3,8 @@
 //! another replica later. Events flow one way: the conversation publishes
 //! and never calls its listeners.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -66,5 +67,37 @@ impl ConversationEvents {
 
     pub fn subscribe(&self) -> broadcast::Receiver<ConversationEvent> {
         self.sender.subscribe()
+    }
+
+    /// Runs `handle` on every event published from now on, one at a time,
+    /// with `owner` (the app's state, which holds this bus) while it lives.
+    /// Ends when the owner is dropped. A listener that falls behind logs
+    /// how many events it missed and goes on.
+    pub fn listen<S, F, Fut>(&self, listener: &'static str, owner: &Arc<S>, handle: F)
+    where
+        S: Send + Sync + 'static,
+        F: Fn(Arc<S>, ConversationEvent) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let mut events = self.subscribe();
+        let owner: Weak<S> = Arc::downgrade(owner);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            listener,
+                            missed,
+                            "a listener fell behind the conversations"
+                        );
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(owner) = owner.upgrade() else { return };
+                handle(owner, event).await;
+            }
+        });
     }
 }

@@ -2,9 +2,7 @@
 //! the conversation event bus, is kept for the admin page's Gaps tab and
 //! the insights page.
 
-use std::sync::{Arc, Weak};
-
-use tokio::sync::broadcast;
+use std::sync::Arc;
 
 use crate::conversation::events::{ConversationEvent, Unanswered};
 use crate::state::AppState;
@@ -12,23 +10,13 @@ use crate::state::AppState;
 /// Records every gap published from now on. Ends when the state is
 /// dropped.
 pub fn follow(state: &Arc<AppState>) {
-    let mut events = state.events.subscribe();
-    let state: Weak<AppState> = Arc::downgrade(state);
-    tokio::spawn(async move {
-        loop {
-            let gap = match events.recv().await {
-                Ok(ConversationEvent::Unanswered(gap)) => gap,
-                Ok(ConversationEvent::Changed { .. }) => continue,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "the gap recorder fell behind the conversations");
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            let Some(state) = state.upgrade() else { return };
-            record(&state, &gap).await;
-        }
-    });
+    state
+        .events
+        .listen("gap recorder", state, |state, event| async move {
+            if let ConversationEvent::Unanswered(gap) = event {
+                record(&state, &gap).await;
+            }
+        });
 }
 
 async fn record(state: &AppState, gap: &Unanswered) {
