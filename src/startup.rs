@@ -10,6 +10,7 @@ use crate::demo_shop::{self, DemoShop};
 use crate::generation::{Admission, MistralGenerator, ModelError};
 use crate::model_files::{
     self, DEFAULT_CHAT_MODEL, DEFAULT_ENCODER, DEFAULT_ENCODER_DIR, DEFAULT_MODEL_FILE,
+    SENTIMENT_CORPUS,
 };
 use crate::orders::{ConnectorConfig, ShopConnector};
 use crate::state::{AppState, Models, StartupError};
@@ -154,8 +155,26 @@ pub async fn load_generator(config: &Config) -> Result<Arc<MistralGenerator>, St
     Ok(Arc::new(generator))
 }
 
-/// Loads the sentence encoder (fetching the default one if it is missing)
-/// and trains or loads the intent and sentiment models.
+/// `load_understanding` for tools that judge or time sentiment: returns
+/// once the sentiment branch is adapted (minutes on a fresh machine, at once
+/// from the cache).
+pub async fn load_understanding_adapted(
+    config: &Config,
+) -> Result<Arc<Understanding>, StartupError> {
+    let understanding = load_understanding(config).await?;
+    let waiting = understanding.clone();
+    tokio::task::spawn_blocking(move || waiting.finish_adapting())
+        .await
+        .map_err(|e| StartupError::Io {
+            path: "understanding".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    Ok(understanding)
+}
+
+/// Loads the sentence encoder (fetching the default one and the rated
+/// sentences for sentiment if they are missing) and trains or loads the
+/// intent and sentiment models.
 pub async fn load_understanding(config: &Config) -> Result<Arc<Understanding>, StartupError> {
     if !config.encoder.exists()
         && config
@@ -165,6 +184,7 @@ pub async fn load_understanding(config: &Config) -> Result<Arc<Understanding>, S
     {
         model_files::ensure_dir(&DEFAULT_ENCODER, &config.encoder).await?;
     }
+    model_files::ensure_sdist(&SENTIMENT_CORPUS, &config.sentiment_corpus_dir()).await?;
     let config = config.clone();
     let understanding = tokio::task::spawn_blocking(move || Understanding::load(&config))
         .await

@@ -18,7 +18,7 @@ use crate::generation::{
 
 use crate::chat::responder::{self, AnswerStats};
 use crate::config::Config;
-use crate::startup::{load_generator, load_understanding};
+use crate::startup::{load_generator, load_understanding_adapted};
 use crate::state::{AppState, Models};
 use crate::understanding::Understanding;
 
@@ -63,7 +63,7 @@ pub enum BenchCommand {
 }
 
 pub async fn run(mut config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let understanding = load_understanding(&config).await?;
+    let understanding = load_understanding_adapted(&config).await?;
     // The bench measures the model, so the model writes every answer. Replies
     // run at once as the server runs them (`generation_concurrency`); the
     // rest of a round waits in the queue, which is made long enough.

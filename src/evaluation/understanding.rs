@@ -8,11 +8,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::understanding::catalogue::OUT_OF_SCOPE;
-use crate::understanding::encoder::Encoder;
+use crate::understanding::encoder::{Encoder, Reading};
 use crate::understanding::intent::{IntentModel, normalise_label};
-use crate::understanding::sentiment::{self, SentimentLabel, SentimentModel};
-use crate::understanding::{Understanding, UnderstandingError, intent_training_options};
+use crate::understanding::sentiment::{SentimentExamples, SentimentLabel, SentimentModel};
+use crate::understanding::{
+    Understanding, UnderstandingError, intent_training_options, sentiment_trained_on,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -224,27 +227,28 @@ fn seconds_if(trained: bool, started: Instant) -> f64 {
     }
 }
 
-/// Embeds and classifies each test message alone, as a chat message would
+/// Reads and classifies each test message alone, as a chat message would
 /// be, timing each after one warm-up call.
 fn timed<T>(
     encoder: &Encoder,
+    sentiment: &SentimentModel,
     rows: &[Row],
-    mut classify: impl FnMut(&str, &[f32]) -> T,
+    mut classify: impl FnMut(&str, &Reading) -> T,
 ) -> Result<(Vec<T>, Vec<f64>), EvalError> {
     if let Some(row) = rows.first() {
         encoder
-            .embed(&[&row.text])
+            .read(&[&row.text], sentiment.branch())
             .map_err(UnderstandingError::from)?;
     }
     let mut out = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len());
     for row in rows {
         let started = Instant::now();
-        let embedding = encoder
-            .embed(&[&row.text])
+        let reading = encoder
+            .read(&[&row.text], sentiment.branch())
             .map_err(UnderstandingError::from)?
             .remove(0);
-        out.push(classify(&row.text, &embedding));
+        out.push(classify(&row.text, &reading));
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     Ok((out, times))
@@ -274,9 +278,9 @@ pub fn intent(
     // Timed with the sentiment model too, as the sentiment eval times the
     // intent model: a message costs both before the conversation uses it.
     let sentiment = understanding.sentiment_model();
-    let (predictions, times) = timed(encoder, test, |text, e| {
-        let _ = sentiment.analyse(text, e);
-        model.classify(text, e).name
+    let (predictions, times) = timed(encoder, &sentiment, test, |text, r| {
+        let _ = sentiment.analyse(text, r);
+        model.classify(text, &r.meaning).name
     })?;
     let mut confusion = Confusion::default();
     let (mut in_scope, mut in_scope_right, mut unknown) = (0, 0, 0);
@@ -308,15 +312,18 @@ pub fn intent(
     })
 }
 
+/// With `train`, the sentiment branch is adapted from those rows (and the
+/// rated corpus) in place of the shop's examples: about a minute.
 pub fn sentiment(
     understanding: &Understanding,
+    config: &Config,
     test: &[Row],
     train: Option<(&Path, &[Row])>,
 ) -> Result<SentimentReport, EvalError> {
-    let encoder = understanding.encoder();
     let started = Instant::now();
     let trained;
-    let model: &SentimentModel = match train {
+    let shipped;
+    let (encoder, model): (&Encoder, &SentimentModel) = match train {
         Some((path, rows)) => {
             let labels = rows
                 .iter()
@@ -328,21 +335,26 @@ pub fn sentiment(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let (texts, embeddings) = embed_rows(encoder, rows)?;
-            trained =
-                SentimentModel::train(&texts, &embeddings, &labels, &sentiment::training_options())
-                    .map_err(UnderstandingError::from)?;
-            &trained
+            let examples = SentimentExamples {
+                texts: rows.iter().map(|r| r.text.clone()).collect(),
+                digest: format!("eval:{}", path.display()),
+                labels,
+            };
+            trained = sentiment_trained_on(config, &examples)?;
+            (&trained.0, &trained.1)
         }
-        None => understanding.sentiment_model(),
+        None => {
+            shipped = understanding.sentiment_model();
+            (understanding.encoder(), &shipped)
+        }
     };
     let train_seconds = seconds_if(train.is_some(), started);
     // Timed with the intent classifier too: the figure that matters is
     // what a message costs before the conversation can use it.
     let intent = understanding.intent_model();
-    let (predictions, times) = timed(encoder, test, |text, e| {
-        let _ = intent.classify(text, e);
-        model.analyse(text, e).label
+    let (predictions, times) = timed(encoder, model, test, |text, r| {
+        let _ = intent.classify(text, &r.meaning);
+        model.analyse(text, r).label
     })?;
     let mut confusion = Confusion::default();
     let mut unknown = 0;

@@ -29,7 +29,48 @@ pub struct Bert {
     layers: Vec<Layer>,
 }
 
-struct Layer {
+/// One transformer layer's weights in f32, as stored: what training starts
+/// from and what a trained layer is kept as (`sentiment_layer.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    /// Query, key and value stacked: `3h × h`, then their `3h` biases.
+    pub qkv: Vec<f32>,
+    pub qkv_bias: Vec<f32>,
+    pub attention_out: Vec<f32>,
+    pub attention_out_bias: Vec<f32>,
+    pub attention_norm: Vec<f32>,
+    pub attention_norm_bias: Vec<f32>,
+    /// `inner × h`.
+    pub intermediate: Vec<f32>,
+    pub intermediate_bias: Vec<f32>,
+    /// `h × inner`.
+    pub output: Vec<f32>,
+    pub output_bias: Vec<f32>,
+    pub output_norm: Vec<f32>,
+    pub output_norm_bias: Vec<f32>,
+}
+
+/// The shape a layer's weights have, from the model's config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerShape {
+    pub hidden: usize,
+    pub inner: usize,
+    pub heads: usize,
+    pub eps: f32,
+}
+
+impl LayerShape {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            hidden: config.hidden_size,
+            inner: config.intermediate_size,
+            heads: config.num_attention_heads,
+            eps: config.layer_norm_eps as f32,
+        }
+    }
+}
+
+pub struct Layer {
     /// Query, key and value in one matrix: one pass over the input.
     qkv: Int8Linear,
     attention_out: Int8Linear,
@@ -64,12 +105,6 @@ impl Weights {
         Ok(values)
     }
 
-    fn linear(&self, name: &str, rows: usize, cols: usize) -> candle_core::Result<Int8Linear> {
-        let weight = self.get(&format!("{name}.weight"), rows * cols)?;
-        let bias = self.get(&format!("{name}.bias"), rows)?;
-        Ok(Int8Linear::quantize(&weight, bias, rows, cols))
-    }
-
     fn norm(&self, name: &str, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
         Ok(LayerNorm {
             weight: self.get(&format!("{name}.weight"), size)?,
@@ -77,12 +112,36 @@ impl Weights {
             eps: eps as f32,
         })
     }
-}
 
-impl Bert {
-    pub fn load(weights: &Path, config: &Config) -> candle_core::Result<Self> {
+    fn layer(&self, i: usize, shape: LayerShape) -> candle_core::Result<LayerWeights> {
+        let (h, inner) = (shape.hidden, shape.inner);
+        let p = format!("encoder.layer.{i}");
+        let (mut qkv, mut qkv_bias) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
+        for name in ["query", "key", "value"] {
+            let name = format!("{p}.attention.self.{name}");
+            qkv.extend(self.get(&format!("{name}.weight"), h * h)?);
+            qkv_bias.extend(self.get(&format!("{name}.bias"), h)?);
+        }
+        let get = |name: &str, len| self.get(&format!("{p}.{name}"), len);
+        Ok(LayerWeights {
+            qkv,
+            qkv_bias,
+            attention_out: get("attention.output.dense.weight", h * h)?,
+            attention_out_bias: get("attention.output.dense.bias", h)?,
+            attention_norm: get("attention.output.LayerNorm.weight", h)?,
+            attention_norm_bias: get("attention.output.LayerNorm.bias", h)?,
+            intermediate: get("intermediate.dense.weight", inner * h)?,
+            intermediate_bias: get("intermediate.dense.bias", inner)?,
+            output: get("output.dense.weight", h * inner)?,
+            output_bias: get("output.dense.bias", h)?,
+            output_norm: get("output.LayerNorm.weight", h)?,
+            output_norm_bias: get("output.LayerNorm.bias", h)?,
+        })
+    }
+
+    fn open(weights: &Path, config: &Config) -> candle_core::Result<Self> {
         // SAFETY: the weights file is memory-mapped read-only only while
-        // loading; everything is copied out before this returns.
+        // loading; everything is copied out before the caller returns.
         let file = unsafe { MmapedSafetensors::new(weights)? };
         let prefix = match &config.model_type {
             Some(model_type) if file.get("embeddings.word_embeddings.weight").is_err() => {
@@ -90,31 +149,58 @@ impl Bert {
             }
             _ => String::new(),
         };
-        let w = Weights { file, prefix };
-        let (h, inner) = (config.hidden_size, config.intermediate_size);
+        Ok(Self { file, prefix })
+    }
+}
+
+impl Layer {
+    /// The int8 layer the forward pass runs.
+    pub fn quantize(w: &LayerWeights, shape: LayerShape) -> Self {
+        let (h, inner) = (shape.hidden, shape.inner);
+        let norm = |weight: &[f32], bias: &[f32]| LayerNorm {
+            weight: weight.to_vec(),
+            bias: bias.to_vec(),
+            eps: shape.eps,
+        };
+        Self {
+            qkv: Int8Linear::quantize(&w.qkv, w.qkv_bias.clone(), 3 * h, h),
+            attention_out: Int8Linear::quantize(
+                &w.attention_out,
+                w.attention_out_bias.clone(),
+                h,
+                h,
+            ),
+            attention_norm: norm(&w.attention_norm, &w.attention_norm_bias),
+            intermediate: Int8Linear::quantize(
+                &w.intermediate,
+                w.intermediate_bias.clone(),
+                inner,
+                h,
+            ),
+            output: Int8Linear::quantize(&w.output, w.output_bias.clone(), h, inner),
+            output_norm: norm(&w.output_norm, &w.output_norm_bias),
+        }
+    }
+}
+
+/// Layer `i` of the model in `weights`, in f32.
+pub fn read_layer(weights: &Path, config: &Config, i: usize) -> candle_core::Result<LayerWeights> {
+    Weights::open(weights, config)?.layer(i, LayerShape::of(config))
+}
+
+impl Bert {
+    pub fn load(weights: &Path, config: &Config) -> candle_core::Result<Self> {
+        let w = Weights::open(weights, config)?;
+        let h = config.hidden_size;
         if config.num_attention_heads == 0 || !h.is_multiple_of(config.num_attention_heads) {
             candle_core::bail!("hidden_size {h} is not a multiple of num_attention_heads");
         }
+        if config.num_hidden_layers == 0 {
+            candle_core::bail!("the encoder has no layers");
+        }
+        let shape = LayerShape::of(config);
         let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let p = format!("encoder.layer.{i}");
-                Ok(Layer {
-                    qkv: concat_rows(&w, &p, h)?,
-                    attention_out: w.linear(&format!("{p}.attention.output.dense"), h, h)?,
-                    attention_norm: w.norm(
-                        &format!("{p}.attention.output.LayerNorm"),
-                        h,
-                        config.layer_norm_eps,
-                    )?,
-                    intermediate: w.linear(&format!("{p}.intermediate.dense"), inner, h)?,
-                    output: w.linear(&format!("{p}.output.dense"), h, inner)?,
-                    output_norm: w.norm(
-                        &format!("{p}.output.LayerNorm"),
-                        h,
-                        config.layer_norm_eps,
-                    )?,
-                })
-            })
+            .map(|i| Ok(Layer::quantize(&w.layer(i, shape)?, shape)))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             hidden: h,
@@ -140,12 +226,39 @@ impl Bert {
     /// order: `Σ len × hidden` values. Token ids must be in the vocabulary
     /// and sequences no longer than the model's positions.
     pub fn forward(&self, sequences: &[&[u32]]) -> Vec<f32> {
-        // Run on a rayon worker, so the dense layers' parallel loops find
-        // the pool awake instead of waking it from outside 24 times.
-        rayon::scope(|_| self.forward_in_pool(sequences))
+        self.forward_with(sequences, None).0
     }
 
-    fn forward_in_pool(&self, sequences: &[&[u32]]) -> Vec<f32> {
+    /// The last hidden states, and with a `branch` also what that layer
+    /// makes of the states the last layer reads (an adapted top layer):
+    /// both share every layer below.
+    pub fn forward_with(
+        &self,
+        sequences: &[&[u32]],
+        branch: Option<&Layer>,
+    ) -> (Vec<f32>, Option<Vec<f32>>) {
+        // Run on a rayon worker, so the dense layers' parallel loops find
+        // the pool awake instead of waking it from outside 24 times.
+        rayon::scope(|_| {
+            let (below, last) = self.layers.split_at(self.layers.len() - 1);
+            let (mut x, lengths) = self.run(sequences, below);
+            let branched = branch.map(|b| {
+                let mut y = x.clone();
+                self.apply(b, &mut y, &lengths);
+                y
+            });
+            self.apply(&last[0], &mut x, &lengths);
+            (x, branched)
+        })
+    }
+
+    /// The states the last layer reads, packed like `forward`'s output:
+    /// what an adapted top layer trains on.
+    pub fn states_below_top(&self, sequences: &[&[u32]]) -> Vec<f32> {
+        rayon::scope(|_| self.run(sequences, &self.layers[..self.layers.len() - 1]).0)
+    }
+
+    fn run(&self, sequences: &[&[u32]], layers: &[Layer]) -> (Vec<f32>, Vec<usize>) {
         let h = self.hidden;
         let mut x = Vec::with_capacity(sequences.iter().map(|s| s.len()).sum::<usize>() * h);
         for ids in sequences {
@@ -160,19 +273,23 @@ impl Bert {
             .iter()
             .map(|s| s.len().min(self.max_positions))
             .collect();
-        for layer in &self.layers {
-            let context = self.attention(&layer.qkv.forward(&x), &lengths);
-            add_and_norm(
-                &mut x,
-                &layer.attention_out.forward(&context),
-                &layer.attention_norm,
-            );
-            let inner = layer
-                .intermediate
-                .forward_then(&x, |row| activate(self.act, row));
-            add_and_norm(&mut x, &layer.output.forward(&inner), &layer.output_norm);
+        for layer in layers {
+            self.apply(layer, &mut x, &lengths);
         }
-        x
+        (x, lengths)
+    }
+
+    fn apply(&self, layer: &Layer, x: &mut [f32], lengths: &[usize]) {
+        let context = self.attention(&layer.qkv.forward(x), lengths);
+        add_and_norm(
+            x,
+            &layer.attention_out.forward(&context),
+            &layer.attention_norm,
+        );
+        let inner = layer
+            .intermediate
+            .forward_then(x, |row| activate(self.act, row));
+        add_and_norm(x, &layer.output.forward(&inner), &layer.output_norm);
     }
 
     /// Scaled dot-product attention within each sequence, all heads; one
@@ -207,18 +324,6 @@ impl Bert {
         }
         context
     }
-}
-
-/// Query, key and value stacked into one `3h × h` layer.
-fn concat_rows(w: &Weights, prefix: &str, h: usize) -> candle_core::Result<Int8Linear> {
-    let mut weight = Vec::with_capacity(3 * h * h);
-    let mut bias = Vec::with_capacity(3 * h);
-    for name in ["query", "key", "value"] {
-        let name = format!("{prefix}.attention.self.{name}");
-        weight.extend(w.get(&format!("{name}.weight"), h * h)?);
-        bias.extend(w.get(&format!("{name}.bias"), h)?);
-    }
-    Ok(Int8Linear::quantize(&weight, bias, 3 * h, h))
 }
 
 impl LayerNorm {

@@ -12,7 +12,8 @@ use candle_transformers::models::bert::Config as BertConfig;
 use regex::Regex;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::bert::Bert;
+use super::bert::{self, Bert, Layer, LayerShape};
+use super::sentiment_layer::{self, AdaptOptions, Adapted};
 
 /// Longer inputs are cut: a chat message past this many word pieces adds
 /// little to its meaning and a lot to the cost.
@@ -38,10 +39,21 @@ pub enum EncoderError {
 /// A unit-length sentence embedding.
 pub type Embedding = Vec<f32>;
 
+/// A message as understanding reads it: what it means (the encoder's own
+/// top layer: intent, retrieval) and how it feels (the sentiment branch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub meaning: Embedding,
+    /// Equal to `meaning` when read without a sentiment branch.
+    pub feeling: Embedding,
+}
+
 pub struct Encoder {
     model: Bert,
     tokenizer: Tokenizer,
     dim: usize,
+    weights_path: PathBuf,
+    config: BertConfig,
     /// Digest of the weights, so caches derived from embeddings can tell
     /// when the model changed.
     fingerprint: String,
@@ -96,6 +108,8 @@ impl Encoder {
             model,
             tokenizer,
             dim: config.hidden_size,
+            weights_path,
+            config,
             fingerprint,
         })
     }
@@ -114,23 +128,57 @@ impl Encoder {
         self.tokenizer.token_to_id(word).is_some()
     }
 
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EncoderError> {
+        let texts: Vec<String> = texts.iter().map(|t| without_markup(t)).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, true)
+            .map_err(|e| EncoderError::Run(e.to_string()))?;
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
     /// Embeds a batch of texts in one forward pass. Blocking and CPU-heavy:
     /// call it from a worker thread, not the async executor.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, EncoderError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let texts: Vec<String> = texts.iter().map(|t| without_markup(t)).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts, true)
-            .map_err(|e| EncoderError::Run(e.to_string()))?;
-        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let ids = self.tokenize(texts)?;
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
         let hidden = self.model.forward(&ids);
-        // Mean over each sequence's tokens, then unit length.
+        Ok(self.pool(&hidden, &ids))
+    }
+
+    /// Meaning and feeling of a batch of texts: the feeling from `branch`
+    /// (the sentiment model's adapted top layer), which shares every layer
+    /// below the top one. Blocking, like `embed`.
+    pub fn read(
+        &self,
+        texts: &[&str],
+        branch: Option<&Layer>,
+    ) -> Result<Vec<Reading>, EncoderError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.tokenize(texts)?;
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let (hidden, branched) = self.model.forward_with(&ids, branch);
+        let meanings = self.pool(&hidden, &ids);
+        let feelings = match branched {
+            Some(branched) => self.pool(&branched, &ids),
+            None => meanings.clone(),
+        };
+        Ok(meanings
+            .into_iter()
+            .zip(feelings)
+            .map(|(meaning, feeling)| Reading { meaning, feeling })
+            .collect())
+    }
+
+    /// Mean over each sequence's tokens, then unit length.
+    fn pool(&self, hidden: &[f32], ids: &[&[u32]]) -> Vec<Embedding> {
         let mut start = 0;
-        let embeddings = ids
-            .iter()
+        ids.iter()
             .map(|ids| {
                 let tokens = &hidden[start * self.dim..(start + ids.len()) * self.dim];
                 start += ids.len();
@@ -142,8 +190,52 @@ impl Encoder {
                 mean.iter_mut().for_each(|v| *v /= norm);
                 mean
             })
+            .collect()
+    }
+
+    /// The shape of one layer, for reading a saved branch.
+    pub fn layer_shape(&self) -> LayerShape {
+        LayerShape::of(&self.config)
+    }
+
+    /// Fine-tunes a copy of the top layer and a head on `examples` (their
+    /// texts are tokenized here). Blocking and CPU-heavy: seconds to a
+    /// minute.
+    pub fn adapt_top_layer(
+        &self,
+        examples: Vec<(&str, [f32; 4], usize, f32)>,
+        classes: usize,
+        options: &AdaptOptions,
+    ) -> Result<Adapted, EncoderError> {
+        let run = |e: candle_core::Error| EncoderError::Run(e.to_string());
+        let texts: Vec<&str> = examples.iter().map(|e| e.0).collect();
+        let mut ids = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(256) {
+            ids.extend(self.tokenize(batch)?);
+        }
+        let examples: Vec<sentiment_layer::Example> = examples
+            .iter()
+            .zip(ids)
+            .map(
+                |(&(_, lexicon, label, weight), ids)| sentiment_layer::Example {
+                    ids,
+                    lexicon,
+                    label,
+                    weight,
+                },
+            )
             .collect();
-        Ok(embeddings)
+        let top = self.config.num_hidden_layers - 1;
+        let init = bert::read_layer(&self.weights_path, &self.config, top).map_err(run)?;
+        sentiment_layer::train(
+            &self.model,
+            &examples,
+            &init,
+            self.layer_shape(),
+            classes,
+            options,
+        )
+        .map_err(run)
     }
 
     /// Embeds many texts, a bounded batch at a time. Sequences are packed

@@ -6,6 +6,7 @@
 //! load from a cache keyed on what they were trained on, so a shop edits
 //! `knowledge/intents/` and restarts: no rebuild.
 
+mod adapting;
 mod bert;
 pub mod catalogue;
 pub mod classifier;
@@ -17,24 +18,28 @@ pub mod kind;
 mod neighbours;
 pub mod ngrams;
 pub mod sentiment;
+pub mod sentiment_corpus;
+mod sentiment_layer;
 pub mod signals;
 pub mod vectors;
 pub mod words;
 pub mod worker;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+pub use adapting::sentiment_trained_on;
 use catalogue::{Catalogue, CatalogueError};
 use classifier::{TrainError, TrainOptions};
-use encoder::{Encoder, EncoderError};
+use encoder::{Encoder, EncoderError, Reading};
 use intent::{Intent, IntentModel};
-use sentiment::{ExamplesError, Sentiment, SentimentModel};
-use worker::EncoderWorker;
+use sentiment::{ExamplesError, Sentiment, SentimentLabel, SentimentModel};
+use sentiment_corpus::CorpusError;
+use worker::{EncoderWorker, SentimentSlot};
 
 /// Bumped when training or features change, so old caches are not reused.
 const MODEL_VERSION: &str = "6";
@@ -47,6 +52,8 @@ pub enum UnderstandingError {
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
     Examples(#[from] ExamplesError),
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
     #[error(transparent)]
     Products(#[from] demand::DemandCatalogueError),
     #[error("training the understanding models failed: {0}")]
@@ -109,7 +116,6 @@ impl Understood {
 #[derive(Serialize, Deserialize)]
 struct TrainedModels {
     intent: IntentModel,
-    sentiment: SentimentModel,
 }
 
 pub fn intent_training_options() -> TrainOptions {
@@ -126,6 +132,9 @@ pub struct Understanding {
     worker: EncoderWorker,
     catalogue: Catalogue,
     models: TrainedModels,
+    sentiment: SentimentSlot,
+    /// Adapting the sentiment branch, when no cache had it.
+    adapting: Mutex<Option<std::thread::JoinHandle<()>>>,
     products: demand::DemandCatalogue,
 }
 
@@ -140,26 +149,18 @@ impl std::fmt::Debug for Understanding {
 impl Understanding {
     /// Loads the encoder, the catalogue and the sentiment examples, and
     /// trains the models unless a cache for exactly these inputs exists.
-    /// Blocking: call it from `spawn_blocking`.
+    /// The adapted sentiment branch takes minutes to train: without a cache
+    /// it trains on a thread of its own while the plain model judges
+    /// sentiment (`finish_adapting` waits for it). Blocking: call it from
+    /// `spawn_blocking`.
     pub fn load(config: &Config) -> Result<Self, UnderstandingError> {
-        let encoder = Encoder::load(&config.encoder)?;
+        let encoder = Arc::new(Encoder::load(&config.encoder)?);
         let catalogue = Catalogue::load_dir(&config.intents_dir())?;
         let products = demand::DemandCatalogue::load_dir(&config.product_catalogue_dir())?;
         let examples = sentiment::load_examples(&config.sentiment_dir())?;
-        let key = {
-            use sha2::{Digest, Sha256};
-            let mut hasher = Sha256::new();
-            for part in [
-                MODEL_VERSION,
-                encoder.fingerprint(),
-                &catalogue.digest,
-                &examples.digest,
-            ] {
-                hasher.update(part.as_bytes());
-                hasher.update([0]);
-            }
-            hex::encode(&hasher.finalize()[..12])
-        };
+        let corpus = sentiment_corpus::load(&config.sentiment_corpus_dir())?;
+        let (sentiment, adapting) = adapting::load_or_adapt(config, &encoder, examples, corpus)?;
+        let key = cache_key(&[MODEL_VERSION, encoder.fingerprint(), &catalogue.digest]);
         let cache = config
             .model_cache_dir()
             .join(format!("understanding-{key}.json"));
@@ -173,7 +174,7 @@ impl Understanding {
             }
             None => {
                 let started = Instant::now();
-                let models = train(&encoder, &catalogue, &examples)?;
+                let models = train(&encoder, &catalogue)?;
                 tracing::info!(
                     intents = catalogue.intents.len(),
                     seconds = started.elapsed().as_secs_f32(),
@@ -184,11 +185,28 @@ impl Understanding {
             }
         };
         Ok(Self {
-            worker: EncoderWorker::spawn(Arc::new(encoder)),
+            worker: EncoderWorker::spawn(encoder, sentiment.clone()),
             catalogue,
             models,
+            sentiment,
+            adapting: Mutex::new(adapting),
             products,
         })
+    }
+
+    /// Waits until the sentiment branch is adapted (at once when it came
+    /// from the cache). For tools and tests that measure sentiment.
+    pub fn finish_adapting(&self) {
+        let handle = self
+            .adapting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("adapting the sentiment branch panicked");
+        }
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -203,8 +221,9 @@ impl Understanding {
         &self.models.intent
     }
 
-    pub fn sentiment_model(&self) -> &SentimentModel {
-        &self.models.sentiment
+    /// The sentiment model in use now.
+    pub fn sentiment_model(&self) -> Arc<SentimentModel> {
+        worker::current(&self.sentiment)
     }
 
     /// The shop's products and aspects, for reports.
@@ -213,50 +232,45 @@ impl Understanding {
     }
 
     pub async fn understand(&self, text: &str) -> Result<Understood, EncoderError> {
-        let embedding = self.worker.embed(text).await?;
-        let mut understood = self.classify_embedding(text, &embedding);
+        let (reading, sentiment) = self.worker.read(text).await?;
+        let mut understood = self.classify(text, reading, &sentiment);
         let found = self.products.find(text);
         let mut by_clause = Vec::new();
         if demand::needs_clause_sentiment(&found) {
             let clauses = demand::clauses(text);
             for clause in &clauses {
-                let embedding = self.worker.embed(clause).await?;
-                by_clause.push(self.clause_sentiment(clause, &embedding));
+                let (reading, sentiment) = self.worker.read(clause).await?;
+                let s = sentiment.analyse(clause, &reading);
+                by_clause.push((s.label, s.score));
             }
         }
         self.add_demand(&mut understood, text, found, &by_clause);
         Ok(understood)
     }
 
-    /// A sentence embedding from the encoder's thread.
+    /// A sentence embedding (its meaning) from the encoder's thread.
     pub async fn embed(&self, text: &str) -> Result<encoder::Embedding, EncoderError> {
-        self.worker.embed(text).await
+        Ok(self.worker.read(text).await?.0.meaning)
     }
 
-    /// Blocking, for tools: embeds on the calling thread.
+    /// Blocking, for tools: reads on the calling thread.
     pub fn understand_now(&self, text: &str) -> Result<Understood, EncoderError> {
-        let embedding = self.encoder().embed(&[text])?.remove(0);
-        let mut understood = self.classify_embedding(text, &embedding);
+        let sentiment = self.sentiment_model();
+        let reading = self.encoder().read(&[text], sentiment.branch())?.remove(0);
+        let mut understood = self.classify(text, reading, &sentiment);
         let found = self.products.find(text);
         let mut by_clause = Vec::new();
         if demand::needs_clause_sentiment(&found) {
             let clauses = demand::clauses(text);
             let texts: Vec<&str> = clauses.iter().map(String::as_str).collect();
-            for (clause, embedding) in clauses.iter().zip(self.encoder().embed(&texts)?) {
-                by_clause.push(self.clause_sentiment(clause, &embedding));
+            let readings = self.encoder().read(&texts, sentiment.branch())?;
+            for (clause, reading) in clauses.iter().zip(readings) {
+                let s = sentiment.analyse(clause, &reading);
+                by_clause.push((s.label, s.score));
             }
         }
         self.add_demand(&mut understood, text, found, &by_clause);
         Ok(understood)
-    }
-
-    fn clause_sentiment(
-        &self,
-        clause: &str,
-        embedding: &[f32],
-    ) -> (sentiment::SentimentLabel, f32) {
-        let s = self.models.sentiment.analyse(clause, embedding);
-        (s.label, s.score)
     }
 
     /// The message's kind and its mentions, each with the sentiment of its
@@ -266,7 +280,7 @@ impl Understanding {
         understood: &mut Understood,
         text: &str,
         found: Vec<(demand::MentionKind, String, usize)>,
-        by_clause: &[(sentiment::SentimentLabel, f32)],
+        by_clause: &[(SentimentLabel, f32)],
     ) {
         let (kind, kind_confidence) = kind::kind_of(text, &understood.sentiment);
         let message = (understood.sentiment.label, understood.sentiment.score);
@@ -277,34 +291,32 @@ impl Understanding {
         };
     }
 
-    fn classify_embedding(&self, text: &str, embedding: &[f32]) -> Understood {
+    fn classify(&self, text: &str, reading: Reading, sentiment: &SentimentModel) -> Understood {
         Understood {
-            intent: self.models.intent.classify(text, embedding),
-            sentiment: self.models.sentiment.analyse(text, embedding),
+            intent: self.models.intent.classify(text, &reading.meaning),
+            sentiment: sentiment.analyse(text, &reading),
             demand: demand::Demand::default(),
-            embedding: embedding.to_vec(),
+            embedding: reading.meaning,
         }
     }
 }
 
-fn train(
-    encoder: &Encoder,
-    catalogue: &Catalogue,
-    examples: &sentiment::SentimentExamples,
-) -> Result<TrainedModels, UnderstandingError> {
+pub(crate) fn cache_key(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..12])
+}
+
+fn train(encoder: &Encoder, catalogue: &Catalogue) -> Result<TrainedModels, UnderstandingError> {
     let (texts, labels) = catalogue.training_set();
     let embeddings = encoder.embed_all(&texts)?;
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     let intent = IntentModel::train(&texts, &embeddings, &labels, &intent_training_options())?;
-    let texts: Vec<&str> = examples.texts.iter().map(String::as_str).collect();
-    let embeddings = encoder.embed_all(&texts)?;
-    let sentiment = SentimentModel::train(
-        &texts,
-        &embeddings,
-        &examples.labels,
-        &sentiment::training_options(),
-    )?;
-    Ok(TrainedModels { intent, sentiment })
+    Ok(TrainedModels { intent })
 }
 
 fn read_cache(path: &Path) -> Option<TrainedModels> {

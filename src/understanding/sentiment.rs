@@ -1,13 +1,17 @@
-//! Sentiment: three classes and a score in [-1, 1], from a classifier over
-//! the sentence embedding plus the VADER lexicon's scores (which measurably
-//! help on short, slangy messages), and escalation signals.
+//! Sentiment: three classes and a score in [-1, 1], from a head over the
+//! encoder's adapted top layer (or, until that is trained, over the sentence
+//! embedding) plus the VADER lexicon's scores (which measurably help on
+//! short, slangy messages), and escalation signals.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vader_sentiment::SentimentIntensityAnalyzer;
 
+use super::bert::{Layer, LayerShape};
 use super::classifier::{Classifier, TrainError, TrainOptions};
+use super::encoder::Reading;
+use super::sentiment_layer::{Adapted, LEXICON_SCALE};
 use super::signals::{self, Signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,11 @@ impl SentimentLabel {
     pub fn parse(label: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|l| l.as_str() == label)
     }
+
+    /// Its position in `ALL`: the class index models use.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +51,9 @@ pub struct Sentiment {
     pub signals: Vec<Signal>,
 }
 
-/// The lexicon scores appended to the embedding, scaled so they weigh about
-/// as much as the embedding's largest components.
-fn lexicon_features(vader: &SentimentIntensityAnalyzer, text: &str) -> ([f32; 4], f64) {
+/// The lexicon's scores: negative, neutral, positive and compound, and the
+/// compound alone for the escalation signals.
+pub fn lexicon_features(vader: &SentimentIntensityAnalyzer, text: &str) -> ([f32; 4], f64) {
     let scores = vader.polarity_scores(&super::encoder::without_markup(text));
     let get = |k: &str| scores.get(k).copied().unwrap_or(0.0);
     let compound = get("compound");
@@ -59,20 +68,34 @@ fn lexicon_features(vader: &SentimentIntensityAnalyzer, text: &str) -> ([f32; 4]
     )
 }
 
-#[derive(Serialize, Deserialize)]
+/// How a message's sentiment is judged: by the plain model (a linear head
+/// over the sentence embedding, trained on the shop's examples in a second)
+/// until the adapted one is ready, then by a head over the encoder's
+/// adapted top layer (`sentiment_layer.rs`).
 pub struct SentimentModel {
-    classifier: Classifier,
-    #[serde(skip, default = "SentimentIntensityAnalyzer::new")]
+    head: Head,
     vader: SentimentIntensityAnalyzer<'static>,
+}
+
+enum Head {
+    Plain(Classifier),
+    Adapted {
+        branch: Box<Layer>,
+        /// `classes × (feeling + 4)`, one row per `SentimentLabel::ALL`.
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
 }
 
 impl std::fmt::Debug for SentimentModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SentimentModel").finish_non_exhaustive()
+        f.debug_struct("SentimentModel")
+            .field("adapted", &self.is_adapted())
+            .finish_non_exhaustive()
     }
 }
 
-pub fn training_options() -> TrainOptions {
+pub fn plain_training_options() -> TrainOptions {
     TrainOptions {
         epochs: 80,
         hidden: None,
@@ -83,36 +106,70 @@ pub fn training_options() -> TrainOptions {
 }
 
 impl SentimentModel {
-    /// `texts` are needed besides their embeddings for the lexicon features.
-    pub fn train(
+    /// The plain model: `texts` are needed besides their embeddings for the
+    /// lexicon features.
+    pub fn plain(
         texts: &[&str],
         embeddings: &[Vec<f32>],
         labels: &[SentimentLabel],
-        options: &TrainOptions,
     ) -> Result<Self, TrainError> {
         let vader = SentimentIntensityAnalyzer::new();
         let features: Vec<Vec<f32>> = texts
             .iter()
             .zip(embeddings)
-            .map(|(t, e)| features(&vader, t, e).0)
+            .map(|(t, e)| with_lexicon(e, &lexicon_features(&vader, t).0))
             .collect();
-        let targets: Vec<usize> = labels
-            .iter()
-            .map(|l| SentimentLabel::ALL.iter().position(|a| a == l).unwrap_or(1))
-            .collect();
+        let targets: Vec<usize> = labels.iter().map(|l| l.index()).collect();
         let names = SentimentLabel::ALL
             .iter()
             .map(|l| l.as_str().to_string())
             .collect();
+        let classifier = Classifier::train(&features, &targets, names, &plain_training_options())?;
         Ok(Self {
-            classifier: Classifier::train(&features, &targets, names, options)?,
+            head: Head::Plain(classifier),
             vader,
         })
     }
 
-    pub fn analyse(&self, text: &str, embedding: &[f32]) -> Sentiment {
-        let (x, compound) = features(&self.vader, text, embedding);
-        let probs = self.classifier.predict(&x);
+    pub fn adapted(adapted: &Adapted, shape: LayerShape) -> Self {
+        Self {
+            head: Head::Adapted {
+                branch: Box::new(Layer::quantize(&adapted.layer, shape)),
+                weights: adapted.head.clone(),
+                bias: adapted.head_bias.clone(),
+            },
+            vader: SentimentIntensityAnalyzer::new(),
+        }
+    }
+
+    pub fn is_adapted(&self) -> bool {
+        matches!(self.head, Head::Adapted { .. })
+    }
+
+    /// The layer the encoder runs beside its top one for this model.
+    pub fn branch(&self) -> Option<&Layer> {
+        match &self.head {
+            Head::Adapted { branch, .. } => Some(branch),
+            Head::Plain(_) => None,
+        }
+    }
+
+    /// `reading` must come from the encoder with this model's `branch`.
+    pub fn analyse(&self, text: &str, reading: &Reading) -> Sentiment {
+        let (lexicon, compound) = lexicon_features(&self.vader, text);
+        let probs = match &self.head {
+            Head::Plain(classifier) => {
+                classifier.predict(&with_lexicon(&reading.meaning, &lexicon))
+            }
+            Head::Adapted { weights, bias, .. } => {
+                let x = with_lexicon(&reading.feeling, &lexicon);
+                let mut logits = bias.clone();
+                for (logit, row) in logits.iter_mut().zip(weights.chunks_exact(x.len())) {
+                    *logit += row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
+                }
+                super::classifier::softmax(&logits)
+            }
+        };
         let best = super::classifier::top_k(&probs, 1)[0];
         Sentiment {
             label: SentimentLabel::ALL[best],
@@ -122,12 +179,17 @@ impl SentimentModel {
     }
 }
 
-fn features(vader: &SentimentIntensityAnalyzer, text: &str, embedding: &[f32]) -> (Vec<f32>, f64) {
-    let (lexicon, compound) = lexicon_features(vader, text);
+fn with_lexicon(embedding: &[f32], lexicon: &[f32; 4]) -> Vec<f32> {
     let mut x = embedding.to_vec();
-    x.extend(lexicon.iter().map(|v| v * 0.5));
-    (x, compound)
+    x.extend(lexicon.iter().map(|v| v * LEXICON_SCALE));
+    x
 }
+
+/// The shop's examples count this many times more than a rated sentence of
+/// the corpus: they are few (about 450 against 13,500) and the only ones in
+/// the shop's own voice, and at this weight they make up about 40% of what
+/// training reads.
+pub const OWN_EXAMPLE_WEIGHT: f32 = 20.0;
 
 /// The shop's sentiment examples: `knowledge/sentiment/*.yaml`, each
 /// `{label, examples}`.

@@ -2,16 +2,24 @@
 //! async executor, and messages that arrive while one batch runs are
 //! embedded together in the next.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::encoder::{Embedding, Encoder, EncoderError};
+use super::encoder::{Encoder, EncoderError, Reading};
+use super::sentiment::SentimentModel;
 
 /// Most texts embedded in one forward pass.
 const MAX_BATCH: usize = 16;
 
-type Job = (String, oneshot::Sender<Result<Embedding, EncoderError>>);
+/// The sentiment model in use; replaced once when the adapted one is ready.
+pub type SentimentSlot = Arc<RwLock<Arc<SentimentModel>>>;
+
+/// A reading, and the sentiment model whose branch read it (the one to
+/// judge it with, even if the slot changed since).
+pub type Read = (Reading, Arc<SentimentModel>);
+
+type Job = (String, oneshot::Sender<Result<Read, EncoderError>>);
 
 #[derive(Clone)]
 pub struct EncoderWorker {
@@ -19,8 +27,13 @@ pub struct EncoderWorker {
     encoder: Arc<Encoder>,
 }
 
+/// The model in `slot` now.
+pub fn current(slot: &SentimentSlot) -> Arc<SentimentModel> {
+    slot.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 impl EncoderWorker {
-    pub fn spawn(encoder: Arc<Encoder>) -> Self {
+    pub fn spawn(encoder: Arc<Encoder>, sentiment: SentimentSlot) -> Self {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let worker_encoder = encoder.clone();
         std::thread::Builder::new()
@@ -35,10 +48,11 @@ impl EncoderWorker {
                         }
                     }
                     let texts: Vec<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
-                    match worker_encoder.embed(&texts) {
-                        Ok(embeddings) => {
-                            for ((_, reply), embedding) in batch.into_iter().zip(embeddings) {
-                                let _ = reply.send(Ok(embedding));
+                    let model = current(&sentiment);
+                    match worker_encoder.read(&texts, model.branch()) {
+                        Ok(readings) => {
+                            for ((_, reply), reading) in batch.into_iter().zip(readings) {
+                                let _ = reply.send(Ok((reading, model.clone())));
                             }
                         }
                         Err(e) => {
@@ -53,7 +67,7 @@ impl EncoderWorker {
         Self { jobs, encoder }
     }
 
-    pub async fn embed(&self, text: &str) -> Result<Embedding, EncoderError> {
+    pub async fn read(&self, text: &str) -> Result<Read, EncoderError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((text.to_string(), reply))

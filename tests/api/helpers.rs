@@ -75,6 +75,12 @@ fn shared() -> &'static Shared {
                 let understanding = load_understanding(&config)
                     .await
                     .expect("load the understanding models");
+                // Tests judge sentiment with the adapted branch: the first
+                // run after a change to its inputs waits minutes here.
+                let waiting = understanding.clone();
+                tokio::task::spawn_blocking(move || waiting.finish_adapting())
+                    .await
+                    .expect("adapt the sentiment branch");
                 (generator, understanding)
             });
             Shared {
@@ -166,6 +172,17 @@ pub async fn spawn_app_with(options: AppOptions, data_dir: TempDir) -> TestApp {
     (options.configure)(&mut config);
     let generator = options.generator.unwrap_or_else(generator);
     let understanding = if options.own_understanding {
+        // Once the shared models are loaded their sentiment branch is
+        // cached: the same examples reuse it instead of adapting again.
+        shared();
+        let shared_models = repo_path("target/test-data/models");
+        std::fs::create_dir_all(config.model_cache_dir()).unwrap();
+        for entry in std::fs::read_dir(&shared_models).unwrap().flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with("sentiment-") {
+                std::fs::copy(entry.path(), config.model_cache_dir().join(name)).unwrap();
+            }
+        }
         load_understanding(&config)
             .await
             .expect("train the understanding models")

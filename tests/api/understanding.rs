@@ -61,6 +61,23 @@ async fn an_angry_message_is_flagged_with_its_signals() {
 }
 
 #[tokio::test]
+async fn a_calm_question_about_returns_is_not_flagged() {
+    let app = spawn_app().await;
+    let mut ws = app.connect().await;
+    let session = ws.start_session().await;
+    let ex = ws
+        .ask(
+            "q1",
+            "Hi, I bought a linen tablecloth last week. How do I send it back?",
+        )
+        .await;
+    let sentiment = &ex.reply["sentiment"];
+    assert_ne!(sentiment["label"], "negative", "{sentiment}");
+    assert_eq!(sentiment["signals"], serde_json::json!([]), "{sentiment}");
+    assert_eq!(flag_of(&app, &session).await, None);
+}
+
+#[tokio::test]
 async fn small_talk_is_answered_without_retrieval_or_the_model() {
     let app = spawn_app().await;
     let mut ws = app.connect().await;
