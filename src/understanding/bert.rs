@@ -50,6 +50,49 @@ pub struct LayerWeights {
     pub output_norm_bias: Vec<f32>,
 }
 
+impl LayerWeights {
+    /// Builds every tensor from `take(name, dims)`, in the order and with
+    /// the names of `tensors`.
+    pub fn from_tensors(
+        shape: LayerShape,
+        mut take: impl FnMut(&'static str, &[usize]) -> candle_core::Result<Vec<f32>>,
+    ) -> candle_core::Result<Self> {
+        let (h, inner) = (shape.hidden, shape.inner);
+        Ok(Self {
+            qkv: take("qkv", &[3 * h, h])?,
+            qkv_bias: take("qkv_bias", &[3 * h])?,
+            attention_out: take("attention_out", &[h, h])?,
+            attention_out_bias: take("attention_out_bias", &[h])?,
+            attention_norm: take("attention_norm", &[h])?,
+            attention_norm_bias: take("attention_norm_bias", &[h])?,
+            intermediate: take("intermediate", &[inner, h])?,
+            intermediate_bias: take("intermediate_bias", &[inner])?,
+            output: take("output", &[h, inner])?,
+            output_bias: take("output_bias", &[h])?,
+            output_norm: take("output_norm", &[h])?,
+            output_norm_bias: take("output_norm_bias", &[h])?,
+        })
+    }
+
+    /// Every tensor with its name, in a fixed order.
+    pub fn tensors(&self) -> [(&'static str, &[f32]); 12] {
+        [
+            ("qkv", &self.qkv),
+            ("qkv_bias", &self.qkv_bias),
+            ("attention_out", &self.attention_out),
+            ("attention_out_bias", &self.attention_out_bias),
+            ("attention_norm", &self.attention_norm),
+            ("attention_norm_bias", &self.attention_norm_bias),
+            ("intermediate", &self.intermediate),
+            ("intermediate_bias", &self.intermediate_bias),
+            ("output", &self.output),
+            ("output_bias", &self.output_bias),
+            ("output_norm", &self.output_norm),
+            ("output_norm_bias", &self.output_norm_bias),
+        ]
+    }
+}
+
 /// The shape a layer's weights have, from the model's config.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerShape {
@@ -114,28 +157,32 @@ impl Weights {
     }
 
     fn layer(&self, i: usize, shape: LayerShape) -> candle_core::Result<LayerWeights> {
-        let (h, inner) = (shape.hidden, shape.inner);
         let p = format!("encoder.layer.{i}");
-        let (mut qkv, mut qkv_bias) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
-        for name in ["query", "key", "value"] {
-            let name = format!("{p}.attention.self.{name}");
-            qkv.extend(self.get(&format!("{name}.weight"), h * h)?);
-            qkv_bias.extend(self.get(&format!("{name}.bias"), h)?);
-        }
-        let get = |name: &str, len| self.get(&format!("{p}.{name}"), len);
-        Ok(LayerWeights {
-            qkv,
-            qkv_bias,
-            attention_out: get("attention.output.dense.weight", h * h)?,
-            attention_out_bias: get("attention.output.dense.bias", h)?,
-            attention_norm: get("attention.output.LayerNorm.weight", h)?,
-            attention_norm_bias: get("attention.output.LayerNorm.bias", h)?,
-            intermediate: get("intermediate.dense.weight", inner * h)?,
-            intermediate_bias: get("intermediate.dense.bias", inner)?,
-            output: get("output.dense.weight", h * inner)?,
-            output_bias: get("output.dense.bias", h)?,
-            output_norm: get("output.LayerNorm.weight", h)?,
-            output_norm_bias: get("output.LayerNorm.bias", h)?,
+        LayerWeights::from_tensors(shape, |name, dims| {
+            let len = dims.iter().product();
+            let get = |name: &str, len| self.get(&format!("{p}.{name}"), len);
+            // Query, key and value are three tensors in the file.
+            let stacked = |suffix: &str| -> candle_core::Result<Vec<f32>> {
+                let mut values = Vec::with_capacity(len);
+                for part in ["query", "key", "value"] {
+                    values.extend(get(&format!("attention.self.{part}.{suffix}"), len / 3)?);
+                }
+                Ok(values)
+            };
+            match name {
+                "qkv" => stacked("weight"),
+                "qkv_bias" => stacked("bias"),
+                "attention_out" => get("attention.output.dense.weight", len),
+                "attention_out_bias" => get("attention.output.dense.bias", len),
+                "attention_norm" => get("attention.output.LayerNorm.weight", len),
+                "attention_norm_bias" => get("attention.output.LayerNorm.bias", len),
+                "intermediate" => get("intermediate.dense.weight", len),
+                "intermediate_bias" => get("intermediate.dense.bias", len),
+                "output" => get("output.dense.weight", len),
+                "output_bias" => get("output.dense.bias", len),
+                "output_norm" => get("output.LayerNorm.weight", len),
+                _ => get("output.LayerNorm.bias", len),
+            }
         })
     }
 

@@ -143,7 +143,7 @@ pub fn train(
         let mask = Tensor::from_vec(mask, (b, longest), &device)?;
         let lexicon = Tensor::from_vec(lexicon, (b, 4), &device)?;
         let targets = Tensor::from_vec(targets, (b, classes), &device)?;
-        let logits = params.forward(&x, &mask, &lexicon, shape)?;
+        let logits = params.forward(&x, &mask, &lexicon)?;
         let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let loss = ((log_probs * targets)?.sum_all()? * (-1.0 / weight_sum.max(1e-6) as f64))?;
         let grads = loss.backward()?;
@@ -170,6 +170,7 @@ struct Params {
     output_norm_bias: Var,
     head: Var,
     head_bias: Var,
+    shape: LayerShape,
 }
 
 impl Params {
@@ -198,9 +199,11 @@ impl Params {
             output_norm_bias: var(&w.output_norm_bias, &[h])?,
             head: Var::zeros((classes, h + 4), DType::F32, device)?,
             head_bias: Var::zeros(classes, DType::F32, device)?,
+            shape,
         })
     }
 
+    /// The layer's variables, in the order of `LayerWeights::tensors`.
     fn layer_vars(&self) -> Vec<Var> {
         [
             &self.qkv,
@@ -222,13 +225,8 @@ impl Params {
     }
 
     /// Logits for a padded batch `x` (`b × t × h`, `mask` 1 for real tokens).
-    fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        lexicon: &Tensor,
-        shape: LayerShape,
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: &Tensor, lexicon: &Tensor) -> candle_core::Result<Tensor> {
+        let shape = self.shape;
         let (b, t, h) = x.dims3()?;
         let (heads, d) = (shape.heads, h / shape.heads);
         let linear = |x: &Tensor, w: &Var, bias: &Var| {
@@ -282,21 +280,16 @@ impl Params {
 
     fn into_adapted(self) -> candle_core::Result<Adapted> {
         let flat = |v: &Var| v.as_tensor().flatten_all()?.to_vec1::<f32>();
+        let vars = self.layer_vars();
+        let mut next = vars.iter();
+        let layer = LayerWeights::from_tensors(self.shape, |name, _| {
+            flat(
+                next.next()
+                    .ok_or_else(|| candle_core::Error::Msg(format!("no variable for {name}")))?,
+            )
+        })?;
         Ok(Adapted {
-            layer: LayerWeights {
-                qkv: flat(&self.qkv)?,
-                qkv_bias: flat(&self.qkv_bias)?,
-                attention_out: flat(&self.attention_out)?,
-                attention_out_bias: flat(&self.attention_out_bias)?,
-                attention_norm: flat(&self.attention_norm)?,
-                attention_norm_bias: flat(&self.attention_norm_bias)?,
-                intermediate: flat(&self.intermediate)?,
-                intermediate_bias: flat(&self.intermediate_bias)?,
-                output: flat(&self.output)?,
-                output_bias: flat(&self.output_bias)?,
-                output_norm: flat(&self.output_norm)?,
-                output_norm_bias: flat(&self.output_norm_bias)?,
-            },
+            layer,
             head: flat(&self.head)?,
             head_bias: flat(&self.head_bias)?,
         })
@@ -304,31 +297,14 @@ impl Params {
 }
 
 impl Adapted {
-    fn named(&self) -> [(&'static str, &[f32]); 14] {
-        let l = &self.layer;
-        [
-            ("qkv", &l.qkv),
-            ("qkv_bias", &l.qkv_bias),
-            ("attention_out", &l.attention_out),
-            ("attention_out_bias", &l.attention_out_bias),
-            ("attention_norm", &l.attention_norm),
-            ("attention_norm_bias", &l.attention_norm_bias),
-            ("intermediate", &l.intermediate),
-            ("intermediate_bias", &l.intermediate_bias),
-            ("output", &l.output),
-            ("output_bias", &l.output_bias),
-            ("output_norm", &l.output_norm),
-            ("output_norm_bias", &l.output_norm_bias),
-            ("head", &self.head),
-            ("head_bias", &self.head_bias),
-        ]
-    }
-
     /// Written as safetensors: 7 MB of floats would be 20 MB of JSON.
     pub fn save(&self, path: &Path) -> candle_core::Result<()> {
+        let head = [("head", &self.head[..]), ("head_bias", &self.head_bias[..])];
         let tensors = self
-            .named()
+            .layer
+            .tensors()
             .into_iter()
+            .chain(head)
             .map(|(name, values)| {
                 Ok((
                     name.to_string(),
@@ -342,8 +318,8 @@ impl Adapted {
     /// Reads what `save` wrote; the sizes must fit `shape` and `classes`.
     pub fn load(path: &Path, shape: LayerShape, classes: usize) -> candle_core::Result<Self> {
         let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
-        let (h, inner) = (shape.hidden, shape.inner);
-        let mut take = |name: &str, len: usize| -> candle_core::Result<Vec<f32>> {
+        let mut take = |name: &str, dims: &[usize]| -> candle_core::Result<Vec<f32>> {
+            let len: usize = dims.iter().product();
             let values = tensors
                 .remove(name)
                 .ok_or_else(|| candle_core::Error::Msg(format!("{name} is missing")))?
@@ -354,22 +330,9 @@ impl Adapted {
             Ok(values)
         };
         Ok(Self {
-            layer: LayerWeights {
-                qkv: take("qkv", 3 * h * h)?,
-                qkv_bias: take("qkv_bias", 3 * h)?,
-                attention_out: take("attention_out", h * h)?,
-                attention_out_bias: take("attention_out_bias", h)?,
-                attention_norm: take("attention_norm", h)?,
-                attention_norm_bias: take("attention_norm_bias", h)?,
-                intermediate: take("intermediate", inner * h)?,
-                intermediate_bias: take("intermediate_bias", inner)?,
-                output: take("output", h * inner)?,
-                output_bias: take("output_bias", h)?,
-                output_norm: take("output_norm", h)?,
-                output_norm_bias: take("output_norm_bias", h)?,
-            },
-            head: take("head", classes * (h + 4))?,
-            head_bias: take("head_bias", classes)?,
+            layer: LayerWeights::from_tensors(shape, &mut take)?,
+            head: take("head", &[classes, shape.hidden + 4])?,
+            head_bias: take("head_bias", &[classes])?,
         })
     }
 }
