@@ -2,7 +2,7 @@
 //! on a thread of its own while a plain head judges sentiment, then cached
 //! and swapped in.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -87,12 +87,7 @@ fn adapt_in_background(
                     seconds = started.elapsed().as_secs_f32(),
                     "sentiment branch adapted"
                 );
-                if let Some(dir) = cache.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                if let Err(e) = adapted.save(&cache) {
-                    tracing::warn!(cache = %cache.display(), error = %e, "cannot write the sentiment cache");
-                }
+                write_cache(&adapted, &cache);
                 let model = Arc::new(SentimentModel::adapted(&adapted, encoder.layer_shape()));
                 *slot.write().unwrap_or_else(|e| e.into_inner()) = model;
             }
@@ -118,10 +113,7 @@ pub fn sentiment_trained_on(
         Ok(adapted) => adapted,
         Err(_) => {
             let adapted = adapt_sentiment(&encoder, examples, &corpus, &AdaptOptions::default())?;
-            if let Some(dir) = cache.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = adapted.save(&cache);
+            write_cache(&adapted, &cache);
             adapted
         }
     };
@@ -154,4 +146,22 @@ fn adapt_sentiment(
         })
         .collect();
     Ok(encoder.adapt_top_layer(training, SentimentLabel::ALL.len(), options)?)
+}
+
+/// Written beside the cache and renamed into place, so another process
+/// never reads half a file. A cache that cannot be written only costs the
+/// next start its training.
+fn write_cache(adapted: &Adapted, cache: &Path) {
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let part = cache.with_extension("part");
+    let written = adapted
+        .save(&part)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&part, cache).map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&part);
+        tracing::warn!(cache = %cache.display(), %error, "cannot write the sentiment cache");
+    }
 }
