@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::encoder::Encoder;
 use super::sentiment::{self, SentimentExamples, SentimentLabel, SentimentModel};
 use super::sentiment_corpus::{self, Corpus};
-use super::sentiment_layer::{AdaptOptions, Adapted};
+use super::sentiment_layer::{AdaptOptions, Adapted, Example};
 use super::worker::SentimentSlot;
 use super::{UnderstandingError, cache_key};
 use crate::config::Config;
@@ -138,14 +138,22 @@ fn adapt_sentiment(
         .iter()
         .zip(&corpus.labels)
         .map(|(t, l)| (t, l, 1.0));
-    let training = own
+    let (texts, targets): (Vec<&str>, Vec<_>) = own
         .chain(rated)
-        .map(|(text, label, weight)| {
-            let lexicon = sentiment::lexicon_features(&vader, text).0;
-            (text.as_str(), lexicon, label.index(), weight)
+        .map(|(text, label, weight)| (text.as_str(), (label.index(), weight)))
+        .unzip();
+    let examples: Vec<Example> = encoder
+        .token_ids(&texts)?
+        .into_iter()
+        .zip(texts.iter().zip(targets))
+        .map(|(ids, (text, (label, weight)))| Example {
+            ids,
+            lexicon: sentiment::lexicon_features(&vader, text).0,
+            label,
+            weight,
         })
         .collect();
-    Ok(encoder.adapt_top_layer(training, SentimentLabel::ALL.len(), options)?)
+    Ok(encoder.adapt_top_layer(&examples, SentimentLabel::ALL.len(), options)?)
 }
 
 /// Written beside the cache and renamed into place, so another process

@@ -13,7 +13,7 @@ use regex::Regex;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert::{self, Bert, Layer, LayerShape};
-use super::sentiment_layer::{self, AdaptOptions, Adapted};
+use super::sentiment_layer::{self, AdaptOptions, Adapted, Example};
 
 /// Longer inputs are cut: a chat message past this many word pieces adds
 /// little to its meaning and a lot to the cost.
@@ -128,7 +128,8 @@ impl Encoder {
         self.tokenizer.token_to_id(word).is_some()
     }
 
-    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EncoderError> {
+    /// Each text's word pieces, as the encoder reads them.
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EncoderError> {
         let texts: Vec<String> = texts.iter().map(|t| without_markup(t)).collect();
         let encodings = self
             .tokenizer
@@ -143,7 +144,7 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = self.tokenize(texts)?;
+        let ids = self.token_ids(texts)?;
         let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
         let hidden = self.model.forward(&ids);
         Ok(self.pool(&hidden, &ids))
@@ -160,7 +161,7 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = self.tokenize(texts)?;
+        let ids = self.token_ids(texts)?;
         let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
         let (hidden, branched) = self.model.forward_with(&ids, branch);
         let meanings = self.pool(&hidden, &ids);
@@ -198,38 +199,20 @@ impl Encoder {
         LayerShape::of(&self.config)
     }
 
-    /// Fine-tunes a copy of the top layer and a head on `examples` (their
-    /// texts are tokenized here). Blocking and CPU-heavy: seconds to a
-    /// minute.
+    /// Fine-tunes a copy of the top layer and a head on `examples` (word
+    /// pieces from `token_ids`). Blocking and CPU-heavy: minutes.
     pub fn adapt_top_layer(
         &self,
-        examples: Vec<(&str, [f32; 4], usize, f32)>,
+        examples: &[Example],
         classes: usize,
         options: &AdaptOptions,
     ) -> Result<Adapted, EncoderError> {
         let run = |e: candle_core::Error| EncoderError::Run(e.to_string());
-        let texts: Vec<&str> = examples.iter().map(|e| e.0).collect();
-        let mut ids = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(256) {
-            ids.extend(self.tokenize(batch)?);
-        }
-        let examples: Vec<sentiment_layer::Example> = examples
-            .iter()
-            .zip(ids)
-            .map(
-                |(&(_, lexicon, label, weight), ids)| sentiment_layer::Example {
-                    ids,
-                    lexicon,
-                    label,
-                    weight,
-                },
-            )
-            .collect();
         let top = self.config.num_hidden_layers - 1;
         let init = bert::read_layer(&self.weights_path, &self.config, top).map_err(run)?;
         sentiment_layer::train(
             &self.model,
-            &examples,
+            examples,
             &init,
             self.layer_shape(),
             classes,
