@@ -84,7 +84,7 @@ fn adapt_in_background(
         match adapt_sentiment(&encoder, &examples, &corpus, &AdaptOptions::default()) {
             Ok(adapted) => {
                 tracing::info!(
-                    seconds = started.elapsed().as_secs_f32(),
+                    seconds = super::log_seconds(started.elapsed()),
                     "sentiment branch adapted"
                 );
                 write_cache(&adapted, &cache);

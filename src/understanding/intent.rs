@@ -1,6 +1,6 @@
 //! Intent classification with out-of-scope detection: classifiers over
-//! sentence embeddings and n-grams, plus two rejections calibrated on
-//! held-out examples: too little confidence, or too far from every example.
+//! sentence embeddings and n-grams, plus two rejections calibrated by
+//! cross-validation: too little confidence, or too far from every example.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,12 +9,16 @@ use super::classifier::{Classifier, TrainError, TrainOptions, top_k};
 use super::neighbours::Neighbours;
 use super::ngrams::NgramModel;
 
-/// Shares of correctly classified held-out questions the similarity floor
-/// may turn away, and then the confidence threshold. The floor goes first
-/// and gets most: it rejects more out-of-scope questions per in-scope one
-/// lost. Both were tuned on CLINC150 val (see README).
+/// Shares of the questions the classifier gets right that the similarity
+/// floor may turn away, and then the confidence threshold: together about
+/// one in 180, the price of declining what no intent covers. The floor goes
+/// first and gets most: it needs no out-of-scope examples, which a shop's
+/// catalogue has few of, and rejects more of them per in-scope one lost.
 const SIMILARITY_BUDGET: f32 = 0.005;
 const THRESHOLD_BUDGET: f32 = 0.0005;
+
+/// Cross-validation folds the budgets are measured on.
+const FOLDS: usize = 5;
 
 /// How many alternatives a result reports besides its top intent.
 const ALTERNATIVES: usize = 3;
@@ -84,10 +88,40 @@ pub fn normalise_label(label: &str) -> &str {
     if label == "oos" { OUT_OF_SCOPE } else { label }
 }
 
+/// Each example's cross-validation fold: the k-th of an intent's n
+/// examples goes to fold k·FOLDS/n, so each fold holds a contiguous block of
+/// every intent. Examples written one after another are often paraphrases
+/// of each other; dealt out in turn (every fifth, or one in seven as this
+/// did before), a held-out question kept its near twin in training and was
+/// scored as if seen: on CLINC150 that estimated 97.5% in-scope accuracy
+/// where unseen questions (val) get 96.4%. Held out in blocks: 96.5%.
+fn blocked_folds(targets: &[usize], classes: usize) -> Vec<usize> {
+    let mut total = vec![0usize; classes];
+    for &t in targets {
+        total[t] += 1;
+    }
+    let mut seen = vec![0usize; classes];
+    targets
+        .iter()
+        .map(|&t| {
+            let k = seen[t];
+            seen[t] += 1;
+            k * FOLDS / total[t]
+        })
+        .collect()
+}
+
+/// A held-out in-scope question as the model trained without it saw it.
+struct HeldOut {
+    confidence: f32,
+    nearest: f32,
+    right: bool,
+}
+
 impl IntentModel {
-    /// Trains on unit embeddings and their labels. One example in seven of
-    /// each intent is held out first to calibrate the out-of-scope threshold,
-    /// then the final model learns from everything.
+    /// Trains on unit embeddings and their labels. The out-of-scope cut-offs
+    /// are calibrated on every example as scored by a model trained on the
+    /// other folds; then the final model learns from everything.
     pub fn train(
         texts: &[&str],
         embeddings: &[Vec<f32>],
@@ -95,26 +129,7 @@ impl IntentModel {
         options: &TrainOptions,
     ) -> Result<Self, TrainError> {
         let (names, targets) = targets_of(labels);
-        let mut seen = vec![0usize; names.len()];
-        let held_out: Vec<bool> = targets
-            .iter()
-            .map(|&t| {
-                seen[t] += 1;
-                seen[t] % 7 == 4
-            })
-            .collect();
-        type Split<'a> = (Vec<&'a str>, Vec<Vec<f32>>, Vec<usize>);
-        let pick = |keep: bool| -> Split<'_> {
-            let mut split: Split<'_> = (Vec::new(), Vec::new(), Vec::new());
-            for (i, _) in held_out.iter().enumerate().filter(|(_, h)| **h == keep) {
-                split.0.push(texts[i]);
-                split.1.push(embeddings[i].clone());
-                split.2.push(targets[i]);
-            }
-            split
-        };
-        let (train_t, train_x, train_y) = pick(false);
-        let (check_t, check_x, check_y) = pick(true);
+        let folds = blocked_folds(&targets, names.len());
         let oos = names.iter().position(|n| n == OUT_OF_SCOPE);
         let fit = |texts: &[&str], xs: &[Vec<f32>], ys: &[usize]| -> Result<Self, TrainError> {
             Ok(Self {
@@ -131,10 +146,33 @@ impl IntentModel {
                 min_similarity: -1.0,
             })
         };
-        let (threshold, min_similarity) = if check_x.is_empty() {
+        let mut held_out = Vec::new();
+        for fold in 0..FOLDS {
+            let (mut train_t, mut train_x, mut train_y) = (Vec::new(), Vec::new(), Vec::new());
+            let mut check = Vec::new();
+            for (i, &f) in folds.iter().enumerate() {
+                if f != fold {
+                    train_t.push(texts[i]);
+                    train_x.push(embeddings[i].clone());
+                    train_y.push(targets[i]);
+                } else if Some(targets[i]) != oos {
+                    check.push(i);
+                }
+            }
+            if train_x.is_empty() || check.is_empty() {
+                continue;
+            }
+            let model = fit(&train_t, &train_x, &train_y)?;
+            held_out.extend(
+                check
+                    .iter()
+                    .map(|&i| model.held_out(texts[i], &embeddings[i], targets[i])),
+            );
+        }
+        let (threshold, min_similarity) = if held_out.is_empty() {
             (0.0, -1.0)
         } else {
-            fit(&train_t, &train_x, &train_y)?.calibrate(&check_t, &check_x, &check_y)
+            cut_offs(&held_out)
         };
         Ok(Self {
             threshold,
@@ -210,47 +248,15 @@ impl IntentModel {
             .unwrap_or((0, 0.0))
     }
 
-    /// The similarity floor, then the confidence threshold: each the
-    /// highest that turns away at most its budget of the correctly
-    /// classified held-out in-scope examples. Out-of-scope examples are not
-    /// used: a catalogue has few, so any rule weighing them swings on a
-    /// handful of examples (measured on CLINC150, where 14 held-out examples
-    /// pushed a threshold to 0.89 and in-scope accuracy down by 4 points).
-    fn calibrate(&self, texts: &[&str], xs: &[Vec<f32>], ys: &[usize]) -> (f32, f32) {
-        let oos = self.oos_index();
-        // (confidence, nearest example, classified right)
-        let scored: Vec<(f32, f32, bool)> = xs
-            .iter()
-            .zip(ys)
-            .zip(texts)
-            .filter(|((_, y), _)| Some(**y) != oos)
-            .map(|((x, &y), text)| {
-                let probs = self.probabilities(text, x);
-                let (best, p) = self.best_in_scope(&probs);
-                let right = best == y && top_k(&probs, 1)[0] == y;
-                (p, self.neighbours.nearest(x), right)
-            })
-            .collect();
-        let total = scored.len().max(1) as f32;
-        let kept = |t: f32, k: f32| {
-            let n = scored
-                .iter()
-                .filter(|(p, s, right)| *right && *p >= t && *s >= k);
-            n.count() as f32 / total
-        };
-        // The highest of 0.00, 0.01, … 0.95 before `within` first fails.
-        let highest = |within: &dyn Fn(f32) -> bool| {
-            (0..=95)
-                .map(|step| step as f32 / 100.0)
-                .take_while(|&v| within(v))
-                .last()
-                .unwrap_or(0.0)
-        };
-        let ceiling = kept(0.0, -1.0);
-        let min_similarity = highest(&|k| ceiling - kept(0.0, k) <= SIMILARITY_BUDGET);
-        let after = kept(0.0, min_similarity);
-        let threshold = highest(&|t| after - kept(t, min_similarity) <= THRESHOLD_BUDGET);
-        (threshold, min_similarity)
+    /// How this model sees an in-scope example it was not trained on.
+    fn held_out(&self, text: &str, x: &[f32], label: usize) -> HeldOut {
+        let probs = self.probabilities(text, x);
+        let (best, confidence) = self.best_in_scope(&probs);
+        HeldOut {
+            confidence,
+            nearest: self.neighbours.nearest(x),
+            right: best == label && top_k(&probs, 1)[0] == label,
+        }
     }
 
     pub fn classify(&self, text: &str, embedding: &[f32]) -> Intent {
@@ -279,6 +285,35 @@ impl IntentModel {
             alternatives,
         }
     }
+}
+
+/// The similarity floor, then the confidence threshold: each the highest
+/// that turns away at most its budget of the correctly classified held-out
+/// in-scope questions. Out-of-scope examples are not used: a catalogue has
+/// few, so any rule weighing them swings on a handful of examples (measured
+/// on CLINC150, where 14 held-out examples pushed a threshold to 0.89 and
+/// in-scope accuracy down by 4 points).
+fn cut_offs(held_out: &[HeldOut]) -> (f32, f32) {
+    let total = held_out.len().max(1) as f32;
+    let kept = |t: f32, k: f32| {
+        let n = held_out
+            .iter()
+            .filter(|h| h.right && h.confidence >= t && h.nearest >= k);
+        n.count() as f32 / total
+    };
+    // The highest of 0.00, 0.01, … 0.95 before `within` first fails.
+    let highest = |within: &dyn Fn(f32) -> bool| {
+        (0..=95)
+            .map(|step| step as f32 / 100.0)
+            .take_while(|&v| within(v))
+            .last()
+            .unwrap_or(0.0)
+    };
+    let ceiling = kept(0.0, -1.0);
+    let min_similarity = highest(&|k| ceiling - kept(0.0, k) <= SIMILARITY_BUDGET);
+    let after = kept(0.0, min_similarity);
+    let threshold = highest(&|t| after - kept(t, min_similarity) <= THRESHOLD_BUDGET);
+    (threshold, min_similarity)
 }
 
 /// The linear member: no hidden layer, and a larger step, since it has
@@ -322,6 +357,24 @@ mod tests {
             ..Default::default()
         };
         IntentModel::train(&vec![""; xs.len()], &xs, &ys, &options).unwrap()
+    }
+
+    #[test]
+    fn folds_are_contiguous_blocks_of_each_intent() {
+        let targets = [0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        let folds = blocked_folds(&targets, 2);
+        let of = |class| -> Vec<usize> {
+            targets
+                .iter()
+                .zip(&folds)
+                .filter(|(t, _)| **t == class)
+                .map(|(_, f)| *f)
+                .collect()
+        };
+        // Ten examples of intent 0: two per fold, in order.
+        assert_eq!(of(0), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+        // Two of intent 1: the first and the third fold.
+        assert_eq!(of(1), [0, 2]);
     }
 
     #[test]

@@ -42,7 +42,7 @@ use sentiment_corpus::CorpusError;
 use worker::{EncoderWorker, SentimentSlot};
 
 /// Bumped when training or features change, so old caches are not reused.
-const MODEL_VERSION: &str = "6";
+const MODEL_VERSION: &str = "7";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnderstandingError {
@@ -177,7 +177,7 @@ impl Understanding {
                 let models = train(&encoder, &catalogue)?;
                 tracing::info!(
                     intents = catalogue.intents.len(),
-                    seconds = started.elapsed().as_secs_f32(),
+                    seconds = log_seconds(started.elapsed()),
                     "understanding models trained"
                 );
                 write_cache(&cache, &models);
@@ -299,6 +299,12 @@ impl Understanding {
             embedding: reading.meaning,
         }
     }
+}
+
+/// A duration for a log field, to a tenth of a second: the full float's
+/// run of digits reads like a card number to the log's redaction.
+fn log_seconds(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 10.0).round() / 10.0
 }
 
 pub(crate) fn cache_key(parts: &[&str]) -> String {
