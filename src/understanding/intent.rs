@@ -378,6 +378,27 @@ mod tests {
     }
 
     #[test]
+    fn cut_offs_turn_away_at_most_their_budget_of_right_answers() {
+        let held = |confidence, nearest, right| HeldOut {
+            confidence,
+            nearest,
+            right,
+        };
+        let mut held_out: Vec<HeldOut> = (0..994).map(|_| held(0.99, 0.9, true)).collect();
+        // 5 of 1,000 right answers far from the rest: within the floor's
+        // 0.5%, so the floor rises to where the others are.
+        held_out.extend((0..5).map(|_| held(0.99, 0.2, true)));
+        // One right answer with low confidence: 0.1%, over the threshold's
+        // 0.05%, so the threshold stays at or below it.
+        held_out.push(held(0.3, 0.9, true));
+        // Wrong answers cost nothing.
+        held_out.extend((0..50).map(|_| held(0.1, 0.1, false)));
+        let (threshold, min_similarity) = cut_offs(&held_out);
+        assert_eq!(min_similarity, 0.9);
+        assert_eq!(threshold, 0.3);
+    }
+
+    #[test]
     fn an_example_far_from_every_intent_is_out_of_scope() {
         let model = circle_model(true);
         assert_eq!(model.classify("", &point(0.05)).name, "left");
