@@ -192,12 +192,17 @@ async fn replies_decoded_together_at_different_lengths_equal_replies_decoded_alo
         alone.push(reply(&generator, request).await);
     }
     let padded_before = padded_decode::padded_steps();
+    let beside_before = padded_decode::prompts_beside_decode();
     let together =
         futures_util::future::join_all(requests.iter().map(|request| reply(&generator, request)))
             .await;
     assert!(
         padded_decode::padded_steps() > padded_before,
         "replies of different lengths decoded in one batch"
+    );
+    assert!(
+        padded_decode::prompts_beside_decode() > beside_before,
+        "later prompts ran in the same steps as the replies already decoding"
     );
     assert_eq!(together, alone);
 }

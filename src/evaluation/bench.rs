@@ -30,6 +30,9 @@ const QUESTIONS: &[&str] = &[
     "When will I get my refund?",
 ];
 
+/// Tokens each reply decodes in the fixed-length rounds.
+const FIXED_LENGTH: usize = 64;
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Times each question is asked, one customer at a time
@@ -164,6 +167,20 @@ async fn measure(
         println!("{n} at once: {round}");
         rounds.push(round);
     }
+    let prompts = generator.recorded();
+    let mut model_rounds = Vec::new();
+    let mut fixed_rounds = Vec::new();
+    for &n in &args.concurrency {
+        let round = model_round(&generator.inner, &prompts, n.max(1), None).await?;
+        println!("{} at once, model alone: {round}", n.max(1));
+        model_rounds.push(round);
+        let round = model_round(&generator.inner, &prompts, n.max(1), Some(FIXED_LENGTH)).await?;
+        println!(
+            "{} at once, model alone, {FIXED_LENGTH} tokens each: {round}",
+            n.max(1)
+        );
+        fixed_rounds.push(round);
+    }
     let mut soak = Vec::new();
     for i in 1..=args.soak {
         let question = format!(
@@ -185,11 +202,119 @@ async fn measure(
         "reply_ms_p50": p50(alone.iter().map(|r| r.total)),
         "rss_mb": rss_after,
         "concurrent": rounds,
+        "concurrent_model_alone": model_rounds,
+        "concurrent_model_alone_fixed_length": fixed_rounds,
         "soak": soak,
     });
     drop(state);
     let _ = std::fs::remove_dir_all(scratch);
     Ok(summary)
+}
+
+/// One stream's timing in a model-alone round.
+struct Stream {
+    first_token: Option<Duration>,
+    last_token: Option<Duration>,
+    tokens: usize,
+}
+
+impl Stream {
+    fn decode_rate(&self) -> Option<f64> {
+        let streaming = self.last_token?.saturating_sub(self.first_token?);
+        (self.tokens > 1 && !streaming.is_zero())
+            .then(|| (self.tokens - 1) as f64 / streaming.as_secs_f64())
+    }
+}
+
+/// `n` of the prompts the chat gave the model (in turn), sent straight to
+/// the generator at once: the model's own concurrency, without the
+/// understanding, retrieval and grounding checks that share the cores in
+/// the chat rounds. `decode_tokens_per_s_p50` is one stream's decode
+/// rate; `decode_tokens_per_s_aggregate` is what they decode together
+/// (see `decode_throughput`), the figure llama.cpp's batched bench calls
+/// text-generation speed.
+async fn model_round(
+    generator: &Arc<MistralGenerator>,
+    prompts: &[GenerationRequest],
+    n: usize,
+    fixed_length: Option<usize>,
+) -> anyhow::Result<Value> {
+    anyhow::ensure!(!prompts.is_empty(), "no prompts recorded to replay");
+    let t = Instant::now();
+    let mut receivers = Vec::with_capacity(n);
+    for i in 0..n {
+        let prompt = prompts[i % prompts.len()].clone();
+        receivers.push(match fixed_length {
+            Some(max_tokens) => generator.start_fixed_length(GenerationRequest {
+                max_tokens,
+                ..prompt
+            })?,
+            None => generator.start(prompt)?,
+        });
+    }
+    let streams = receivers.into_iter().map(|mut events| async move {
+        let mut stream = Stream {
+            first_token: None,
+            last_token: None,
+            tokens: 0,
+        };
+        while let Some(event) = events.recv().await {
+            match event {
+                GenEvent::Token(_) => {
+                    let now = t.elapsed();
+                    stream.first_token.get_or_insert(now);
+                    stream.last_token = Some(now);
+                }
+                GenEvent::Done { tokens, .. } => stream.tokens = tokens,
+                GenEvent::Failed(message) => anyhow::bail!("generation failed: {message}"),
+            }
+        }
+        Ok(stream)
+    });
+    let streams: Vec<Stream> = futures_util::future::try_join_all(streams).await?;
+    let wall = t.elapsed();
+    let tokens: usize = streams.iter().map(|s| s.tokens).sum();
+    Ok(json!({
+        "sessions": n,
+        "tokens": tokens,
+        "first_token_ms_p50": p50(streams.iter().filter_map(|s| s.first_token)),
+        "aggregate_tokens_per_s": tokens as f64 / wall.as_secs_f64(),
+        "decode_tokens_per_s_p50": median(streams.iter().filter_map(Stream::decode_rate)),
+        "decode_tokens_per_s_aggregate": decode_throughput(&streams),
+    }))
+}
+
+/// Tokens after each stream's first over the time any stream was between
+/// its first and last token: what the batch decodes per second of decoding,
+/// prompts run in between included; streams one after another give one
+/// stream's rate.
+fn decode_throughput(streams: &[Stream]) -> f64 {
+    let mut spans: Vec<(Duration, Duration)> = streams
+        .iter()
+        .filter_map(|s| Some((s.first_token?, s.last_token?)))
+        .collect();
+    spans.sort();
+    let mut covered = Duration::ZERO;
+    let mut current: Option<(Duration, Duration)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                covered += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((s, e)) = current {
+        covered += e - s;
+    }
+    let decoded: usize = streams.iter().map(|s| s.tokens.saturating_sub(1)).sum();
+    if covered.is_zero() {
+        0.0
+    } else {
+        decoded as f64 / covered.as_secs_f64()
+    }
 }
 
 /// The real model, keeping every request it is given.
@@ -220,6 +345,21 @@ impl TextGenerator for Recording {
 }
 
 impl Recording {
+    /// The distinct requests so far, in the order first given.
+    fn recorded(&self) -> Vec<GenerationRequest> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut distinct: Vec<GenerationRequest> = Vec::new();
+        for r in requests.iter() {
+            if !distinct
+                .iter()
+                .any(|d| d.system == r.system && d.turns == r.turns)
+            {
+                distinct.push(r.clone());
+            }
+        }
+        distinct
+    }
+
     /// The requests so far as OpenAI-style chat messages, one JSON line each.
     fn write_prompts(&self, path: &Path) -> std::io::Result<()> {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -360,4 +500,38 @@ fn p50(values: impl Iterator<Item = Duration>) -> u64 {
     }
     values.sort();
     values[values.len() / 2].as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(first_ms: u64, last_ms: u64, tokens: usize) -> Stream {
+        Stream {
+            first_token: Some(Duration::from_millis(first_ms)),
+            last_token: Some(Duration::from_millis(last_ms)),
+            tokens,
+        }
+    }
+
+    #[test]
+    fn streams_one_after_another_decode_at_one_streams_rate() {
+        // 10 tokens after the first in 1 s each, back to back.
+        let serial = [stream(0, 1000, 11), stream(1000, 2000, 11)];
+        assert!((decode_throughput(&serial) - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn streams_decoding_together_add_up() {
+        // Two streams over the same second, a third inside it.
+        let together = [
+            stream(0, 1000, 11),
+            stream(0, 1000, 11),
+            stream(200, 700, 6),
+        ];
+        assert!((decode_throughput(&together) - 25.0).abs() < 1e-9);
+        // A gap with no stream decoding does not count.
+        let gap = [stream(0, 500, 6), stream(1500, 2000, 6)];
+        assert!((decode_throughput(&gap) - 10.0).abs() < 1e-9);
+    }
 }

@@ -39,6 +39,8 @@ pub struct MistralGenerator {
     admission: Admission,
     description: String,
     load_time: Duration,
+    /// The tokens that end a reply (the GGUF's end-of-sequence token).
+    end_tokens: Vec<u32>,
 }
 
 impl MistralGenerator {
@@ -174,6 +176,9 @@ impl MistralGenerator {
             admission,
             description,
             load_time,
+            end_tokens: gguf_u32(path, "tokenizer.ggml.eos_token_id")
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -184,7 +189,51 @@ impl MistralGenerator {
             admission,
             description: self.description.clone(),
             load_time: self.load_time,
+            end_tokens: self.end_tokens.clone(),
         }
+    }
+
+    /// Like [`TextGenerator::start`], but the reply runs to exactly
+    /// `max_tokens`: the end-of-reply token is barred. For measuring
+    /// decoding at a known batch size, as llama.cpp's batched bench does.
+    pub fn start_fixed_length(
+        &self,
+        request: GenerationRequest,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+        // mistral.rs 0.8.1 takes a logits bias but never applies it; a
+        // logits processor is applied.
+        let barred = self.end_tokens.clone();
+        let bar: Arc<dyn mistralrs::CustomLogitsProcessor> =
+            Arc::new(move |logits: &candle_core::Tensor, _: &[u32]| {
+                let mut values = logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                for &t in &barred {
+                    if let Some(v) = values.get_mut(t as usize) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                candle_core::Tensor::from_vec(values, logits.shape(), logits.device())?
+                    .to_dtype(logits.dtype())
+            });
+        self.start_with(request, Some(bar))
+    }
+
+    fn start_with(
+        &self,
+        request: GenerationRequest,
+        logits_processor: Option<Arc<dyn mistralrs::CustomLogitsProcessor>>,
+    ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
+        let ticket = self.admission.try_admit()?;
+        let (tx, rx) = mpsc::channel(64);
+        let model = self.model.clone();
+        tokio::spawn(async move {
+            let _running = ticket.wait_turn().await;
+            if tx.is_closed() {
+                return;
+            }
+            let event = run(&model, &request, logits_processor, &tx).await;
+            let _ = tx.send(event).await;
+        });
+        Ok(rx)
     }
 
     pub fn load_time(&self) -> Duration {
@@ -239,15 +288,25 @@ fn messages_of(request: &GenerationRequest) -> impl Iterator<Item = (TextMessage
 
 /// `general.architecture` of a GGUF file, read from its header.
 fn gguf_architecture(path: &Path) -> Option<String> {
+    gguf_value(path, "general.architecture", |v| {
+        v.to_string().ok().cloned()
+    })
+}
+
+/// A whole-number value of a GGUF file's header.
+fn gguf_u32(path: &Path, key: &str) -> Option<u32> {
+    gguf_value(path, key, |v| v.to_u32().ok())
+}
+
+fn gguf_value<T>(
+    path: &Path,
+    key: &str,
+    read: impl FnOnce(&candle_core::quantized::gguf_file::Value) -> Option<T>,
+) -> Option<T> {
     use candle_core::quantized::gguf_file;
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
     let content = gguf_file::Content::read(&mut reader).ok()?;
-    content
-        .metadata
-        .get("general.architecture")?
-        .to_string()
-        .ok()
-        .cloned()
+    read(content.metadata.get(key)?)
 }
 
 fn check_gguf(path: &Path) -> Result<(), ModelError> {
@@ -278,18 +337,7 @@ impl TextGenerator for MistralGenerator {
         &self,
         request: GenerationRequest,
     ) -> Result<mpsc::Receiver<GenEvent>, GenerationError> {
-        let ticket = self.admission.try_admit()?;
-        let (tx, rx) = mpsc::channel(64);
-        let model = self.model.clone();
-        tokio::spawn(async move {
-            let _running = ticket.wait_turn().await;
-            if tx.is_closed() {
-                return;
-            }
-            let event = run(&model, &request, &tx).await;
-            let _ = tx.send(event).await;
-        });
-        Ok(rx)
+        self.start_with(request, None)
     }
 
     fn describe(&self) -> String {
@@ -302,8 +350,17 @@ impl TextGenerator for MistralGenerator {
 }
 
 /// Streams tokens into `tx`; returns the closing event.
-async fn run(model: &Model, request: &GenerationRequest, tx: &mpsc::Sender<GenEvent>) -> GenEvent {
-    let mut stream = match model.stream_chat_request(build_request(request)).await {
+async fn run(
+    model: &Model,
+    request: &GenerationRequest,
+    logits_processor: Option<Arc<dyn mistralrs::CustomLogitsProcessor>>,
+    tx: &mpsc::Sender<GenEvent>,
+) -> GenEvent {
+    let mut builder = build_request(request);
+    if let Some(processor) = logits_processor {
+        builder = builder.add_logits_processor(processor);
+    }
+    let mut stream = match model.stream_chat_request(builder).await {
         Ok(s) => s,
         Err(e) => return GenEvent::Failed(e.to_string()),
     };

@@ -24,6 +24,7 @@ use crate::{
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static PADDED_STEPS: AtomicUsize = AtomicUsize::new(0);
+static PROMPTS_BESIDE_DECODE: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns batching of different lengths on or off for the whole process.
 pub fn set_enabled(enabled: bool) {
@@ -37,6 +38,16 @@ pub fn enabled() -> bool {
 /// How many decode steps so far ran sequences of different lengths together.
 pub fn padded_steps() -> usize {
     PADDED_STEPS.load(Ordering::Relaxed)
+}
+
+/// How many engine steps so far ran a prompt in the same step as the
+/// decoding batch (the scheduler's side of this patch).
+pub fn prompts_beside_decode() -> usize {
+    PROMPTS_BESIDE_DECODE.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_prompt_beside_decode() {
+    PROMPTS_BESIDE_DECODE.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The attention mask for one decode step of a batch whose KV cache holds

@@ -142,12 +142,38 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
             } else {
                 &min
             };
-            let highest_priority_seqs = seq_buckets
+            let mut highest_priority_seqs: Vec<Sequence> = seq_buckets
                 .remove(len)
                 .unwrap()
                 .into_iter()
                 .map(|s| s.reset_urgency())
                 .collect();
+            // Frontdesk patch: with padded_decode on, the decoding batch and
+            // one prompt bucket run in the same engine step (decode first,
+            // then the prompt), so customers already being answered do not
+            // stop for each new customer's prompt.
+            let decode_key: BucketKey = (0, false, 0);
+            if crate::padded_decode::enabled() && !discrete {
+                let chosen_is_decode = *len == decode_key;
+                let other = if chosen_is_decode {
+                    seq_priorities
+                        .iter()
+                        .filter(|(key, _)| {
+                            seq_buckets
+                                .get(*key)
+                                .is_some_and(|seqs| seqs.iter().all(Sequence::is_prompt))
+                        })
+                        .max_by(|(_, a), (_, b)| a.total_cmp(b))
+                        .map(|(key, _)| *key)
+                } else {
+                    seq_buckets.contains_key(&decode_key).then_some(decode_key)
+                };
+                if let Some(other) = other {
+                    let seqs = seq_buckets.remove(&other).unwrap_or_default();
+                    highest_priority_seqs.extend(seqs.into_iter().map(|s| s.reset_urgency()));
+                    crate::padded_decode::count_prompt_beside_decode();
+                }
+            }
             for (_, seqs) in seq_buckets {
                 for seq in seqs {
                     waiting.add(seq.add_urgency());
