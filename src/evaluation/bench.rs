@@ -220,10 +220,17 @@ struct Stream {
 
 impl Stream {
     fn decode_rate(&self) -> Option<f64> {
-        let streaming = self.last_token?.saturating_sub(self.first_token?);
-        (self.tokens > 1 && !streaming.is_zero())
-            .then(|| (self.tokens - 1) as f64 / streaming.as_secs_f64())
+        decode_rate(
+            self.tokens,
+            self.last_token?.saturating_sub(self.first_token?),
+        )
     }
+}
+
+/// Tokens after the first over `streaming`, the time from the first to the
+/// last; `None` for a reply of one token.
+fn decode_rate(tokens: usize, streaming: Duration) -> Option<f64> {
+    (tokens > 1 && !streaming.is_zero()).then(|| (tokens - 1) as f64 / streaming.as_secs_f64())
 }
 
 /// `n` of the prompts the chat gave the model (in turn), sent straight to
@@ -406,9 +413,10 @@ impl Reply {
     /// Tokens after the first over the time they took.
     fn decode_rate(&self) -> Option<f64> {
         let first = self.stats.first_token?.saturating_sub(self.stats.deciding);
-        let streaming = self.stats.generation.saturating_sub(first);
-        (self.stats.tokens > 1 && !streaming.is_zero())
-            .then(|| (self.stats.tokens - 1) as f64 / streaming.as_secs_f64())
+        decode_rate(
+            self.stats.tokens,
+            self.stats.generation.saturating_sub(first),
+        )
     }
 }
 

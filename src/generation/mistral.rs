@@ -140,13 +140,14 @@ impl MistralGenerator {
         if prefix_cache_mb > 0 {
             mistralrs::core::prefix_cache_budget::set_max_bytes((prefix_cache_mb as usize) << 20);
         }
+        let header = read_gguf_header(path);
         // Customers' replies at different lengths decode in one batch (the
         // patch in vendor/mistralrs-core); only the llama architecture's
         // forward masks the padding that needs, and the switch is the
         // process's, so the last model loaded decides.
         // Measured and tested on the CPU only.
         let batch_any_length = matches!(device, DeviceKind::Cpu)
-            && gguf_architecture(path).as_deref() == Some("llama");
+            && header.as_ref().and_then(|h| h.architecture.as_deref()) == Some("llama");
         mistralrs::core::padded_decode::set_enabled(batch_any_length);
         let engine = EngineConfig {
             throughput_logging_enabled: false,
@@ -176,9 +177,7 @@ impl MistralGenerator {
             admission,
             description,
             load_time,
-            end_tokens: gguf_u32(path, "tokenizer.ggml.eos_token_id")
-                .into_iter()
-                .collect(),
+            end_tokens: header.and_then(|h| h.end_token).into_iter().collect(),
         })
     }
 
@@ -286,27 +285,26 @@ fn messages_of(request: &GenerationRequest) -> impl Iterator<Item = (TextMessage
         }))
 }
 
-/// `general.architecture` of a GGUF file, read from its header.
-fn gguf_architecture(path: &Path) -> Option<String> {
-    gguf_value(path, "general.architecture", |v| {
-        v.to_string().ok().cloned()
-    })
+/// What the generator needs from a GGUF file's header, read once.
+struct GgufHeader {
+    /// `general.architecture`
+    architecture: Option<String>,
+    /// `tokenizer.ggml.eos_token_id`
+    end_token: Option<u32>,
 }
 
-/// A whole-number value of a GGUF file's header.
-fn gguf_u32(path: &Path, key: &str) -> Option<u32> {
-    gguf_value(path, key, |v| v.to_u32().ok())
-}
-
-fn gguf_value<T>(
-    path: &Path,
-    key: &str,
-    read: impl FnOnce(&candle_core::quantized::gguf_file::Value) -> Option<T>,
-) -> Option<T> {
+fn read_gguf_header(path: &Path) -> Option<GgufHeader> {
     use candle_core::quantized::gguf_file;
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
-    let content = gguf_file::Content::read(&mut reader).ok()?;
-    read(content.metadata.get(key)?)
+    let metadata = gguf_file::Content::read(&mut reader).ok()?.metadata;
+    Some(GgufHeader {
+        architecture: metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok().cloned()),
+        end_token: metadata
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(|v| v.to_u32().ok()),
+    })
 }
 
 fn check_gguf(path: &Path) -> Result<(), ModelError> {
