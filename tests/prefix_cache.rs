@@ -186,7 +186,11 @@ async fn replies_that_reuse_a_cached_prompt_equal_replies_without_reuse() {
 async fn replies_decoded_together_at_different_lengths_equal_replies_decoded_alone() {
     let generator = load_running(0, 4).await;
     let on_cpu = device() == DeviceKind::Cpu;
-    assert_eq!(padded_decode::enabled(), on_cpu, "the default model is a llama");
+    assert_eq!(
+        padded_decode::enabled(),
+        on_cpu,
+        "the default model is a llama"
+    );
     let passage = returns_passage();
     // Questions of different lengths: their prompts, and so their replies'
     // positions, differ, which mistral.rs 0.8.1 never batched.
