@@ -180,73 +180,116 @@ mod q8_0 {
     /// `out[row][column]` = dot(weight row `column`, input row `row`), each
     /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
     pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], rows: &[Block]) -> Vec<f32> {
+        let vnni = vnni_available();
         super::by_column_tasks(m, n, COLUMNS_PER_TASK, |first, out| {
             let columns = out.len() / m;
             let weight = &weight[first * blocks..(first + columns) * blocks];
-            // SAFETY: `available()` was checked by the caller.
-            unsafe { task_columns(m, columns, blocks, weight, rows, out) };
+            // SAFETY: `available()` was checked by the caller, and
+            // `vnni_available()` here.
+            unsafe {
+                if vnni {
+                    vnni::task_columns(m, columns, blocks, weight, rows, out)
+                } else {
+                    avx2::task_columns(m, columns, blocks, weight, rows, out)
+                }
+            };
         })
     }
 
-    /// One task's columns, column-major into `out` (`[columns][m]`): each
-    /// weight row on its own, read front to back as one stream, dotted
-    /// with the input rows 4 at a time (then 2, then 1). Reading 4 weight
-    /// rows side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and
-    /// 128 input rows on this project's 2-core host.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn task_columns(
-        m: usize,
-        columns: usize,
-        blocks: usize,
-        weight: &[Block],
-        rows: &[Block],
-        out: &mut [f32],
-    ) {
-        let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
-        for c in 0..columns {
-            let w = &weight[c * blocks..(c + 1) * blocks];
-            let out = &mut out[c * m..(c + 1) * m];
-            let mut r = 0;
-            while r + 4 <= m {
-                out[r..r + 4].copy_from_slice(&tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
-                r += 4;
-            }
-            if r + 2 <= m {
-                out[r..r + 2].copy_from_slice(&tile(w, [y(r), y(r + 1)]));
-                r += 2;
-            }
-            if r < m {
-                out[r] = tile(w, [y(r)])[0];
-            }
-        }
+    /// AVX-512 VNNI's `vpdpbusd` sums four byte products into an i32 in one
+    /// instruction where AVX2 takes two (`maddubs` to i16 pairs, `madd` to
+    /// i32). The sums are the same integers: a pair of Q8_0 products is at
+    /// most 2 * 128 * 127, inside i16, so `maddubs` never saturates here.
+    fn vnni_available() -> bool {
+        is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
     }
 
-    /// Dots of one weight row with `R` input rows. For each pair the very
-    /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
-    /// of the scales, |w| times y signed like w, pairwise sums to i32, to
-    /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
-    /// the end.
+    /// Four byte products summed per i32 lane, the AVX2 way.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const R: usize>(w: &[Block], y: [&[Block]; R]) -> [f32; R] {
-        let mut acc = [_mm256_setzero_ps(); R];
-        let ones = _mm256_set1_epi16(1);
-        for (b, block) in w.iter().enumerate() {
-            let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
-            let wd = f16::to_f32(block.d);
-            let ax = _mm256_sign_epi8(wq, wq);
-            for j in 0..R {
-                let yb = y[j].get_unchecked(b);
-                let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
-                let d = _mm256_set1_ps(wd * f16::to_f32(yb.d));
-                let sy = _mm256_sign_epi8(yq, wq);
-                let dot = _mm256_maddubs_epi16(ax, sy);
-                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, dot));
-                acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
-            }
-        }
-        acc.map(|a| hsum(a))
+    unsafe fn dot_avx2(ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(ax, sy))
     }
+
+    /// Four byte products summed per i32 lane, in one VNNI instruction.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    #[inline]
+    unsafe fn dot_vnni(ax: __m256i, sy: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+    }
+
+    /// The column kernel, built once per instruction set.
+    macro_rules! column_kernel {
+        ($module:ident, $features:literal, $dot:ident) => {
+            mod $module {
+                use std::arch::x86_64::*;
+
+                use half::f16;
+
+                use super::Block;
+
+                /// One task's columns, column-major into `out` (`[columns][m]`): each
+                /// weight row on its own, read front to back as one stream, dotted
+                /// with the input rows 4 at a time (then 2, then 1). Reading 4 weight
+                /// rows side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and
+                /// 128 input rows on this project's 2-core host.
+                #[target_feature(enable = $features)]
+                pub(super) unsafe fn task_columns(
+                    m: usize,
+                    columns: usize,
+                    blocks: usize,
+                    weight: &[Block],
+                    rows: &[Block],
+                    out: &mut [f32],
+                ) {
+                    let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
+                    for c in 0..columns {
+                        let w = &weight[c * blocks..(c + 1) * blocks];
+                        let out = &mut out[c * m..(c + 1) * m];
+                        let mut r = 0;
+                        while r + 4 <= m {
+                            out[r..r + 4].copy_from_slice(&tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
+                            r += 4;
+                        }
+                        if r + 2 <= m {
+                            out[r..r + 2].copy_from_slice(&tile(w, [y(r), y(r + 1)]));
+                            r += 2;
+                        }
+                        if r < m {
+                            out[r] = tile(w, [y(r)])[0];
+                        }
+                    }
+                }
+
+                /// Dots of one weight row with `R` input rows. For each pair the very
+                /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
+                /// of the scales, |w| times y signed like w, pairwise sums to i32, to
+                /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
+                /// the end.
+                #[target_feature(enable = $features)]
+                #[inline]
+                unsafe fn tile<const R: usize>(w: &[Block], y: [&[Block]; R]) -> [f32; R] {
+                    let mut acc = [_mm256_setzero_ps(); R];
+                    for (b, block) in w.iter().enumerate() {
+                        let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+                        let wd = f16::to_f32(block.d);
+                        let ax = _mm256_sign_epi8(wq, wq);
+                        for j in 0..R {
+                            let yb = y[j].get_unchecked(b);
+                            let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                            let d = _mm256_set1_ps(wd * f16::to_f32(yb.d));
+                            let sy = _mm256_sign_epi8(yq, wq);
+                            let q = _mm256_cvtepi32_ps(super::$dot(ax, sy));
+                            acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
+                        }
+                    }
+                    acc.map(|a| super::hsum(a))
+                }
+            }
+        };
+    }
+    column_kernel!(avx2, "avx2,fma", dot_avx2);
+    column_kernel!(vnni, "avx2,fma,avx512vnni,avx512vl", dot_vnni);
 
     /// candle's `hsum_float_8`.
     #[target_feature(enable = "avx2,fma")]
