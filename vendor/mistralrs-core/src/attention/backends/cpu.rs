@@ -392,18 +392,8 @@ where
                 let (b_i, h_i) = (row / h, row % h);
                 let slope = alibi_slope(max_bias, h, h_i);
                 let q_base = b_i * qstride[0] + h_i * qstride[2];
-                let k_rows = Rows {
-                    data: k_data,
-                    base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
-                    step: kstride[1],
-                    len: d,
-                };
-                let v_rows = Rows {
-                    data: v_data,
-                    base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
-                    step: vstride[1],
-                    len: d,
-                };
+                let k_rows = Rows::of_head(k_data, kstride, b_i, h_i / rk2, d);
+                let v_rows = Rows::of_head(v_data, vstride, b_i, h_i / rv2, d);
                 attend_row(
                     &q_data[q_base..q_base + d],
                     first_kept[b_i]..kv_len,
@@ -475,18 +465,8 @@ where
                     let q_pos = row % q_len;
                     let slope = alibi_slope(max_bias, h, h_i);
                     let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                    let k_rows = Rows {
-                        data: k_data,
-                        base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
-                        step: kstride[1],
-                        len: d,
-                    };
-                    let v_rows = Rows {
-                        data: v_data,
-                        base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
-                        step: vstride[1],
-                        len: d,
-                    };
+                    let k_rows = Rows::of_head(k_data, kstride, b_i, h_i / rk2, d);
+                    let v_rows = Rows::of_head(v_data, vstride, b_i, h_i / rv2, d);
                     attend_row(
                         &q_data[q_base..q_base + d],
                         0..kv_len,
@@ -529,7 +509,18 @@ struct Rows<'a, T> {
     len: usize,
 }
 
-impl<T> Rows<'_, T> {
+impl<'a, T> Rows<'a, T> {
+    /// Sequence `b_i`'s rows of key or value head `head` in a (B, S, H, D)
+    /// tensor with these strides.
+    fn of_head(data: &'a [T], stride: &[usize], b_i: usize, head: usize, len: usize) -> Self {
+        Rows {
+            data,
+            base: b_i * stride[0] + head * stride[2],
+            step: stride[1],
+            len,
+        }
+    }
+
     #[inline(always)]
     fn row(&self, pos: usize) -> &[T] {
         &self.data[self.base + pos * self.step..][..self.len]
