@@ -72,6 +72,10 @@ pub trait BucketingManager<Backer: FcfsBacker>: Send + Sync {
 // Bucket by that metric for images because if we are not a prompt, then this doesn't apply
 type BucketKey = (usize, bool, usize);
 
+/// Frontdesk patch: the bucket every decoding sequence joins when
+/// padded_decode is on (no real sequence has length 0).
+const PADDED_DECODE_BUCKET: BucketKey = (0, false, 0);
+
 struct FixedBucketingManager;
 
 impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
@@ -95,7 +99,7 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
                 && seq.is_completion()
                 && seq.images().is_none()
             {
-                (0, false, 0)
+                PADDED_DECODE_BUCKET
             } else {
                 (
                     seq.len(),
@@ -152,7 +156,7 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
             // one prompt bucket run in the same engine step (decode first,
             // then the prompt), so customers already being answered do not
             // stop for each new customer's prompt.
-            let decode_key: BucketKey = (0, false, 0);
+            let decode_key = PADDED_DECODE_BUCKET;
             if crate::padded_decode::enabled() && !discrete {
                 let chosen_is_decode = *len == decode_key;
                 let other = if chosen_is_decode {
