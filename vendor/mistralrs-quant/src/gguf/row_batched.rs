@@ -10,8 +10,9 @@
 //!
 //! For Q8_0 weights on x86-64 with AVX2 (Frontdesk's converted models), a
 //! kernel of its own reads each weight row once, front to back, and dots
-//! it with up to 4 input rows at a time: the same instructions as candle's
-//! `vec_dot_q8_0_q8_0` for each pair, in the same order.
+//! it with up to 4 input rows at a time: for each pair the numbers candle's
+//! `vec_dot_q8_0_q8_0` computes, in the same order (with AVX-512 VNNI, in
+//! fewer instructions).
 
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -180,116 +181,139 @@ mod q8_0 {
     /// `out[row][column]` = dot(weight row `column`, input row `row`), each
     /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
     pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], rows: &[Block]) -> Vec<f32> {
-        let vnni = vnni_available();
+        let unsigned_rows = vnni_available().then(|| unsigned(rows));
         super::by_column_tasks(m, n, COLUMNS_PER_TASK, |first, out| {
             let columns = out.len() / m;
             let weight = &weight[first * blocks..(first + columns) * blocks];
             // SAFETY: `available()` was checked by the caller, and
-            // `vnni_available()` here.
+            // `vnni_available()` where the rows were made unsigned.
             unsafe {
-                if vnni {
-                    vnni::task_columns(m, columns, blocks, weight, rows, out)
-                } else {
-                    avx2::task_columns(m, columns, blocks, weight, rows, out)
+                match &unsigned_rows {
+                    Some(rows) => columns_vnni(m, columns, blocks, weight, rows, out),
+                    None => columns_avx2(m, columns, blocks, weight, rows, out),
                 }
             };
         })
     }
 
-    /// AVX-512 VNNI's `vpdpbusd` sums four byte products into an i32 in one
-    /// instruction where AVX2 takes two (`maddubs` to i16 pairs, `madd` to
-    /// i32). The sums are the same integers: a pair of Q8_0 products is at
-    /// most 2 * 128 * 127, inside i16, so `maddubs` never saturates here.
+    /// AVX-512 VNNI (`vpdpbusd`, on 256-bit registers) for `tile_vnni`.
     fn vnni_available() -> bool {
         is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
     }
 
-    /// Four byte products summed per i32 lane, the AVX2 way.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn dot_avx2(ax: __m256i, sy: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(ax, sy))
+    /// An input row's block as the VNNI kernel reads it: the bytes plus 128
+    /// (so unsigned, as `vpdpbusd` wants its first operand) and the scale
+    /// already in f32.
+    #[repr(C)]
+    pub(super) struct Unsigned {
+        qs: [u8; 32],
+        d: f32,
     }
 
-    /// Four byte products summed per i32 lane, in one VNNI instruction.
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    #[inline]
-    unsafe fn dot_vnni(ax: __m256i, sy: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+    fn unsigned(rows: &[Block]) -> Vec<Unsigned> {
+        rows.iter()
+            .map(|b| Unsigned {
+                qs: b.qs.map(|q| (q as u8) ^ 0x80),
+                d: f16::to_f32(b.d),
+            })
+            .collect()
     }
 
-    /// The column kernel, built once per instruction set.
+    /// The column kernel over one instruction set's tile.
     macro_rules! column_kernel {
-        ($module:ident, $features:literal, $dot:ident) => {
-            mod $module {
-                use std::arch::x86_64::*;
-
-                use half::f16;
-
-                use super::Block;
-
-                /// One task's columns, column-major into `out` (`[columns][m]`): each
-                /// weight row on its own, read front to back as one stream, dotted
-                /// with the input rows 4 at a time (then 2, then 1). Reading 4 weight
-                /// rows side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and
-                /// 128 input rows on this project's 2-core host.
-                #[target_feature(enable = $features)]
-                pub(super) unsafe fn task_columns(
-                    m: usize,
-                    columns: usize,
-                    blocks: usize,
-                    weight: &[Block],
-                    rows: &[Block],
-                    out: &mut [f32],
-                ) {
-                    let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
-                    for c in 0..columns {
-                        let w = &weight[c * blocks..(c + 1) * blocks];
-                        let out = &mut out[c * m..(c + 1) * m];
-                        let mut r = 0;
-                        while r + 4 <= m {
-                            out[r..r + 4].copy_from_slice(&tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
-                            r += 4;
-                        }
-                        if r + 2 <= m {
-                            out[r..r + 2].copy_from_slice(&tile(w, [y(r), y(r + 1)]));
-                            r += 2;
-                        }
-                        if r < m {
-                            out[r] = tile(w, [y(r)])[0];
-                        }
+        ($name:ident, $features:literal, $row:ty, $tile:ident) => {
+            /// One task's columns, column-major into `out` (`[columns][m]`): each
+            /// weight row on its own, read front to back as one stream, dotted
+            /// with the input rows 4 at a time (then 2, then 1). Reading 4 weight
+            /// rows side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and
+            /// 128 input rows on this project's 2-core host.
+            #[target_feature(enable = $features)]
+            unsafe fn $name(
+                m: usize,
+                columns: usize,
+                blocks: usize,
+                weight: &[Block],
+                rows: &[$row],
+                out: &mut [f32],
+            ) {
+                let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
+                for c in 0..columns {
+                    let w = &weight[c * blocks..(c + 1) * blocks];
+                    let out = &mut out[c * m..(c + 1) * m];
+                    let mut r = 0;
+                    while r + 4 <= m {
+                        out[r..r + 4].copy_from_slice(&$tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
+                        r += 4;
                     }
-                }
-
-                /// Dots of one weight row with `R` input rows. For each pair the very
-                /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
-                /// of the scales, |w| times y signed like w, pairwise sums to i32, to
-                /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
-                /// the end.
-                #[target_feature(enable = $features)]
-                #[inline]
-                unsafe fn tile<const R: usize>(w: &[Block], y: [&[Block]; R]) -> [f32; R] {
-                    let mut acc = [_mm256_setzero_ps(); R];
-                    for (b, block) in w.iter().enumerate() {
-                        let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
-                        let wd = f16::to_f32(block.d);
-                        let ax = _mm256_sign_epi8(wq, wq);
-                        for j in 0..R {
-                            let yb = y[j].get_unchecked(b);
-                            let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
-                            let d = _mm256_set1_ps(wd * f16::to_f32(yb.d));
-                            let sy = _mm256_sign_epi8(yq, wq);
-                            let q = _mm256_cvtepi32_ps(super::$dot(ax, sy));
-                            acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
-                        }
+                    if r + 2 <= m {
+                        out[r..r + 2].copy_from_slice(&$tile(w, [y(r), y(r + 1)]));
+                        r += 2;
                     }
-                    acc.map(|a| super::hsum(a))
+                    if r < m {
+                        out[r] = $tile(w, [y(r)])[0];
+                    }
                 }
             }
         };
     }
-    column_kernel!(avx2, "avx2,fma", dot_avx2);
-    column_kernel!(vnni, "avx2,fma,avx512vnni,avx512vl", dot_vnni);
+    column_kernel!(columns_avx2, "avx2,fma", Block, tile_avx2);
+    column_kernel!(columns_vnni, "avx2,fma,avx512vnni,avx512vl", Unsigned, tile_vnni);
+
+    /// Dots of one weight row with `R` input rows. For each pair the very
+    /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
+    /// of the scales, |w| times y signed like w, pairwise sums to i32, to
+    /// f32, one fused multiply-add into the pair's sum; a horizontal sum at
+    /// the end.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile_avx2<const R: usize>(w: &[Block], y: [&[Block]; R]) -> [f32; R] {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, block) in w.iter().enumerate() {
+            let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+            let wd = f16::to_f32(block.d);
+            let ax = _mm256_sign_epi8(wq, wq);
+            for j in 0..R {
+                let yb = y[j].get_unchecked(b);
+                let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                let d = _mm256_set1_ps(wd * f16::to_f32(yb.d));
+                let sy = _mm256_sign_epi8(yq, wq);
+                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(
+                    _mm256_set1_epi16(1),
+                    _mm256_maddubs_epi16(ax, sy),
+                ));
+                acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
+            }
+        }
+        acc.map(|a| hsum(a))
+    }
+
+    /// `tile_avx2` in fewer instructions per input row, with the same
+    /// numbers. `vpdpbusd` sums four products of unsigned by signed bytes
+    /// into each i32 lane: with the input bytes offset by 128, a lane is
+    /// y·w + 128·Σw, so it starts from −128·Σw, computed once per weight
+    /// block for all rows. Each lane is then the very integer candle's
+    /// `maddubs`/`madd` pair gives (Q8_0 bytes lie in −127..=127, so
+    /// neither saturates), and the scale product is the same f32 multiply.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    #[inline]
+    unsafe fn tile_vnni<const R: usize>(w: &[Block], y: [&[Unsigned]; R]) -> [f32; R] {
+        let mut acc = [_mm256_setzero_ps(); R];
+        let zero = _mm256_setzero_si256();
+        let offset = _mm256_set1_epi8(i8::MIN);
+        for (b, block) in w.iter().enumerate() {
+            let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
+            let wd = _mm256_set1_ps(f16::to_f32(block.d));
+            let start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, offset, wq));
+            for j in 0..R {
+                let yb = y[j].get_unchecked(b);
+                let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
+                let d = _mm256_mul_ps(wd, _mm256_broadcast_ss(&yb.d));
+                let q = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, yq, wq));
+                acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
+            }
+        }
+        acc.map(|a| hsum(a))
+    }
 
     /// candle's `hsum_float_8`.
     #[target_feature(enable = "avx2,fma")]
