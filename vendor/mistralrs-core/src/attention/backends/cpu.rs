@@ -5,9 +5,7 @@ use candle_core::{Context, Device, Result, Storage, Tensor, WithDType};
 use half::bf16;
 use half::f16;
 use rayon::prelude::*;
-use rayon::ThreadPool;
 
-use std::sync::LazyLock;
 use std::{f32, iter::Sum};
 
 // Frontdesk patch: the prefetch helpers, the tile size and the scalar dot
@@ -15,32 +13,9 @@ use std::{f32, iter::Sum};
 
 use crate::attention::SdpaParams;
 
-#[cfg(target_os = "macos")]
-/// Elevate the thread QoS so macOS prefers running it on Performance (P) cores.
-unsafe fn set_thread_affinity() {
-    // USER_INTERACTIVE has the highest scheduling priority that user code
-    // can request and is most likely to be scheduled on P‑cores.
-    use libc::{pthread_set_qos_class_self_np, qos_class_t::QOS_CLASS_USER_INTERACTIVE};
-    // The second argument is a relative priority within the QoS class (0 = default).
-    pthread_set_qos_class_self_np(QOS_CLASS_USER_INTERACTIVE, 0);
-}
-
-#[cfg(not(target_os = "macos"))]
-#[inline(always)]
-unsafe fn set_thread_affinity() {
-    // On non‑macOS platforms we currently leave affinity untouched.
-}
-
-/// Rayon pool used by the flash‑attention CPU kernels, with a per‑thread
-/// start handler that applies our affinity hint exactly once.
-static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
-    rayon::ThreadPoolBuilder::new()
-        .start_handler(|_| unsafe {
-            set_thread_affinity();
-        })
-        .build()
-        .expect("Failed to build custom Rayon thread‑pool for flash‑attention")
-});
+// Frontdesk patch: the kernels run on rayon's global pool, the one the
+// quantized matmuls use. A pool of their own put two idle pools' threads
+// (spinning, then yielding) beside the working ones on every core.
 
 #[inline]
 fn clamp_index(idx: usize, dim: usize) -> usize {
@@ -292,35 +267,12 @@ where
     let k_stride = k.stride();
     let v_stride = v.stride();
 
-    // Fast path for decode: q_len == 1
-    let mask_dims_ref = mask_dims.as_deref();
-    let mask_slice = mask_buffer.as_deref();
-
-    if q.shape().dims()[1] == 1 {
-        return flash_attn_cpu_single_q(
-            q_data,
-            k_data,
-            v_data,
-            mask_slice,
-            mask_dims_ref,
-            q.shape().dims(),
-            k.shape().dims(),
-            v.shape().dims(),
-            q_stride,
-            k_stride,
-            v_stride,
-            sdpa_params.softmax_scale,
-            0.0,
-            sdpa_params.softcap.unwrap_or(0.0),
-        );
-    }
-
     flash_attn_cpu(
         q_data,
         k_data,
         v_data,
-        mask_slice,
-        mask_dims_ref,
+        mask_buffer.as_deref(),
+        mask_dims.as_deref(),
         q.shape().dims(),
         k.shape().dims(),
         v.shape().dims(),
@@ -333,7 +285,7 @@ where
     )
 }
 
-// Frontdesk patch (this function and the three below it): one task per
+// Frontdesk patch (this function and the four below it): one task per
 // query row (sequence, head, position) in two passes, scores then one
 // weighted sum of value rows, with dot products and exponentials written so
 // that the compiler vectorises them. Upstream ran an online softmax per
@@ -344,80 +296,11 @@ where
 // a reply decoded in a batch equals the reply decoded alone, and a prompt
 // that reuses cached rows equals the prompt computed whole.
 
-/// Decode: q_len == 1. Each sequence's positions start at its first one the
-/// mask keeps (a left-padded sequence in a batch of different lengths, see
-/// `padded_decode`), so its sums run in the same lanes as alone.
-#[allow(clippy::too_many_arguments)]
-fn flash_attn_cpu_single_q<T>(
-    q_data: &[T],
-    k_data: &[T],
-    v_data: &[T],
-    mask_vec: Option<&[f32]>,
-    mask_dims: Option<&[usize]>,
-    qshape: &[usize],
-    kshape: &[usize],
-    vshape: &[usize],
-    qstride: &[usize],
-    kstride: &[usize],
-    vstride: &[usize],
-    scale: f32,
-    max_bias: f32,
-    logit_softcap: f32,
-) -> Result<Tensor>
-where
-    T: WithDType + Copy + UpcastF32 + DowncastF32,
-{
-    let (b, _q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
-    let kv_len = kshape[1];
-    let (rk2, rv2) = (h / kshape[2], h / vshape[2]);
-    let mut out = vec![T::cast(0.0); b * h * d];
-    let mask_info = match (mask_vec, mask_dims) {
-        (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
-        _ => None,
-    };
-    let first_kept: Vec<usize> = (0..b)
-        .map(|b_i| {
-            mask_info.as_ref().map_or(0, |mask| {
-                (0..kv_len)
-                    .find(|&kv_pos| mask.value(b_i, 0, 0, kv_pos) != f32::NEG_INFINITY)
-                    .unwrap_or(kv_len)
-            })
-        })
-        .collect();
-
-    FLASH_ATTN_POOL.install(|| {
-        out.par_chunks_mut(d).enumerate().for_each_init(
-            || (Vec::with_capacity(kv_len), vec![0f32; d]),
-            |(weights, acc), (row, out_row)| {
-                let (b_i, h_i) = (row / h, row % h);
-                let slope = alibi_slope(max_bias, h, h_i);
-                let q_base = b_i * qstride[0] + h_i * qstride[2];
-                let k_rows = Rows::of_head(k_data, kstride, b_i, h_i / rk2, d);
-                let v_rows = Rows::of_head(v_data, vstride, b_i, h_i / rv2, d);
-                attend_row(
-                    &q_data[q_base..q_base + d],
-                    first_kept[b_i]..kv_len,
-                    &k_rows,
-                    &v_rows,
-                    |kv_pos| {
-                        mask_info
-                            .as_ref()
-                            .map_or(0.0, |mask| slope * mask.value(b_i, h_i, 0, kv_pos))
-                    },
-                    scale,
-                    logit_softcap,
-                    weights,
-                    acc,
-                    out_row,
-                );
-            },
-        );
-    });
-
-    Tensor::from_vec(out, (b, h, 1, d), &Device::Cpu)
-}
-
-/// Prompts: several query rows. Shapes follow Candle convention: (B, S, H, D).
+/// Shapes follow Candle convention: (B, S, H, D); S is 1 when decoding.
+/// Each sequence's positions start at its first one the mask keeps (a
+/// left-padded sequence in a batch of different lengths, see
+/// `padded_decode`; 0 for a prompt, never padded), so its sums run in the
+/// same lanes as alone.
 #[allow(clippy::too_many_arguments)]
 fn flash_attn_cpu<T>(
     q_data: &[T],
@@ -451,41 +334,50 @@ where
         (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
         _ => None,
     };
+    let first_kept: Vec<usize> = (0..b)
+        .map(|b_i| {
+            mask_info.as_ref().map_or(0, |mask| {
+                (0..kv_len)
+                    .find(|&kv_pos| mask.value(b_i, 0, 0, kv_pos) != f32::NEG_INFINITY)
+                    .unwrap_or(kv_len)
+            })
+        })
+        .collect();
+    // A decode step has few rows (sequences times heads): one task each.
+    let rows_per_task = if q_len == 1 { 1 } else { 16 };
 
-    FLASH_ATTN_POOL.install(|| {
-        out.par_chunks_mut(d)
-            .with_min_len(16)
-            .enumerate()
-            .for_each_init(
-                || (Vec::with_capacity(kv_len), vec![0f32; d]),
-                |(weights, acc), (row, out_row)| {
-                    // (batch, head, query position), the output's order.
-                    let b_i = row / (h * q_len);
-                    let h_i = (row / q_len) % h;
-                    let q_pos = row % q_len;
-                    let slope = alibi_slope(max_bias, h, h_i);
-                    let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                    let k_rows = Rows::of_head(k_data, kstride, b_i, h_i / rk2, d);
-                    let v_rows = Rows::of_head(v_data, vstride, b_i, h_i / rv2, d);
-                    attend_row(
-                        &q_data[q_base..q_base + d],
-                        0..kv_len,
-                        &k_rows,
-                        &v_rows,
-                        |kv_pos| {
-                            mask_info
-                                .as_ref()
-                                .map_or(0.0, |mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
-                        },
-                        scale,
-                        logit_softcap,
-                        weights,
-                        acc,
-                        out_row,
-                    );
-                },
-            );
-    });
+    out.par_chunks_mut(d)
+        .with_min_len(rows_per_task)
+        .enumerate()
+        .for_each_init(
+            || (Vec::with_capacity(kv_len), vec![0f32; d]),
+            |(weights, acc), (row, out_row)| {
+                // (batch, head, query position), the output's order.
+                let b_i = row / (h * q_len);
+                let h_i = (row / q_len) % h;
+                let q_pos = row % q_len;
+                let slope = alibi_slope(max_bias, h, h_i);
+                let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
+                let k_rows = Rows::of_head(k_data, kstride, b_i, h_i / rk2, d);
+                let v_rows = Rows::of_head(v_data, vstride, b_i, h_i / rv2, d);
+                attend_row(
+                    &q_data[q_base..q_base + d],
+                    first_kept[b_i]..kv_len,
+                    &k_rows,
+                    &v_rows,
+                    |kv_pos| {
+                        mask_info
+                            .as_ref()
+                            .map_or(0.0, |mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
+                    },
+                    scale,
+                    logit_softcap,
+                    weights,
+                    acc,
+                    out_row,
+                );
+            },
+        );
 
     Tensor::from_vec(out, (b, h, q_len, d), &Device::Cpu)
 }
@@ -602,7 +494,22 @@ fn dot_lanes<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
             lanes[i] += x[i].to_f32() * y[i].to_f32();
         }
     }
-    lanes.iter().sum::<f32>() + tail
+    sum_halves(lanes) + tail
+}
+
+/// The lanes added in halves (8 pairs, 4, 2, 1): a few vector additions
+/// where a sum from left to right is 15 dependent scalar ones, paid for
+/// every key position.
+#[inline(always)]
+fn sum_halves(mut lanes: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+        width /= 2;
+    }
+    lanes[0]
 }
 
 /// The sum with position `i` always in lane `i % LANES`, the last chunk
@@ -621,7 +528,7 @@ fn sum_lanes(values: &[f32]) -> f32 {
     for (lane, value) in lanes.iter_mut().zip(tail) {
         *lane += value;
     }
-    lanes.iter().sum()
+    sum_halves(lanes)
 }
 
 /// e^x for x <= 0 (a score minus the row's maximum); 0 below -87, where
