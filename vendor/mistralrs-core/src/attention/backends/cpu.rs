@@ -184,12 +184,27 @@ impl DowncastF32 for bf16 {
 /// hot kernels can run entirely in `f32` and only down‑cast when writing out.
 pub trait UpcastF32 {
     fn to_f32(self) -> f32;
+
+    /// Frontdesk patch: the dot product of two rows, as `dot_lanes`.
+    #[inline(always)]
+    fn dot(a: &[Self], b: &[Self]) -> f32
+    where
+        Self: Copy,
+    {
+        dot_lanes(a, b)
+    }
 }
 
 impl UpcastF32 for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dot_lanes_avx2(a, b)
     }
 }
 
@@ -421,6 +436,9 @@ impl<'a, T> Rows<'a, T> {
 
 /// Independent partial sums the compiler keeps in vector registers.
 const LANES: usize = 16;
+/// Dimensions of the value sums kept in registers at once (a common head
+/// size; four 16-float vectors).
+const VALUE_BLOCK: usize = 64;
 
 /// One query row's attention over `positions`: softmax of the scaled
 /// (soft-capped) scores plus `bias` (`-inf` masks a position), times the
@@ -446,7 +464,7 @@ fn attend_row<T: UpcastF32 + DowncastF32 + Copy>(
         let score = if bias == f32::NEG_INFINITY {
             f32::NEG_INFINITY
         } else {
-            let mut s = dot_lanes(q_row, k_rows.row(kv_pos)) * scale;
+            let mut s = T::dot(q_row, k_rows.row(kv_pos)) * scale;
             if logit_softcap != 0.0 {
                 s = logit_softcap * (s / logit_softcap).tanh();
             }
@@ -464,12 +482,24 @@ fn attend_row<T: UpcastF32 + DowncastF32 + Copy>(
         *w = exp_nonpositive(*w - max);
     }
     let total = sum_lanes(weights);
-    acc.fill(0.0);
-    for (kv_pos, &w) in positions.zip(weights.iter()) {
-        if w == 0.0 {
-            continue;
+    // The value sums a block of dimensions at a time, all positions in
+    // order for each, so the block's sums stay in registers (summed into
+    // `acc` in memory, every position stored and loaded them again).
+    let kept = || positions.clone().zip(weights.iter()).filter(|(_, &w)| w != 0.0);
+    let blocked = acc.len() / VALUE_BLOCK * VALUE_BLOCK;
+    for (block, acc) in acc[..blocked].chunks_exact_mut(VALUE_BLOCK).enumerate() {
+        let mut sums = [0f32; VALUE_BLOCK];
+        for (kv_pos, &w) in kept() {
+            let v = &v_rows.row(kv_pos)[block * VALUE_BLOCK..][..VALUE_BLOCK];
+            for (s, v) in sums.iter_mut().zip(v) {
+                *s += w * v.to_f32();
+            }
         }
-        for (a, v) in acc.iter_mut().zip(v_rows.row(kv_pos)) {
+        acc.copy_from_slice(&sums);
+    }
+    acc[blocked..].fill(0.0);
+    for (kv_pos, &w) in kept() {
+        for (a, v) in acc[blocked..].iter_mut().zip(&v_rows.row(kv_pos)[blocked..]) {
             *a += w * v.to_f32();
         }
     }
@@ -495,6 +525,43 @@ fn dot_lanes<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
         }
     }
     sum_halves(lanes) + tail
+}
+
+/// `dot_lanes` for f32 in vector registers, the same lanes summed in the
+/// same order, so the same result: written out because the compiler
+/// vectorised `dot_lanes` two lanes at a time, and that loop ran once per
+/// key position.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[inline(always)]
+fn dot_lanes_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let len = a.len().min(b.len());
+    let chunked = len / LANES * LANES;
+    let tail: f32 = a[chunked..len]
+        .iter()
+        .zip(&b[chunked..len])
+        .map(|(x, y)| x * y)
+        .sum();
+    // SAFETY: AVX2 is enabled at compile time (the cfg above), and every
+    // load reads 8 floats below `chunked`, inside both slices.
+    unsafe {
+        // Lanes 0..8 and 8..16.
+        let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for c in (0..chunked).step_by(LANES) {
+            let (pa, pb) = (a.as_ptr().add(c), b.as_ptr().add(c));
+            low = _mm256_add_ps(low, _mm256_mul_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb)));
+            high = _mm256_add_ps(
+                high,
+                _mm256_mul_ps(_mm256_loadu_ps(pa.add(8)), _mm256_loadu_ps(pb.add(8))),
+            );
+        }
+        // `sum_halves`: lane i plus lane i + 8, then + 4, + 2, + 1.
+        let eight = _mm256_add_ps(low, high);
+        let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps(eight, 1));
+        let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+        let one = _mm_add_ss(two, _mm_movehdup_ps(two));
+        _mm_cvtss_f32(one) + tail
+    }
 }
 
 /// The lanes added in halves (8 pairs, 4, 2, 1): a few vector additions
