@@ -10,7 +10,11 @@ and their ratios side by side.
     python3 -m venv .venv-llama
     CMAKE_ARGS="-DGGML_NATIVE=ON" .venv-llama/bin/pip install llama-cpp-python
     cargo build --release
-    .venv-llama/bin/python bench/compare_llama_cpp.py [--model FILE] [--runs 2] [--threads 2]
+    .venv-llama/bin/python bench/compare_llama_cpp.py [--model FILE] [--runs 2] [--threads 2] [--rounds 3]
+
+With --rounds N the two engines take turns N times and each ratio is the
+median of the N rounds' ratios, so a slow spell on a shared machine lands
+on one engine's round, not in every ratio.
 
 llama.cpp's AMX weight repacking crashed (SIGILL) on one of our hosts, so
 extra buffer types are off (`use_extra_bufts=False`) unless --extra-bufts.
@@ -85,32 +89,46 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--extra-bufts", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="times the two engines take turns")
     args = ap.parse_args()
 
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         prompts_path = os.path.join(tmp, "prompts.jsonl")
-        ours = frontdesk(args.binary, args.model, args.runs, prompts_path)
-        with open(prompts_path) as f:
-            prompts = [json.loads(l) for l in f if l.strip()]
-    theirs = llama_cpp(args.model, prompts, args.threads, args.extra_bufts)
+        for _ in range(args.rounds):
+            ours = frontdesk(args.binary, args.model, args.runs, prompts_path)
+            with open(prompts_path) as f:
+                prompts = [json.loads(l) for l in f if l.strip()]
+            theirs = llama_cpp(args.model, prompts, args.threads, args.extra_bufts)
+            rounds.append((ours, theirs))
 
     rows = [
         ("prompt processing, tokens/s", "prompt_tokens_per_s_p50", True),
         ("decode, tokens/s", "decode_tokens_per_s_p50", True),
         ("first token, ms", "first_token_ms_p50", False),
     ]
-    variants = [v for v in ("loaded", "original") if v in ours]
+    variants = [v for v in ("loaded", "original") if v in rounds[0][0]]
+
+    def ratio(ours, theirs, v, key, higher_is_better):
+        a, b = ours[v][key], theirs[key]
+        return a / b if higher_is_better else b / a
+
     head = ["", "llama.cpp"] + [f"frontdesk {v}" for v in variants] \
         + [f"ratio {v}" for v in variants]
-    print(f"{len(prompts)} prompts, {args.threads} threads, {args.model}")
+    print(f"{len(prompts)} prompts, {args.threads} threads, {args.model}, "
+          f"{args.rounds} round(s) in turn (figures and ratios: medians)")
     print(" | ".join(head))
+    median = statistics.median
     for name, key, higher_is_better in rows:
-        cells = [name, f"{theirs[key]:.0f}"]
-        cells += [f"{ours[v][key]:.0f}" for v in variants]
+        cells = [name, f"{median(t[key] for _, t in rounds):.0f}"]
+        cells += [f"{median(o[v][key] for o, _ in rounds):.0f}" for v in variants]
         for v in variants:
-            a, b = ours[v][key], theirs[key]
-            ratio = a / b if higher_is_better else b / a
-            cells.append(f"{ratio:.2f}x")
+            each = [ratio(o, t, v, key, higher_is_better) for o, t in rounds]
+            cell = f"{median(each):.2f}x"
+            if len(each) > 1:
+                cell += " (" + ", ".join(f"{r:.2f}" for r in each) + ")"
+            cells.append(cell)
         print(" | ".join(cells))
     print("(ratio: Frontdesk's speed as a share of llama.cpp's; 1.00x is parity)")
 
