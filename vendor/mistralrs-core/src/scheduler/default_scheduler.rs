@@ -156,9 +156,8 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
             // one prompt bucket run in the same engine step (decode first,
             // then the prompt), so customers already being answered do not
             // stop for each new customer's prompt.
-            let decode_key = PADDED_DECODE_BUCKET;
             if crate::padded_decode::enabled() && !discrete {
-                let chosen_is_decode = *len == decode_key;
+                let chosen_is_decode = *len == PADDED_DECODE_BUCKET;
                 let other = if chosen_is_decode {
                     seq_priorities
                         .iter()
@@ -170,7 +169,9 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
                         .max_by(|(_, a), (_, b)| a.total_cmp(b))
                         .map(|(key, _)| *key)
                 } else {
-                    seq_buckets.contains_key(&decode_key).then_some(decode_key)
+                    seq_buckets
+                        .contains_key(&PADDED_DECODE_BUCKET)
+                        .then_some(PADDED_DECODE_BUCKET)
                 };
                 if let Some(other) = other {
                     let seqs = seq_buckets.remove(&other).unwrap_or_default();
