@@ -300,7 +300,7 @@ where
     )
 }
 
-// Frontdesk patch (this function and the four below it): one task per
+// Frontdesk patch (this function and the helpers below it): one task per
 // query row (sequence, head, position) in two passes, scores then one
 // weighted sum of value rows, with dot products and exponentials written so
 // that the compiler vectorises them. Upstream ran an online softmax per
