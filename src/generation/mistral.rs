@@ -444,8 +444,18 @@ mod tests {
             let candle = QMatMul::from_arc(q).unwrap();
             // Below dense_prefill::DENSE_MIN_ROWS, so no dense copy is made
             // whatever budget another test sets.
-            for rows in [1, 2, 3, 5, 8, 17] {
-                let input = Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap();
+            // Values that round from exact halves (each block's largest is
+            // 127, so the quantizer's scale is 1): ties round away from zero.
+            let halves: Vec<f32> = (0..2 * 512)
+                .map(|i| if i % 32 == 0 { 127.0 } else { (i % 32) as f32 - 16.5 })
+                .collect();
+            let halves = Tensor::from_vec(halves, (2, 1, 512), &device).unwrap();
+            for rows in [1, 2, 3, 5, 8, 17, 0] {
+                // 0: the halves.
+                let input = match rows {
+                    0 => halves.clone(),
+                    rows => Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap(),
+                };
                 let ours = layer.forward(&input).unwrap();
                 let theirs = candle.forward(&input).unwrap();
                 assert_eq!(ours.dims(), theirs.dims());

@@ -92,15 +92,15 @@ fn matmul<T: GgmlType>(
     let weight: &[T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, n * blocks) };
 
     let input = a.flatten_all()?.to_vec1::<f32>()?;
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == GgmlDType::Q8_0 && q8_0::available() {
+        // SAFETY: T is BlockQ8_0 (its dtype).
+        let weight = unsafe { q8_0::blocks(weight) };
+        return Ok(Some(q8_0::matmul(m, n, blocks, weight, &input)));
+    }
     let mut rows = vec![T::VecDotType::zeros(); m * blocks];
     for (row, quantized) in input.chunks(k).zip(rows.chunks_mut(blocks)) {
         T::VecDotType::from_float(row, quantized);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == GgmlDType::Q8_0 && q8_0::available() {
-        // SAFETY: T is BlockQ8_0 (its dtype), and so is its dot type.
-        let (weight, rows) = unsafe { (q8_0::blocks(weight), q8_0::blocks(&rows)) };
-        return Ok(Some(q8_0::matmul(m, n, blocks, weight, rows)));
     }
 
     Ok(Some(by_column_tasks(m, n, COLUMNS_PER_TASK, |first_column, out| {
@@ -152,6 +152,7 @@ mod q8_0 {
 mod q8_0 {
     use std::arch::x86_64::*;
 
+    use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
     use half::f16;
 
     /// candle's `BlockQ8_0`, whose fields are private to candle: a scale
@@ -176,21 +177,40 @@ mod q8_0 {
         std::slice::from_raw_parts(xs.as_ptr() as *const Block, xs.len())
     }
 
+    fn blocks_of(xs: &[BlockQ8_0]) -> &[Block] {
+        // SAFETY: candle's `BlockQ8_0` has `Block`'s layout (asserted above).
+        unsafe { blocks(xs) }
+    }
+
     const COLUMNS_PER_TASK: usize = 32;
+
+    /// The `m` input rows in `input`, quantized as candle quantizes them,
+    /// in the form the kernel in use reads.
+    enum Rows {
+        Signed(Vec<BlockQ8_0>),
+        Unsigned(Vec<Unsigned>),
+    }
 
     /// `out[row][column]` = dot(weight row `column`, input row `row`), each
     /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
-    pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], rows: &[Block]) -> Vec<f32> {
-        let unsigned_rows = vnni_available().then(|| unsigned(rows));
+    pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], input: &[f32]) -> Vec<f32> {
+        let rows = if vnni_available() {
+            Rows::Unsigned(unsigned(input))
+        } else {
+            let mut rows = vec![BlockQ8_0::zeros(); m * blocks];
+            BlockQ8_0::from_float(input, &mut rows);
+            Rows::Signed(rows)
+        };
         super::by_column_tasks(m, n, COLUMNS_PER_TASK, |first, out| {
             let columns = out.len() / m;
             let weight = &weight[first * blocks..(first + columns) * blocks];
             // SAFETY: `available()` was checked by the caller, and
-            // `vnni_available()` where the rows were made unsigned.
+            // `vnni_available()` where the rows were made unsigned; the
+            // signed rows are candle's `BlockQ8_0`.
             unsafe {
-                match &unsigned_rows {
-                    Some(rows) => columns_vnni(m, columns, blocks, weight, rows, out),
-                    None => columns_avx2(m, columns, blocks, weight, rows, out),
+                match &rows {
+                    Rows::Unsigned(rows) => columns_vnni(m, columns, blocks, weight, rows, out),
+                    Rows::Signed(rows) => columns_avx2(m, columns, blocks, weight, blocks_of(rows), out),
                 }
             };
         })
@@ -210,11 +230,29 @@ mod q8_0 {
         d: f32,
     }
 
-    fn unsigned(rows: &[Block]) -> Vec<Unsigned> {
-        rows.iter()
-            .map(|b| Unsigned {
-                qs: b.qs.map(|q| (q as u8) ^ 0x80),
-                d: f16::to_f32(b.d),
+    /// candle's `BlockQ8_0::from_float` (quantize_row_q8_0), straight into
+    /// the VNNI kernel's form, written so that it vectorises: candle rounds
+    /// each value with `f32::round`, a libm call. Same numbers: the same
+    /// largest magnitude, scale and inverse, each value times the inverse
+    /// rounded half away from zero (its fraction, `v - trunc(v)`, is exact),
+    /// and the scale through f16 as candle stores it.
+    fn unsigned(input: &[f32]) -> Vec<Unsigned> {
+        input
+            .chunks_exact(32)
+            .map(|xs| {
+                let amax = xs.iter().fold(0f32, |amax, x| amax.max(x.abs()));
+                let d = amax / ((1 << 7) - 1) as f32;
+                let id = if d != 0f32 { 1. / d } else { 0. };
+                let qs = std::array::from_fn(|i| {
+                    let v = xs[i] * id;
+                    let t = v.trunc();
+                    let rounded = if (v - t).abs() >= 0.5 { t + 1f32.copysign(v) } else { t };
+                    (rounded as i8 as u8) ^ 0x80
+                });
+                Unsigned {
+                    qs,
+                    d: f16::from_f32(d).to_f32(),
+                }
             })
             .collect()
     }
