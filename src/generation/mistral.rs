@@ -447,7 +447,13 @@ mod tests {
             // Values that round from exact halves (each block's largest is
             // 127, so the quantizer's scale is 1): ties round away from zero.
             let halves: Vec<f32> = (0..2 * 512)
-                .map(|i| if i % 32 == 0 { 127.0 } else { (i % 32) as f32 - 16.5 })
+                .map(|i| {
+                    if i % 32 == 0 {
+                        127.0
+                    } else {
+                        (i % 32) as f32 - 16.5
+                    }
+                })
                 .collect();
             let halves = Tensor::from_vec(halves, (2, 1, 512), &device).unwrap();
             for rows in [1, 2, 3, 5, 8, 17, 0] {
