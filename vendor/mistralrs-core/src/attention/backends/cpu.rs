@@ -497,10 +497,13 @@ fn attend_row<T: UpcastF32 + DowncastF32 + Copy>(
         }
         acc.copy_from_slice(&sums);
     }
-    acc[blocked..].fill(0.0);
-    for (kv_pos, &w) in kept() {
-        for (a, v) in acc[blocked..].iter_mut().zip(&v_rows.row(kv_pos)[blocked..]) {
-            *a += w * v.to_f32();
+    // Dimensions past the last whole block (none for a head size of 64).
+    if blocked < acc.len() {
+        acc[blocked..].fill(0.0);
+        for (kv_pos, &w) in kept() {
+            for (a, v) in acc[blocked..].iter_mut().zip(&v_rows.row(kv_pos)[blocked..]) {
+                *a += w * v.to_f32();
+            }
         }
     }
     let inv_total = 1.0 / total;
