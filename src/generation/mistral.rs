@@ -422,7 +422,8 @@ mod tests {
     /// The patched mistralrs-quant (vendor/README.md) multiplies a few rows
     /// (customers decoded together, or one) reading each weight once, and
     /// every value is the one candle's own kernel gives, for Q8_0 (its own
-    /// AVX2 kernel) and the other block formats, on sizes that fill no tile.
+    /// AVX2 kernel, used where the columns are not whole groups of 8) and
+    /// the other block formats, on sizes that fill no tile.
     #[test]
     fn few_rows_give_exactly_what_candles_kernel_gives() {
         use candle_core::quantized::QMatMul;
@@ -471,6 +472,81 @@ mod tests {
                     0.0,
                     "{dtype:?}, {rows} rows"
                 );
+            }
+        }
+    }
+
+    /// The patched mistralrs-quant (vendor/README.md) multiplies Q8_0
+    /// weights with whole groups of 8 columns through a repacked copy where
+    /// the CPU has AVX-512 VNNI: each row's values are the same to the bit
+    /// whatever rows it comes with (so a reply does not depend on who else
+    /// is decoding), and within float rounding of candle's.
+    #[test]
+    fn packed_q8_0_rows_do_not_depend_on_their_batch_and_match_candle() {
+        use candle_core::quantized::QMatMul;
+        use candle_nn::Module;
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (200, 512), &device).unwrap();
+        let q = Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0).unwrap());
+        let layer = GgufMatMul::new(QuantMethodConfig::Gguf {
+            q_weight: q.clone(),
+            b: None,
+        })
+        .unwrap();
+        let candle = QMatMul::from_arc(q).unwrap();
+        // Values that round from exact halves (each block's largest is 127,
+        // so the quantizer's scale is 1): ties round away from zero, as
+        // candle rounds them; one off would move a value by about 1.
+        let halves: Vec<f32> = (0..2 * 512)
+            .map(|i| {
+                if i % 32 == 0 {
+                    127.0
+                } else {
+                    (i % 32) as f32 - 16.5
+                }
+            })
+            .collect();
+        let halves = Tensor::from_vec(halves, (2, 1, 512), &device).unwrap();
+        for rows in [1, 2, 3, 5, 8, 17, 0] {
+            let input = match rows {
+                0 => halves.clone(),
+                rows => Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap(),
+            };
+            let rows = input.dim(0).unwrap();
+            let ours = layer.forward(&input).unwrap();
+            let theirs = candle.forward(&input).unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            let worst = (&ours - &theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = theirs
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                worst <= 1e-5 * scale,
+                "{rows} rows: {worst} off candle's {scale}"
+            );
+            for row in 0..rows {
+                let alone = layer.forward(&input.narrow(0, row, 1).unwrap()).unwrap();
+                let in_batch = ours.narrow(0, row, 1).unwrap();
+                let same = (&alone - &in_batch)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert_eq!(same, 0.0, "row {row} of {rows}");
             }
         }
     }

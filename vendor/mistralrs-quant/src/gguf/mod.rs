@@ -5,6 +5,19 @@ mod cuda;
 #[cfg(feature = "cuda")]
 mod ffi;
 mod row_batched; // Frontdesk patch
+#[cfg(target_arch = "x86_64")]
+mod q8_0_packed; // Frontdesk patch
+/// Frontdesk patch: the packed kernel is x86-64 only.
+#[cfg(not(target_arch = "x86_64"))]
+mod q8_0_packed {
+    #[derive(Debug)]
+    pub(crate) struct Packed;
+    impl Packed {
+        pub(crate) unsafe fn matmul(&self, _: usize, _: &[f32]) -> Vec<f32> {
+            unreachable!("never made off x86-64")
+        }
+    }
+}
 
 use std::{
     borrow::Cow,
@@ -32,6 +45,9 @@ pub struct GgufMatMul {
     /// Frontdesk patch: the weight dequantized for inputs of many rows, made
     /// at the first such input when the budget allows (see `dense_prefill`).
     pub(crate) dense: std::sync::OnceLock<Option<dense_prefill::DenseCopy>>,
+    /// Frontdesk patch: a Q8_0 weight repacked for the VNNI kernel, made at
+    /// the first input (see `q8_0_packed`).
+    pub(crate) packed: std::sync::OnceLock<Option<q8_0_packed::Packed>>,
 }
 
 /// Frontdesk patch (see vendor/README.md): on the CPU, candle's quantized
@@ -122,6 +138,7 @@ impl QuantMethod for GgufMatMul {
                 w: QMatMul::from_arc(q_weight)?,
                 b,
                 dense: std::sync::OnceLock::new(),
+                packed: std::sync::OnceLock::new(),
             }),
             QuantMethodConfig::GptqAwq { .. }
             | QuantMethodConfig::Unquantized(_)
@@ -146,7 +163,7 @@ impl QuantMethod for GgufMatMul {
         // candle's kernel.
         let x = match self.dense_for(a) {
             Some(dense) => dense.forward(a)?,
-            None => match row_batched::forward(&self.w, a)? {
+            None => match row_batched::forward(&self.w, &self.packed, a)? {
                 Some(x) => x,
                 None => self.w.forward(a)?,
             },
@@ -196,6 +213,7 @@ impl QuantMethod for GgufMatMul {
                 w: QMatMul::Tensor((w + delta)?),
                 b: b.clone(),
                 dense: std::sync::OnceLock::new(),
+                packed: std::sync::OnceLock::new(),
             })),
             Self {
                 w: QMatMul::TensorF16(w),
@@ -205,6 +223,7 @@ impl QuantMethod for GgufMatMul {
                 w: QMatMul::TensorF16((w + delta)?),
                 b: b.clone(),
                 dense: std::sync::OnceLock::new(),
+                packed: std::sync::OnceLock::new(),
             })),
             Self {
                 w: QMatMul::QTensor(w),
@@ -219,6 +238,7 @@ impl QuantMethod for GgufMatMul {
                     w,
                     b: b.clone(),
                     dense: std::sync::OnceLock::new(),
+                    packed: std::sync::OnceLock::new(),
                 }))
             }
         }
@@ -285,6 +305,7 @@ impl QuantMethod for GgufMatMul {
                 w,
                 b,
                 dense: std::sync::OnceLock::new(),
+                packed: std::sync::OnceLock::new(),
             }))
         }
     }
@@ -460,6 +481,7 @@ impl QuantizedSerde for GgufMatMul {
             w: QMatMul::QTensor(w.into()),
             b,
             dense: std::sync::OnceLock::new(),
+            packed: std::sync::OnceLock::new(),
         }))
     }
     fn deserialize_ext_bias(
@@ -532,6 +554,7 @@ impl QuantizedSerde for GgufMatMul {
                 w: QMatMul::QTensor(w.into()),
                 b: None,
                 dense: std::sync::OnceLock::new(),
+                packed: std::sync::OnceLock::new(),
             }),
             b,
         ))

@@ -8,11 +8,12 @@
 //! dotted with every input row while it is in cache. Every output value is
 //! the very `vec_dot` candle computes, so results are identical.
 //!
-//! For Q8_0 weights on x86-64 with AVX2 (Frontdesk's converted models), a
-//! kernel of its own reads each weight row once, front to back, and dots
-//! it with up to 4 input rows at a time: for each pair the numbers candle's
-//! `vec_dot_q8_0_q8_0` computes, in the same order (with AVX-512 VNNI, in
-//! fewer instructions).
+//! For Q8_0 weights on x86-64 (Frontdesk's converted models): with AVX-512
+//! VNNI, a repacked copy of the weight and a kernel of its own
+//! (`q8_0_packed`, not candle's rounding); with AVX2 only, a kernel that
+//! reads each weight row once, front to back, and dots it with up to 4
+//! input rows at a time: for each pair the numbers candle's
+//! `vec_dot_q8_0_q8_0` computes, in the same order.
 
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -21,6 +22,9 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
+use std::sync::OnceLock;
+
+use super::q8_0_packed;
 
 /// Weight rows (output columns) one parallel task dots with every input row.
 const COLUMNS_PER_TASK: usize = 64;
@@ -30,7 +34,12 @@ const ROWS_PER_PASS: usize = 16;
 
 /// `a` times the weight, for a CPU input of at least two rows in f32 and a
 /// weight in a block format; `None` where candle's own kernel applies.
-pub(crate) fn forward(w: &QMatMul, a: &Tensor) -> Result<Option<Tensor>> {
+/// `packed` keeps a Q8_0 weight's repacked copy, made at the first call.
+pub(crate) fn forward(
+    w: &QMatMul,
+    packed: &OnceLock<Option<q8_0_packed::Packed>>,
+    a: &Tensor,
+) -> Result<Option<Tensor>> {
     let QMatMul::QTensor(q) = w else {
         return Ok(None);
     };
@@ -45,6 +54,14 @@ pub(crate) fn forward(w: &QMatMul, a: &Tensor) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     let m = a.elem_count() / k;
+    if let Some(packed) = packed_for(packed, q, n, k) {
+        let input = a.flatten_all()?.to_vec1::<f32>()?;
+        // SAFETY: `packed_for` checked `q8_0_packed::available()`.
+        let out = unsafe { packed.matmul(m, &input) };
+        let mut shape = a.dims().to_vec();
+        *shape.last_mut().expect("a has dims") = n;
+        return Tensor::from_vec(out, shape, a.device()).map(Some);
+    }
     if m < 2 && !(q.dtype() == GgmlDType::Q8_0 && q8_0::available()) {
         return Ok(None);
     }
@@ -67,6 +84,47 @@ pub(crate) fn forward(w: &QMatMul, a: &Tensor) -> Result<Option<Tensor>> {
     let mut shape = a.dims().to_vec();
     *shape.last_mut().expect("a has dims") = n;
     Tensor::from_vec(out, shape, a.device()).map(Some)
+}
+
+/// The packed copy of a Q8_0 weight, made at the first call, where the CPU
+/// runs the packed kernel and the shape fits it.
+#[cfg(target_arch = "x86_64")]
+fn packed_for<'a>(
+    packed: &'a OnceLock<Option<q8_0_packed::Packed>>,
+    q: &candle_core::quantized::QTensor,
+    n: usize,
+    k: usize,
+) -> Option<&'a q8_0_packed::Packed> {
+    if q.dtype() != GgmlDType::Q8_0 || k % 32 != 0 || !q8_0_packed::available() {
+        return None;
+    }
+    packed
+        .get_or_init(|| {
+            let bytes = q.data().ok()?;
+            let blocks = k / 32;
+            if bytes.len() != n * blocks * std::mem::size_of::<BlockQ8_0>()
+                || (bytes.as_ptr() as usize) % std::mem::align_of::<BlockQ8_0>() != 0
+            {
+                return None;
+            }
+            // SAFETY: on the CPU a Q8_0 QTensor is a `Vec<BlockQ8_0>`
+            // (candle's `QStorage::Cpu`), whose bytes `data` borrows; size
+            // and alignment were checked above, and the blocks are plain data.
+            let weight: &[BlockQ8_0] =
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const BlockQ8_0, n * blocks) };
+            q8_0_packed::Packed::new(weight, n, blocks)
+        })
+        .as_ref()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn packed_for<'a>(
+    _: &'a OnceLock<Option<q8_0_packed::Packed>>,
+    _: &candle_core::quantized::QTensor,
+    _: usize,
+    _: usize,
+) -> Option<&'a q8_0_packed::Packed> {
+    None
 }
 
 fn matmul<T: GgmlType>(
@@ -184,77 +242,18 @@ mod q8_0 {
 
     const COLUMNS_PER_TASK: usize = 32;
 
-    /// The `m` input rows in `input`, quantized as candle quantizes them,
-    /// in the form the kernel in use reads.
-    enum Rows {
-        Signed(Vec<BlockQ8_0>),
-        Unsigned(Vec<Unsigned>),
-    }
-
     /// `out[row][column]` = dot(weight row `column`, input row `row`), each
     /// computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`.
     pub(super) fn matmul(m: usize, n: usize, blocks: usize, weight: &[Block], input: &[f32]) -> Vec<f32> {
-        let rows = if vnni_available() {
-            Rows::Unsigned(unsigned(input))
-        } else {
-            let mut rows = vec![BlockQ8_0::zeros(); m * blocks];
-            BlockQ8_0::from_float(input, &mut rows);
-            Rows::Signed(rows)
-        };
+        let mut rows = vec![BlockQ8_0::zeros(); m * blocks];
+        BlockQ8_0::from_float(input, &mut rows);
         super::by_column_tasks(m, n, COLUMNS_PER_TASK, |first, out| {
             let columns = out.len() / m;
             let weight = &weight[first * blocks..(first + columns) * blocks];
-            // SAFETY: `available()` was checked by the caller, and
-            // `vnni_available()` where the rows were made unsigned; the
-            // signed rows are candle's `BlockQ8_0`.
-            unsafe {
-                match &rows {
-                    Rows::Unsigned(rows) => columns_vnni(m, columns, blocks, weight, rows, out),
-                    Rows::Signed(rows) => columns_avx2(m, columns, blocks, weight, blocks_of(rows), out),
-                }
-            };
+            // SAFETY: `available()` was checked by the caller; the rows are
+            // candle's `BlockQ8_0`.
+            unsafe { columns_avx2(m, columns, blocks, weight, blocks_of(&rows), out) };
         })
-    }
-
-    /// AVX-512 VNNI (`vpdpbusd`, on 256-bit registers) for `tile_vnni`.
-    fn vnni_available() -> bool {
-        is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
-    }
-
-    /// An input row's block as the VNNI kernel reads it: the bytes plus 128
-    /// (so unsigned, as `vpdpbusd` wants its first operand) and the scale
-    /// already in f32.
-    #[repr(C)]
-    pub(super) struct Unsigned {
-        qs: [u8; 32],
-        d: f32,
-    }
-
-    /// candle's `BlockQ8_0::from_float` (quantize_row_q8_0), straight into
-    /// the VNNI kernel's form, written so that it vectorises: candle rounds
-    /// each value with `f32::round`, a libm call. Same numbers: the same
-    /// largest magnitude, scale and inverse, each value times the inverse
-    /// rounded half away from zero (its fraction, `v - trunc(v)`, is exact),
-    /// and the scale through f16 as candle stores it.
-    fn unsigned(input: &[f32]) -> Vec<Unsigned> {
-        input
-            .chunks_exact(32)
-            .map(|xs| {
-                let amax = xs.iter().fold(0f32, |amax, x| amax.max(x.abs()));
-                let d = amax / ((1 << 7) - 1) as f32;
-                let id = if d != 0f32 { 1. / d } else { 0. };
-                let qs = std::array::from_fn(|i| {
-                    let v = xs[i] * id;
-                    let t = v.trunc();
-                    let rounded = if (v - t).abs() >= 0.5 { t + 1f32.copysign(v) } else { t };
-                    (rounded as i8 as u8) ^ 0x80
-                });
-                Unsigned {
-                    qs,
-                    d: f16::from_f32(d).to_f32(),
-                }
-            })
-            .collect()
     }
 
     /// The column kernel over one instruction set's tile.
@@ -295,7 +294,6 @@ mod q8_0 {
         };
     }
     column_kernel!(columns_avx2, "avx2,fma", Block, tile_avx2);
-    column_kernel!(columns_vnni, "avx2,fma,avx512vnni,avx512vl", Unsigned, tile_vnni);
 
     /// Dots of one weight row with `R` input rows. For each pair the very
     /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
@@ -319,34 +317,6 @@ mod q8_0 {
                     _mm256_set1_epi16(1),
                     _mm256_maddubs_epi16(ax, sy),
                 ));
-                acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
-            }
-        }
-        acc.map(|a| hsum(a))
-    }
-
-    /// `tile_avx2` in fewer instructions per input row, with the same
-    /// numbers. `vpdpbusd` sums four products of unsigned by signed bytes
-    /// into each i32 lane: with the input bytes offset by 128, a lane is
-    /// y·w + 128·Σw, so it starts from −128·Σw, computed once per weight
-    /// block for all rows. Each lane is then the very integer candle's
-    /// `maddubs`/`madd` pair gives (Q8_0 bytes lie in −127..=127, so
-    /// neither saturates), and the scale product is the same f32 multiply.
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    #[inline]
-    unsafe fn tile_vnni<const R: usize>(w: &[Block], y: [&[Unsigned]; R]) -> [f32; R] {
-        let mut acc = [_mm256_setzero_ps(); R];
-        let zero = _mm256_setzero_si256();
-        let offset = _mm256_set1_epi8(i8::MIN);
-        for (b, block) in w.iter().enumerate() {
-            let wq = _mm256_loadu_si256(block.qs.as_ptr() as *const __m256i);
-            let wd = _mm256_set1_ps(f16::to_f32(block.d));
-            let start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, offset, wq));
-            for j in 0..R {
-                let yb = y[j].get_unchecked(b);
-                let yq = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
-                let d = _mm256_mul_ps(wd, _mm256_broadcast_ss(&yb.d));
-                let q = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, yq, wq));
                 acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
             }
         }
