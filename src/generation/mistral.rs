@@ -419,6 +419,48 @@ mod tests {
     use candle_core::{Device, Tensor};
     use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig, dense_prefill};
 
+    use super::super::largest_abs;
+
+    /// A GGUF layer of a random `rows` x 512 weight in `dtype`, and candle's
+    /// own product of the same weight.
+    fn layer_and_candles(
+        dtype: GgmlDType,
+        rows: usize,
+    ) -> (GgufMatMul, candle_core::quantized::QMatMul) {
+        let weight = Tensor::randn(0f32, 1.0, (rows, 512), &Device::Cpu).unwrap();
+        let q = Arc::new(QTensor::quantize(&weight, dtype).unwrap());
+        let layer = GgufMatMul::new(QuantMethodConfig::Gguf {
+            q_weight: q.clone(),
+            b: None,
+        })
+        .unwrap();
+        (layer, candle_core::quantized::QMatMul::from_arc(q).unwrap())
+    }
+
+    /// Inputs of 1 to 17 rows of 512 (below dense_prefill::DENSE_MIN_ROWS,
+    /// so no dense copy is made whatever budget another test sets), then 2
+    /// rows of values that round from exact halves (each block's largest is
+    /// 127, so the quantizer's scale is 1): ties round away from zero, as
+    /// candle rounds them.
+    fn few_row_inputs() -> Vec<Tensor> {
+        let device = Device::Cpu;
+        let halves: Vec<f32> = (0..2 * 512)
+            .map(|i| {
+                if i % 32 == 0 {
+                    127.0
+                } else {
+                    (i % 32) as f32 - 16.5
+                }
+            })
+            .collect();
+        let mut inputs: Vec<Tensor> = [1, 2, 3, 5, 8, 17]
+            .into_iter()
+            .map(|rows| Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap())
+            .collect();
+        inputs.push(Tensor::from_vec(halves, (2, 1, 512), &device).unwrap());
+        inputs
+    }
+
     /// The patched mistralrs-quant (vendor/README.md) multiplies a few rows
     /// (customers decoded together, or one) reading each weight once, and
     /// every value is the one candle's own kernel gives, for Q8_0 (its own
@@ -426,49 +468,21 @@ mod tests {
     /// the other block formats, on sizes that fill no tile.
     #[test]
     fn few_rows_give_exactly_what_candles_kernel_gives() {
-        use candle_core::quantized::QMatMul;
         use candle_nn::Module;
-        let device = Device::Cpu;
         for dtype in [
             GgmlDType::Q8_0,
             GgmlDType::Q4_0,
             GgmlDType::Q4K,
             GgmlDType::Q6K,
         ] {
-            let weight = Tensor::randn(0f32, 1.0, (203, 512), &device).unwrap();
-            let q = Arc::new(QTensor::quantize(&weight, dtype).unwrap());
-            let layer = GgufMatMul::new(QuantMethodConfig::Gguf {
-                q_weight: q.clone(),
-                b: None,
-            })
-            .unwrap();
-            let candle = QMatMul::from_arc(q).unwrap();
-            // Below dense_prefill::DENSE_MIN_ROWS, so no dense copy is made
-            // whatever budget another test sets.
-            // Values that round from exact halves (each block's largest is
-            // 127, so the quantizer's scale is 1): ties round away from zero.
-            let halves: Vec<f32> = (0..2 * 512)
-                .map(|i| {
-                    if i % 32 == 0 {
-                        127.0
-                    } else {
-                        (i % 32) as f32 - 16.5
-                    }
-                })
-                .collect();
-            let halves = Tensor::from_vec(halves, (2, 1, 512), &device).unwrap();
-            for rows in [1, 2, 3, 5, 8, 17, 0] {
-                // 0: the halves.
-                let input = match rows {
-                    0 => halves.clone(),
-                    rows => Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap(),
-                };
+            let (layer, candle) = layer_and_candles(dtype, 203);
+            for input in few_row_inputs() {
                 let ours = layer.forward(&input).unwrap();
                 let theirs = candle.forward(&input).unwrap();
                 assert_eq!(ours.dims(), theirs.dims());
-                let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
+                let rows = input.dim(0).unwrap();
                 assert_eq!(
-                    diff.to_scalar::<f32>().unwrap(),
+                    largest_abs(&(&ours - &theirs).unwrap()),
                     0.0,
                     "{dtype:?}, {rows} rows"
                 );
@@ -480,57 +494,19 @@ mod tests {
     /// weights with whole groups of 8 columns through a repacked copy where
     /// the CPU has AVX-512 VNNI: each row's values are the same to the bit
     /// whatever rows it comes with (so a reply does not depend on who else
-    /// is decoding), and within float rounding of candle's.
+    /// is decoding), and within float rounding of candle's (a tie rounded
+    /// the other way would move a value by about 1).
     #[test]
     fn packed_q8_0_rows_do_not_depend_on_their_batch_and_match_candle() {
-        use candle_core::quantized::QMatMul;
         use candle_nn::Module;
-        let device = Device::Cpu;
-        let weight = Tensor::randn(0f32, 1.0, (200, 512), &device).unwrap();
-        let q = Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0).unwrap());
-        let layer = GgufMatMul::new(QuantMethodConfig::Gguf {
-            q_weight: q.clone(),
-            b: None,
-        })
-        .unwrap();
-        let candle = QMatMul::from_arc(q).unwrap();
-        // Values that round from exact halves (each block's largest is 127,
-        // so the quantizer's scale is 1): ties round away from zero, as
-        // candle rounds them; one off would move a value by about 1.
-        let halves: Vec<f32> = (0..2 * 512)
-            .map(|i| {
-                if i % 32 == 0 {
-                    127.0
-                } else {
-                    (i % 32) as f32 - 16.5
-                }
-            })
-            .collect();
-        let halves = Tensor::from_vec(halves, (2, 1, 512), &device).unwrap();
-        for rows in [1, 2, 3, 5, 8, 17, 0] {
-            let input = match rows {
-                0 => halves.clone(),
-                rows => Tensor::randn(0f32, 1.0, (rows, 1, 512), &device).unwrap(),
-            };
+        let (layer, candle) = layer_and_candles(GgmlDType::Q8_0, 200);
+        for input in few_row_inputs() {
             let rows = input.dim(0).unwrap();
             let ours = layer.forward(&input).unwrap();
             let theirs = candle.forward(&input).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
-            let worst = (&ours - &theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let scale = theirs
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let worst = largest_abs(&(&ours - &theirs).unwrap());
+            let scale = largest_abs(&theirs);
             assert!(
                 worst <= 1e-5 * scale,
                 "{rows} rows: {worst} off candle's {scale}"
@@ -538,15 +514,11 @@ mod tests {
             for row in 0..rows {
                 let alone = layer.forward(&input.narrow(0, row, 1).unwrap()).unwrap();
                 let in_batch = ours.narrow(0, row, 1).unwrap();
-                let same = (&alone - &in_batch)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                assert_eq!(same, 0.0, "row {row} of {rows}");
+                assert_eq!(
+                    largest_abs(&(&alone - &in_batch).unwrap()),
+                    0.0,
+                    "row {row} of {rows}"
+                );
             }
         }
     }
@@ -573,15 +545,8 @@ mod tests {
         let dense_layer = layer(&q);
         let dense = dense_layer.forward(&prompt).unwrap();
         assert_eq!(dense_prefill::used_bytes(), 64 * 128 * 2, "one f16 copy");
-        let diff = (&dense - &quantized).unwrap().abs().unwrap();
-        let worst = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
-        let scale = quantized
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let worst = largest_abs(&(&dense - &quantized).unwrap());
+        let scale = largest_abs(&quantized);
         assert!(
             worst <= 0.02 * scale,
             "dense {worst} off a scale of {scale}"
@@ -590,9 +555,8 @@ mod tests {
         let one_row = Tensor::randn(0f32, 1.0, (1, 1, 128), &device).unwrap();
         let a = dense_layer.forward(&one_row).unwrap();
         let b = layer(&q).forward(&one_row).unwrap();
-        let same = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
         assert_eq!(
-            same.to_scalar::<f32>().unwrap(),
+            largest_abs(&(&a - &b).unwrap()),
             0.0,
             "one row stays quantized"
         );

@@ -14,6 +14,17 @@ pub use admission::{Admission, Ticket};
 pub use mistral::{MistralGenerator, ModelError};
 pub use scripted::ScriptedGenerator;
 
+/// The largest magnitude in a tensor of f32 (tests comparing products).
+#[cfg(test)]
+fn largest_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 /// Who said a turn in a generation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaker {
