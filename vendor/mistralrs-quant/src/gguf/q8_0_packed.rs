@@ -68,6 +68,8 @@ struct Output(*mut f32);
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 impl Output {
+    /// A method, so that closures capture the wrapper (`Sync`), not the
+    /// pointer field (not `Sync`) as they would for `output.0`.
     fn get(self) -> *mut f32 {
         self.0
     }
@@ -92,9 +94,10 @@ pub(crate) fn available() -> bool {
 
 impl Packed {
     /// `weight` (`n` x `blocks` of candle's `BlockQ8_0`) repacked, or
-    /// `None` when `n` is not a whole number of groups.
+    /// `None` when `n` is not a whole number of groups (or there are no
+    /// blocks).
     pub(crate) fn new(weight: &[BlockQ8_0], n: usize, blocks: usize) -> Option<Self> {
-        if n % COLUMNS != 0 || weight.len() != n * blocks {
+        if n % COLUMNS != 0 || blocks == 0 || weight.len() != n * blocks {
             return None;
         }
         // SAFETY: `Block` has candle's `BlockQ8_0` layout (asserted above).
