@@ -30,14 +30,21 @@ const COLUMNS: usize = 8;
 const GROUPS_PER_TASK: usize = 4;
 
 /// candle's `BlockQ8_0`, whose fields are private to candle: a scale and
-/// 32 signed bytes (`repr(C)`, 34 bytes, asserted below).
+/// 32 signed bytes (`repr(C)`, 34 bytes, asserted below). Also read by
+/// `row_batched`'s AVX2 kernel.
 #[repr(C)]
-struct Block {
-    d: f16,
-    qs: [i8; 32],
+pub(super) struct Block {
+    pub(super) d: f16,
+    pub(super) qs: [i8; 32],
 }
 const _: () = assert!(std::mem::size_of::<Block>() == 34);
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// candle's blocks read through `Block`.
+pub(super) fn blocks_of(xs: &[BlockQ8_0]) -> &[Block] {
+    // SAFETY: candle's `BlockQ8_0` has `Block`'s layout (asserted above).
+    unsafe { std::slice::from_raw_parts(xs.as_ptr() as *const Block, xs.len()) }
+}
 
 /// One 32-long block of 8 columns: `qs[g]` holds bytes `4g..4g+4` of each
 /// column in turn (plus 128), then the 8 scales.
@@ -100,9 +107,7 @@ impl Packed {
         if n % COLUMNS != 0 || blocks == 0 || weight.len() != n * blocks {
             return None;
         }
-        // SAFETY: `Block` has candle's `BlockQ8_0` layout (asserted above).
-        let weight =
-            unsafe { std::slice::from_raw_parts(weight.as_ptr() as *const Block, weight.len()) };
+        let weight = blocks_of(weight);
         let mut groups: Vec<Group> = (0..n / COLUMNS * blocks)
             .map(|_| Group {
                 qs: [[0; 32]; 8],

@@ -54,29 +54,26 @@ pub(crate) fn forward(
         return Ok(None);
     }
     let m = a.elem_count() / k;
-    if let Some(packed) = packed_for(packed, q, n, k) {
+    let out = if let Some(packed) = packed_for(packed, q, n, k) {
         let input = a.flatten_all()?.to_vec1::<f32>()?;
         // SAFETY: `packed_for` checked `q8_0_packed::available()`.
-        let out = unsafe { packed.matmul(m, &input) };
-        let mut shape = a.dims().to_vec();
-        *shape.last_mut().expect("a has dims") = n;
-        return Tensor::from_vec(out, shape, a.device()).map(Some);
-    }
-    if m < 2 && !(q.dtype() == GgmlDType::Q8_0 && q8_0::available()) {
+        Some(unsafe { packed.matmul(m, &input) })
+    } else if m < 2 && !(q.dtype() == GgmlDType::Q8_0 && q8_0::available()) {
         return Ok(None);
-    }
-    let out = match q.dtype() {
-        GgmlDType::Q4_0 => matmul::<BlockQ4_0>(m, k, n, a, q)?,
-        GgmlDType::Q4_1 => matmul::<BlockQ4_1>(m, k, n, a, q)?,
-        GgmlDType::Q5_0 => matmul::<BlockQ5_0>(m, k, n, a, q)?,
-        GgmlDType::Q5_1 => matmul::<BlockQ5_1>(m, k, n, a, q)?,
-        GgmlDType::Q8_0 => matmul::<BlockQ8_0>(m, k, n, a, q)?,
-        GgmlDType::Q2K => matmul::<BlockQ2K>(m, k, n, a, q)?,
-        GgmlDType::Q3K => matmul::<BlockQ3K>(m, k, n, a, q)?,
-        GgmlDType::Q4K => matmul::<BlockQ4K>(m, k, n, a, q)?,
-        GgmlDType::Q5K => matmul::<BlockQ5K>(m, k, n, a, q)?,
-        GgmlDType::Q6K => matmul::<BlockQ6K>(m, k, n, a, q)?,
-        _ => return Ok(None),
+    } else {
+        match q.dtype() {
+            GgmlDType::Q4_0 => matmul::<BlockQ4_0>(m, k, n, a, q)?,
+            GgmlDType::Q4_1 => matmul::<BlockQ4_1>(m, k, n, a, q)?,
+            GgmlDType::Q5_0 => matmul::<BlockQ5_0>(m, k, n, a, q)?,
+            GgmlDType::Q5_1 => matmul::<BlockQ5_1>(m, k, n, a, q)?,
+            GgmlDType::Q8_0 => matmul::<BlockQ8_0>(m, k, n, a, q)?,
+            GgmlDType::Q2K => matmul::<BlockQ2K>(m, k, n, a, q)?,
+            GgmlDType::Q3K => matmul::<BlockQ3K>(m, k, n, a, q)?,
+            GgmlDType::Q4K => matmul::<BlockQ4K>(m, k, n, a, q)?,
+            GgmlDType::Q5K => matmul::<BlockQ5K>(m, k, n, a, q)?,
+            GgmlDType::Q6K => matmul::<BlockQ6K>(m, k, n, a, q)?,
+            _ => return Ok(None),
+        }
     };
     let Some(out) = out else {
         return Ok(None);
@@ -100,21 +97,26 @@ fn packed_for<'a>(
     }
     packed
         .get_or_init(|| {
-            let bytes = q.data().ok()?;
             let blocks = k / 32;
-            if bytes.len() != n * blocks * std::mem::size_of::<BlockQ8_0>()
-                || (bytes.as_ptr() as usize) % std::mem::align_of::<BlockQ8_0>() != 0
-            {
-                return None;
-            }
-            // SAFETY: on the CPU a Q8_0 QTensor is a `Vec<BlockQ8_0>`
-            // (candle's `QStorage::Cpu`), whose bytes `data` borrows; size
-            // and alignment were checked above, and the blocks are plain data.
-            let weight: &[BlockQ8_0] =
-                unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const BlockQ8_0, n * blocks) };
+            let bytes = q.data().ok()?;
+            let weight = weight_blocks::<BlockQ8_0>(&bytes, n, blocks)?;
             q8_0_packed::Packed::new(weight, n, blocks)
         })
         .as_ref()
+}
+
+/// The weight's bytes as its `n` rows of `blocks` blocks of `T`, or `None`
+/// if their size or alignment is not that.
+fn weight_blocks<T: GgmlType>(bytes: &[u8], n: usize, blocks: usize) -> Option<&[T]> {
+    if bytes.len() != n * blocks * std::mem::size_of::<T>()
+        || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0
+    {
+        return None;
+    }
+    // SAFETY: on the CPU a QTensor of T's dtype is a `Vec<T>` (candle's
+    // `QStorage::Cpu`), whose bytes `data` borrows; size and alignment were
+    // checked above, and the blocks are plain data.
+    Some(unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, n * blocks) })
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -139,21 +141,15 @@ fn matmul<T: GgmlType>(
     }
     let blocks = k / T::BLCK_SIZE;
     let bytes = q.data()?;
-    if bytes.len() != n * blocks * std::mem::size_of::<T>()
-        || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0
-    {
+    let Some(weight) = weight_blocks::<T>(&bytes, n, blocks) else {
         return Ok(None);
-    }
-    // SAFETY: on the CPU a QTensor of this dtype is a `Vec<T>` (candle's
-    // `QStorage::Cpu`), whose bytes `data` borrows; size and alignment were
-    // checked above, and the blocks are plain data.
-    let weight: &[T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, n * blocks) };
+    };
 
     let input = a.flatten_all()?.to_vec1::<f32>()?;
     #[cfg(target_arch = "x86_64")]
     if T::DTYPE == GgmlDType::Q8_0 && q8_0::available() {
         // SAFETY: T is BlockQ8_0 (its dtype).
-        let weight = unsafe { q8_0::blocks(weight) };
+        let weight = q8_0::blocks_of(unsafe { &*(weight as *const [T] as *const [BlockQ8_0]) });
         return Ok(Some(q8_0::matmul(m, n, blocks, weight, &input)));
     }
     let mut rows = vec![T::VecDotType::zeros(); m * blocks];
@@ -213,31 +209,11 @@ mod q8_0 {
     use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
     use half::f16;
 
-    /// candle's `BlockQ8_0`, whose fields are private to candle: a scale
-    /// and 32 signed bytes (`repr(C)`, 34 bytes, asserted below).
-    #[repr(C)]
-    pub(super) struct Block {
-        d: f16,
-        qs: [i8; 32],
-    }
-    const _: () = assert!(std::mem::size_of::<Block>() == 34);
-    const _: () = assert!(
-        std::mem::size_of::<candle_core::quantized::k_quants::BlockQ8_0>() == 34
-    );
+    pub(super) use super::super::q8_0_packed::blocks_of;
+    use super::super::q8_0_packed::Block;
 
     pub(super) fn available() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-
-    /// # Safety
-    /// `T` must be candle's `BlockQ8_0` (same `repr(C)` layout as `Block`).
-    pub(super) unsafe fn blocks<T>(xs: &[T]) -> &[Block] {
-        std::slice::from_raw_parts(xs.as_ptr() as *const Block, xs.len())
-    }
-
-    fn blocks_of(xs: &[BlockQ8_0]) -> &[Block] {
-        // SAFETY: candle's `BlockQ8_0` has `Block`'s layout (asserted above).
-        unsafe { blocks(xs) }
     }
 
     const COLUMNS_PER_TASK: usize = 32;
@@ -256,44 +232,31 @@ mod q8_0 {
         })
     }
 
-    /// The column kernel over one instruction set's tile.
-    macro_rules! column_kernel {
-        ($name:ident, $features:literal, $row:ty, $tile:ident) => {
-            /// One task's columns, column-major into `out` (`[columns][m]`): each
-            /// weight row on its own, read front to back as one stream, dotted
-            /// with the input rows 4 at a time (then 2, then 1). Reading 4 weight
-            /// rows side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and
-            /// 128 input rows on this project's 2-core host.
-            #[target_feature(enable = $features)]
-            unsafe fn $name(
-                m: usize,
-                columns: usize,
-                blocks: usize,
-                weight: &[Block],
-                rows: &[$row],
-                out: &mut [f32],
-            ) {
-                let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
-                for c in 0..columns {
-                    let w = &weight[c * blocks..(c + 1) * blocks];
-                    let out = &mut out[c * m..(c + 1) * m];
-                    let mut r = 0;
-                    while r + 4 <= m {
-                        out[r..r + 4].copy_from_slice(&$tile(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
-                        r += 4;
-                    }
-                    if r + 2 <= m {
-                        out[r..r + 2].copy_from_slice(&$tile(w, [y(r), y(r + 1)]));
-                        r += 2;
-                    }
-                    if r < m {
-                        out[r] = $tile(w, [y(r)])[0];
-                    }
-                }
+    /// One task's columns, column-major into `out` (`[columns][m]`): each
+    /// weight row on its own, read front to back as one stream, dotted with
+    /// the input rows 4 at a time (then 2, then 1). Reading 4 weight rows
+    /// side by side (4 streams) was 20–30% slower for 1, 2, 8, 32 and 128
+    /// input rows on this project's 2-core host.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn columns_avx2(m: usize, columns: usize, blocks: usize, weight: &[Block], rows: &[Block], out: &mut [f32]) {
+        let y = |i: usize| &rows[i * blocks..(i + 1) * blocks];
+        for c in 0..columns {
+            let w = &weight[c * blocks..(c + 1) * blocks];
+            let out = &mut out[c * m..(c + 1) * m];
+            let mut r = 0;
+            while r + 4 <= m {
+                out[r..r + 4].copy_from_slice(&tile_avx2(w, [y(r), y(r + 1), y(r + 2), y(r + 3)]));
+                r += 4;
             }
-        };
+            if r + 2 <= m {
+                out[r..r + 2].copy_from_slice(&tile_avx2(w, [y(r), y(r + 1)]));
+                r += 2;
+            }
+            if r < m {
+                out[r] = tile_avx2(w, [y(r)])[0];
+            }
+        }
     }
-    column_kernel!(columns_avx2, "avx2,fma", Block, tile_avx2);
 
     /// Dots of one weight row with `R` input rows. For each pair the very
     /// steps of candle's `vec_dot_q8_0_q8_0` (avx.rs): per block the product
