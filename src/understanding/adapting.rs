@@ -15,7 +15,7 @@ use super::{UnderstandingError, cache_key};
 use crate::config::Config;
 
 /// Bumped when the sentiment branch's training or features change.
-const SENTIMENT_VERSION: &str = "1";
+const SENTIMENT_VERSION: &str = "2";
 
 /// The adapted model from the cache; else the plain one now and the adapted
 /// one later, from the returned thread.

@@ -18,10 +18,18 @@ pub const FILES: [&str; 3] = [
     "nytEditorialSnippets_GroundTruth.txt",
 ];
 
-/// A mean rating at least this far from 0 has a polarity. The raters'
-/// scale has 9 points and "neither" in the middle; within half a point of
-/// it the raters on average said neither.
-pub const POLARITY_FROM: f32 = 0.5;
+/// A mean rating at least this far above 0 is positive. The raters' scale
+/// has 9 points and "neither" in the middle; within half a point of it the
+/// raters on average said neither.
+pub const POSITIVE_FROM: f32 = 0.5;
+
+/// A mean rating this far below 0 or further is negative: a quarter point,
+/// not half, because what sentiment is for is catching an unhappy customer
+/// early, and a mild complaint ("it took an hour though") is rated only a
+/// little below "neither". Measured on the development sets: airline
+/// negative recall 0.78 → 0.81 at the same precision, the calm shop
+/// questions no more often negative (README, "Intents and sentiment").
+pub const NEGATIVE_FROM: f32 = 0.25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
@@ -44,9 +52,9 @@ pub struct Corpus {
 }
 
 pub fn label_of(rating: f32) -> SentimentLabel {
-    if rating <= -POLARITY_FROM {
+    if rating <= -NEGATIVE_FROM {
         SentimentLabel::Negative
-    } else if rating >= POLARITY_FROM {
+    } else if rating >= POSITIVE_FROM {
         SentimentLabel::Positive
     } else {
         SentimentLabel::Neutral
@@ -105,7 +113,8 @@ mod tests {
         assert_eq!((rating, text), (-0.9, "no picture\tat all"));
         assert_eq!(label_of(rating), SentimentLabel::Negative);
         assert_eq!(label_of(0.49), SentimentLabel::Neutral);
-        assert_eq!(label_of(-0.49), SentimentLabel::Neutral);
+        assert_eq!(label_of(-0.24), SentimentLabel::Neutral);
+        assert_eq!(label_of(-0.25), SentimentLabel::Negative);
         assert_eq!(label_of(0.5), SentimentLabel::Positive);
         assert!(parse_line("7\tnot a number\ttext").is_none());
         assert!(parse_line("7\t1.0").is_none());

@@ -36,7 +36,9 @@ pub struct Example {
 pub struct AdaptOptions {
     pub batch: usize,
     /// The layer moves slowly (it starts from the pretrained one), the head
-    /// fast (it starts from zero).
+    /// fast (it starts from zero). For the layer, 1e-4 beat 5e-5 and 2e-4 on
+    /// both airline and shop development sets; a warm-up and linear decay
+    /// did worse than a constant rate over this single pass.
     pub layer_learning_rate: f64,
     pub head_learning_rate: f64,
     pub weight_decay: f64,
@@ -47,7 +49,7 @@ impl Default for AdaptOptions {
     fn default() -> Self {
         Self {
             batch: 32,
-            layer_learning_rate: 5e-5,
+            layer_learning_rate: 1e-4,
             head_learning_rate: 1e-3,
             weight_decay: 0.01,
             seed: 7,
