@@ -1,6 +1,6 @@
 //! The public rated sentences sentiment also learns from: tweets, product
-//! review snippets and newspaper editorial snippets, each rated by about ten
-//! people from -4 to +4 (Hutto & Gilbert, ICWSM 2014; shipped in the
+//! review snippets and newspaper editorial snippets, each rated by 20 or
+//! more people from -4 to +4 (Hutto & Gilbert, ICWSM 2014; shipped in the
 //! vaderSentiment 3.3.2 source distribution, MIT). Fetched like the models
 //! (`model_files::SENTIMENT_CORPUS`); provenance in
 //! `docs/sentiment-sources.md`. Movie-review snippets, the fourth
@@ -47,7 +47,8 @@ pub enum CorpusError {
 pub struct Corpus {
     pub texts: Vec<String>,
     pub labels: Vec<SentimentLabel>,
-    /// Over the files' bytes, for the model cache's key.
+    /// Over the files' bytes and the labels given to their lines, for the
+    /// model cache's key: new thresholds adapt the model again by themselves.
     pub digest: String,
 }
 
@@ -95,6 +96,7 @@ pub fn load(dir: &Path) -> Result<Corpus, CorpusError> {
             labels.push(label_of(rating));
         }
     }
+    hasher.update(labels.iter().map(|l| l.index() as u8).collect::<Vec<u8>>());
     Ok(Corpus {
         texts,
         labels,
