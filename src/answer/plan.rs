@@ -899,8 +899,11 @@ const RETURN_ITEM: &str = "return_item";
 /// them ("my email is ...", "order LO-1 postcode 3511 AB").
 const DETAILS_ONLY_TERMS: usize = 4;
 
-/// At or below this sentiment score a customer hears an apology first.
-const UPSET: f32 = -0.6;
+/// At or below this sentiment score a customer hears an apology first: the
+/// score at which one message flags a conversation (`STRONGLY_NEGATIVE` in
+/// `conversation::escalation`), for the same reason: a calm question about
+/// sending something back can score about -0.65.
+const UPSET: f32 = -0.7;
 
 /// Fixed words around the source's: a complaint or a very unhappy customer
 /// hears that first and is offered a person after the steps; a question

@@ -167,6 +167,7 @@ impl SentimentModel {
                 for (logit, row) in logits.iter_mut().zip(weights.chunks_exact(x.len())) {
                     *logit += row.iter().zip(&x).map(|(w, v)| w * v).sum::<f32>();
                 }
+                logits[SentimentLabel::Negative.index()] += NEGATIVE_LEAN;
                 super::classifier::softmax(&logits)
             }
         };
@@ -178,6 +179,16 @@ impl SentimentModel {
         }
     }
 }
+
+/// Added to the adapted head's negative logit: training weighs the three
+/// classes equally, but missing an unhappy customer costs more than reading
+/// a plain message as negative. At 0.2 (negative odds x1.22), for each of
+/// three training seeds, airline negative F1 on the development set rose by
+/// 0.005-0.007 and macro-F1 by 0.003-0.005, TweetEval moved by 0.002 at
+/// most, and one more of the 17 calm shop questions read as negative (2, 2
+/// and 3; the unaveraged model before had 2). Chosen on those development
+/// sets (README, "Intents and sentiment").
+pub const NEGATIVE_LEAN: f32 = 0.2;
 
 fn with_lexicon(embedding: &[f32], lexicon: &[f32; 4]) -> Vec<f32> {
     let mut x = embedding.to_vec();

@@ -19,9 +19,13 @@ pub const FILES: [&str; 3] = [
 ];
 
 /// A mean rating at least this far above 0 is positive. The raters' scale
-/// has 9 points and "neither" in the middle; within half a point of it the
-/// raters on average said neither.
-pub const POSITIVE_FROM: f32 = 0.5;
+/// has 9 points and "neither" in the middle; a rating under three quarters
+/// of a point is a polite or matter-of-fact sentence more than a pleased
+/// one, and customer-service messages are mostly that: from 0.5 to 0.75,
+/// macro-F1 on the airline development set rose from 0.692-0.696 to
+/// 0.705-0.711 and TweetEval macro-recall from 0.658-0.667 to 0.670-0.674
+/// over three training seeds (README, "Intents and sentiment").
+pub const POSITIVE_FROM: f32 = 0.75;
 
 /// A mean rating this far below 0 or further is negative: a quarter point,
 /// not half, because what sentiment is for is catching an unhappy customer
@@ -114,10 +118,10 @@ mod tests {
         let (rating, text) = parse_line("1_1\t-0.9\tno picture\tat all\r\n").unwrap();
         assert_eq!((rating, text), (-0.9, "no picture\tat all"));
         assert_eq!(label_of(rating), SentimentLabel::Negative);
-        assert_eq!(label_of(0.49), SentimentLabel::Neutral);
+        assert_eq!(label_of(0.74), SentimentLabel::Neutral);
         assert_eq!(label_of(-0.24), SentimentLabel::Neutral);
         assert_eq!(label_of(-0.25), SentimentLabel::Negative);
-        assert_eq!(label_of(0.5), SentimentLabel::Positive);
+        assert_eq!(label_of(0.75), SentimentLabel::Positive);
         assert!(parse_line("7\tnot a number\ttext").is_none());
         assert!(parse_line("7\t1.0").is_none());
         assert!(parse_line("7\tNaN\ttext").is_none());
