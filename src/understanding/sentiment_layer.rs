@@ -39,7 +39,7 @@ pub struct AdaptOptions {
     pub batch: usize,
     /// The layer moves slowly (it starts from the pretrained one), the head
     /// fast (it starts from zero). With the weights averaged (below) the
-    /// rates are 2e-4 and 2e-3, twice those that did best without averaging
+    /// rates are 2e-4 and 2e-3, twice those used without averaging
     /// (averaging takes out the noise a higher rate adds; over seeds 7, 8
     /// and 9 the head's 2e-3 read fewer calm shop questions as negative
     /// than 1e-3, 4 against 6 in all, at the same mean airline F1). A
