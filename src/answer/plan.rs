@@ -18,6 +18,7 @@ use crate::understanding::Understood;
 use crate::understanding::catalogue::{Catalogue, IntentAction, OUT_OF_SCOPE};
 use crate::understanding::demand::DemandCatalogue;
 use crate::understanding::encoder::Encoder;
+use crate::understanding::sentiment::STRONGLY_NEGATIVE;
 use crate::understanding::signals::Signal;
 
 /// What the answer pipeline needs besides the message.
@@ -899,12 +900,6 @@ const RETURN_ITEM: &str = "return_item";
 /// them ("my email is ...", "order LO-1 postcode 3511 AB").
 const DETAILS_ONLY_TERMS: usize = 4;
 
-/// At or below this sentiment score a customer hears an apology first: the
-/// score at which one message flags a conversation (`STRONGLY_NEGATIVE` in
-/// `conversation::escalation`), for the same reason: a calm question about
-/// sending something back can score about -0.65.
-const UPSET: f32 = -0.7;
-
 /// Fixed words around the source's: a complaint or a very unhappy customer
 /// hears that first and is offered a person after the steps; a question
 /// about an order is asked for its number.
@@ -943,7 +938,7 @@ fn frame(plan: &mut Plan, input: &Input<'_>, t: &Texts, orders: bool) {
 /// or refunds score a little negative, so the score alone must be low).
 fn is_upset(understood: &Understood) -> bool {
     (understood.intent.name == COMPLAINT && understood.intent.confidence >= 0.5)
-        || understood.sentiment.score <= UPSET
+        || understood.sentiment.score <= STRONGLY_NEGATIVE
         || understood.sentiment.signals.iter().any(|s| {
             matches!(
                 s,

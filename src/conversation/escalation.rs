@@ -5,18 +5,11 @@ use std::collections::VecDeque;
 
 use crate::storage::{FlagReason, ReplyKind, Role, StoredMessage};
 use crate::understanding::Understood;
-use crate::understanding::sentiment::SentimentLabel;
+use crate::understanding::sentiment::{STRONGLY_NEGATIVE, SentimentLabel};
 use crate::understanding::signals::Signal;
 
 /// Sentiment scores kept per session for the trend.
 pub const TREND_LEN: usize = 5;
-/// At or below this score one message is enough to flag. The adapted
-/// sentiment model's scores go down to about -0.85; on the airline
-/// development set -0.7 flags about 60% of the negative tweets on their own
-/// (93% of what it flags is negative) and no calm question of the shop's
-/// development set, where -0.6 flagged one (README, "Intents and
-/// sentiment").
-pub const STRONGLY_NEGATIVE: f32 = -0.7;
 
 #[derive(Debug, Default)]
 pub struct Escalation {

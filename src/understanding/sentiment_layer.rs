@@ -134,6 +134,7 @@ pub fn train(
     rng.shuffle(&mut batches);
     let averaged_from =
         ((1.0 - options.average_last.clamp(0.0, 1.0)) * batches.len() as f64) as usize;
+    let all_vars = params.all_vars();
     let mut sum = WeightSum::default();
     for (step, batch) in batches.into_iter().enumerate() {
         let ids: Vec<&[u32]> = batch.iter().map(|&i| examples[i].ids.as_slice()).collect();
@@ -168,10 +169,10 @@ pub fn train(
         layer_opt.step(&grads)?;
         head_opt.step(&grads)?;
         if step >= averaged_from {
-            sum.add(&params.all_vars())?;
+            sum.add(&all_vars)?;
         }
     }
-    sum.write_mean(&params.all_vars())?;
+    sum.write_mean(&all_vars)?;
     params.into_adapted()
 }
 
